@@ -1,0 +1,158 @@
+"""The cluster configuration: one typed, immutable object loaded once per process.
+
+Every gateway derives the same ring from it, so it is the only thing the roles share.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ACCESS_KEY = "shardgate"
+DEFAULT_SECRET_KEY = "shardgate-secret-key"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing something or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """One volume server: ring nodes are named by `id`, never by URL."""
+
+    id: str
+    url: str
+    weight: float = 1.0
+    zone: str = ""
+    data_dir: str = ""
+
+
+@dataclass(frozen=True)
+class ErasureSpec:
+    """EC parameters, fixed per cluster (fragments of different ec_types don't mix)."""
+
+    k: int = 4
+    m: int = 2
+    ec_type: str = "isa_l_rs_vand"
+    segment_size: int = 1 << 20
+
+    @property
+    def write_quorum(self) -> int:
+        """k when k > m, else k + 1 (DESIGN.md, write path step 5)."""
+        return self.k if self.k > self.m else self.k + 1
+
+
+@dataclass(frozen=True)
+class User:
+    access_key: str
+    secret_key: str
+    display_name: str = ""
+    email: str = ""
+    user_id: str = ""
+
+    @property
+    def canonical_id(self) -> str:
+        return self.user_id or self.access_key
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    region: str = "us-east-1"
+    workers: int = 1
+    tls_cert: str = ""
+    tls_key: str = ""
+    inline_threshold: int = 128 * 1024
+    clock_skew_seconds: int = 900
+    bucket_cache_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    volumes: tuple[VolumeSpec, ...]
+    erasure: ErasureSpec = field(default_factory=ErasureSpec)
+    gateway: GatewaySpec = field(default_factory=GatewaySpec)
+    users: tuple[User, ...] = ()
+    jwt_secret: str = ""
+    token_ttl_seconds: int = 120
+
+    def volume(self, volume_id: str) -> VolumeSpec:
+        for v in self.volumes:
+            if v.id == volume_id:
+                return v
+        raise ConfigError(f"unknown volume id {volume_id!r}")
+
+    def user_by_access_key(self, access_key: str) -> User | None:
+        for u in self.users:
+            if u.access_key == access_key:
+                return u
+        return None
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    known = set(cls.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    try:
+        return cls(**raw)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def parse_config(raw: dict[str, Any]) -> ClusterConfig:
+    """Build and validate a ClusterConfig from parsed TOML."""
+    volumes = tuple(_build(VolumeSpec, v, "[[volumes]]") for v in raw.get("volumes", []))
+    if not volumes:
+        raise ConfigError("at least one [[volumes]] entry is required")
+    if len({v.id for v in volumes}) != len(volumes):
+        raise ConfigError("volume ids must be unique")
+    erasure = _build(ErasureSpec, _section(raw, "erasure"), "[erasure]")
+    if erasure.k < 1 or erasure.m < 0:
+        raise ConfigError("[erasure] needs k >= 1 and m >= 0")
+    if erasure.k + erasure.m > len(volumes):
+        raise ConfigError(
+            f"[erasure] k+m = {erasure.k + erasure.m} needs at least that many volumes, "
+            f"got {len(volumes)}"
+        )
+    gateway = _build(GatewaySpec, _section(raw, "gateway"), "[gateway]")
+    users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
+    if len({u.access_key for u in users}) != len(users):
+        raise ConfigError("user access keys must be unique")
+    secret = raw.get("jwt_secret", "")
+    if len(secret) < 16:
+        raise ConfigError("jwt_secret must be at least 16 characters")
+    return ClusterConfig(
+        volumes=volumes,
+        erasure=erasure,
+        gateway=gateway,
+        users=users,
+        jwt_secret=secret,
+        token_ttl_seconds=int(raw.get("token_ttl_seconds", 120)),
+    )
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    """Read a cluster TOML file (see conf/cluster.sample.toml)."""
+    with open(path, "rb") as fh:
+        return parse_config(tomllib.load(fh))
+
+
+def load_users(path: str | Path) -> tuple[User, ...]:
+    """Read a users TOML file: `[[users]]` tables, as `shardgate dev --users` takes."""
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
+    if not users:
+        raise ConfigError(f"{path}: no [[users]] entries")
+    return users

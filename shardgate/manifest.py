@@ -1,0 +1,92 @@
+"""The manifest: what a gateway commits to volumes and reads back.
+
+Every object is a list of parts (a single PUT is one part). Each part is erasure-coded on
+its own and stored as one fragment archive per fragment index; `placement[i]` is the
+volume holding fragment index i of that part (None where a write missed it, which the
+heal queue records). Volumes store the manifest as opaque JSON beside a few summary
+columns they need for listing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+def archive_id(incarnation: str, key: str, tag: str, index: int) -> str:
+    """Name of one fragment archive; S3 keys never become paths on a volume."""
+    digest = hashlib.sha256(f"{incarnation}\0{key}\0{tag}\0{index}".encode()).hexdigest()
+    return digest[:40]
+
+
+@dataclass(frozen=True)
+class ErasureParams:
+    k: int
+    m: int
+    ec_type: str
+    segment_size: int
+
+
+@dataclass(frozen=True)
+class PartManifest:
+    number: int
+    size: int
+    etag: str
+    archive_tag: str
+    placement: tuple[str | None, ...]
+    inline: bool = False
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def archive_id(self, incarnation: str, key: str, index: int) -> str:
+        return archive_id(incarnation, key, self.archive_tag, index)
+
+
+@dataclass(frozen=True)
+class ObjectManifest:
+    bucket: str
+    incarnation: str
+    key: str
+    version_id: str
+    last_modified: float
+    owner: str
+    deleted: bool = False
+    size: int = 0
+    etag: str = ""
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: str = ""
+    erasure: ErasureParams | None = None
+    parts: tuple[PartManifest, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ObjectManifest:
+        raw = dict(raw)
+        if raw.get("erasure"):
+            raw["erasure"] = ErasureParams(**raw["erasure"])
+        raw["parts"] = tuple(
+            PartManifest(**{**p, "placement": tuple(p["placement"])}) for p in raw.get("parts", ())
+        )
+        return cls(**raw)
+
+    def with_changes(self, **changes: Any) -> ObjectManifest:
+        return replace(self, **changes)
+
+    def archives_on(self, volume_id: str) -> list[str]:
+        """Archive ids this manifest keeps on one volume (for cleanup when superseded)."""
+        out = []
+        for part in self.parts:
+            for index, holder in enumerate(part.placement):
+                if holder == volume_id:
+                    out.append(part.archive_id(self.incarnation, self.key, index))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """The columns a volume keeps for listing without parsing the manifest."""
+        return {"size": self.size, "etag": self.etag, "last_modified": self.last_modified,
+                "owner": self.owner}
