@@ -1,0 +1,1 @@
+"""The S3 gateway: a stateless ASGI app that fans requests out to volume servers."""

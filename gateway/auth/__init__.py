@@ -1,0 +1,1 @@
+"""Request authentication: SigV4 headers, presigned URLs and aws-chunked bodies."""
