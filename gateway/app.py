@@ -1,0 +1,137 @@
+"""The gateway ASGI app: one pipeline from request to S3 response.
+
+route -> authenticate once -> build a RequestContext -> dispatch to the operation's
+handler -> render any S3Error as XML. Handlers never see the Authorization header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway import bucket, delete, get, listing, multipart, put
+from gateway.auth.canonical import headers_from_asgi
+from gateway.auth.sigv4 import authenticate
+from gateway.bucket_records import BucketRecords
+from gateway.cluster import Cluster
+from gateway.context import RequestContext
+from gateway.errors import S3Error
+from gateway.router import route
+from gateway.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.xml import error_document
+from shardgate.config import ClusterConfig
+
+log = logging.getLogger("shardgate.gateway")
+
+Handler = Callable[[RequestContext], Awaitable[Response]]
+
+HANDLERS: dict[str, Handler] = {
+    "ListBuckets": bucket.list_buckets,
+    "CreateBucket": bucket.create_bucket,
+    "HeadBucket": bucket.head_bucket,
+    "DeleteBucket": bucket.delete_bucket,
+    "GetBucketLocation": bucket.get_bucket_location,
+    "GetBucketVersioning": bucket.get_bucket_versioning,
+    "ListObjectsV2": listing.list_objects_v2,
+    "ListObjects": listing.list_objects,
+    "PutObject": put.put_object,
+    "GetObject": get.get_object,
+    "HeadObject": get.head_object,
+    "DeleteObject": delete.delete_object,
+    "DeleteObjects": delete.delete_objects,
+    "CreateMultipartUpload": multipart.create_multipart_upload,
+    "UploadPart": multipart.upload_part,
+    "CompleteMultipartUpload": multipart.complete_multipart_upload,
+    "AbortMultipartUpload": multipart.abort_multipart_upload,
+    "ListParts": multipart.list_parts,
+    "ListMultipartUploads": multipart.list_multipart_uploads,
+}
+
+HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one
+
+
+def _error_response(error: S3Error, request_id: str, method: str,
+                    resource: str) -> Response:
+    headers = {"x-amz-request-id": request_id, "x-amz-id-2": request_id, **error.headers}
+    if method == "HEAD":
+        return Response(status_code=error.status, headers=headers)
+    extra = dict(error.extra)
+    extra.setdefault("Resource", resource)
+    return Response(error_document(error.code, error.message, request_id, extra),
+                    status_code=error.status, headers=headers, media_type="application/xml")
+
+
+class GatewayApp:
+    def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
+        self.config = config
+        self.cluster = cluster or Cluster.build(config)
+        self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
+        self._secrets = {u.access_key: u for u in config.users}
+
+    def _secret(self, access_key: str) -> str | None:
+        user = self._secrets.get(access_key)
+        return user.secret_key if user else None
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "role": "gateway"})
+
+    async def handle(self, request: Request) -> Response:
+        request_id = uuid.uuid4().hex[:16].upper()
+        method = request.method
+        raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+        raw_query = request.scope.get("query_string", b"").decode("latin-1")
+        headers = headers_from_asgi(request.scope["headers"])
+        resource = raw_path
+        try:
+            endpoint = route(method, raw_path, raw_query, headers.get("host", ""), "",
+                             headers)
+            gw = self.config.gateway
+            auth = authenticate(method, raw_path, raw_query, headers, self._secret, gw.region,
+                                datetime.now(UTC), gw.clock_skew_seconds)
+            if auth is None:
+                raise S3Error("AccessDenied", "Anonymous access is not allowed.")
+            user = self._secrets[auth.access_key]
+            ctx = RequestContext(request, endpoint, headers, request_id, self.cluster,
+                                 self.buckets, user, auth)
+            response = await HANDLERS[endpoint.operation](ctx)
+        except S3Error as exc:
+            response = _error_response(exc, request_id, method, resource)
+        except (VolumeUnavailable, VolumeRejected) as exc:
+            log.warning("request %s: %s", request_id, exc)
+            response = _error_response(S3Error("ServiceUnavailable"), request_id, method,
+                                       resource)
+        except ClientDisconnect:
+            log.info("request %s: client disconnected", request_id)
+            response = Response(status_code=400)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            response = _error_response(S3Error("InternalError"), request_id, method, resource)
+        response.headers["x-amz-request-id"] = request_id
+        response.headers.setdefault("x-amz-id-2", request_id)
+        response.headers["Server"] = "shardgate"
+        return response
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.cluster.volumes.start()
+        try:
+            yield
+        finally:
+            await self.cluster.volumes.close()
+
+
+def create_app(config: ClusterConfig, cluster: Cluster | None = None) -> Starlette:
+    """The gateway as a pure ASGI app (the serving layer is swappable)."""
+    gateway = GatewayApp(config, cluster)
+    methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
+    return Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
+                             Route("/{path:path}", gateway.handle, methods=methods)],
+                     lifespan=gateway.lifespan)

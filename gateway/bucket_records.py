@@ -1,0 +1,110 @@
+"""Bucket records: kept on every volume, written and read with a majority quorum.
+
+Each creation gets a fresh incarnation id and manifests are keyed by it, so deleting
+and recreating a bucket never brings old objects back. Deletion writes a tombstone
+record with a newer stamp. Records are cached briefly per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from gateway.cluster import Cluster
+from gateway.errors import S3Error, quorum_lost
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class BucketRecord:
+    name: str
+    owner: str
+    incarnation: str
+    created: float
+    deleted: bool
+    stamp: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def validate_bucket_name(name: str) -> None:
+    """S3 bucket naming rules (general purpose buckets)."""
+    if not _NAME.match(name) or ".." in name or _IP.match(name) or ".-" in name \
+            or "-." in name or name.startswith("xn--") or name.endswith("-s3alias"):
+        raise S3Error("InvalidBucketName", extra={"BucketName": name})
+
+
+class BucketRecords:
+    def __init__(self, cluster: Cluster, ttl: float) -> None:
+        self.cluster = cluster
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, BucketRecord | None]] = {}
+
+    async def _gather(self, calls: list) -> list:
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        answered = [r for r in results if not isinstance(r, BaseException)]
+        if len(answered) < self.cluster.majority:
+            raise quorum_lost("Too few storage volumes answered.")
+        return answered
+
+    async def get(self, name: str, fresh: bool = False) -> BucketRecord | None:
+        """The live record for `name`, or None (never existed or deleted)."""
+        hit = self._cache.get(name)
+        if hit and not fresh and hit[0] > time.monotonic():
+            return hit[1]
+        answered = await self._gather([self.cluster.volumes.get_bucket(vid, name)
+                                       for vid in self.cluster.volume_ids])
+        found = [BucketRecord(**r) for r in answered if r]
+        record = max(found, key=lambda r: r.stamp) if found else None
+        if record is not None and record.deleted:
+            record = None
+        self._cache[name] = (time.monotonic() + self.ttl, record)
+        return record
+
+    async def require(self, name: str, user_id: str) -> BucketRecord:
+        record = await self.get(name)
+        if record is None:
+            raise S3Error("NoSuchBucket", extra={"BucketName": name})
+        if record.owner != user_id:
+            raise S3Error("AccessDenied")
+        return record
+
+    async def _write(self, record: BucketRecord) -> None:
+        answered = await self._gather([self.cluster.volumes.put_bucket(vid, record.to_dict())
+                                       for vid in self.cluster.volume_ids])
+        del answered
+        self._cache[record.name] = (time.monotonic() + self.ttl,
+                                    None if record.deleted else record)
+
+    async def create(self, name: str, owner: str) -> BucketRecord:
+        validate_bucket_name(name)
+        existing = await self.get(name, fresh=True)
+        if existing is not None:
+            code = "BucketAlreadyOwnedByYou" if existing.owner == owner else "BucketAlreadyExists"
+            raise S3Error(code, extra={"BucketName": name})
+        record = BucketRecord(name, owner, uuid.uuid4().hex, time.time(), False, time.time_ns())
+        await self._write(record)
+        return record
+
+    async def delete(self, record: BucketRecord) -> None:
+        tombstone = BucketRecord(record.name, record.owner, record.incarnation, record.created,
+                                 True, time.time_ns())
+        await self._write(tombstone)
+
+    async def list_for(self, owner: str) -> list[BucketRecord]:
+        answered = await self._gather([self.cluster.volumes.list_buckets(vid)
+                                       for vid in self.cluster.volume_ids])
+        newest: dict[str, BucketRecord] = {}
+        for records in answered:
+            for raw in records:
+                rec = BucketRecord(**raw)
+                if rec.name not in newest or rec.stamp > newest[rec.name].stamp:
+                    newest[rec.name] = rec
+        return sorted((r for r in newest.values() if not r.deleted and r.owner == owner),
+                      key=lambda r: r.name)

@@ -1,0 +1,77 @@
+"""Write path, phase two: commit a manifest on the volumes (DESIGN.md step 5).
+
+Only committed versions are visible. A write that reached the quorum but missed some
+fragment indexes records heal-queue entries on every volume it commits to, so the
+record of what needs healing survives the loss of any one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.cluster import Cluster
+from gateway.errors import quorum_lost
+from gateway.writer import Staged, abort_staged
+from shardgate.manifest import ObjectManifest
+
+log = logging.getLogger("shardgate.gateway.commit")
+
+
+def _heal_entries(manifest: ObjectManifest) -> list[dict]:
+    entries = []
+    for part in manifest.parts:
+        for index, holder in enumerate(part.placement):
+            if holder is None:
+                entries.append({"archive_id": part.archive_id(manifest.incarnation, manifest.key,
+                                                              index),
+                                "index": index, "reason": f"missed write of part {part.number}"})
+    return entries
+
+
+def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
+             archive: str | None, inline: bool, heal: list[dict]) -> dict:
+    return {
+        "incarnation": manifest.incarnation, "key": manifest.key,
+        "version_id": manifest.version_id, "deleted": manifest.deleted,
+        "manifest": manifest.to_dict(), "summary": manifest.summary(),
+        "stage_id": stage_id, "archive_id": archive, "inline": inline,
+        "archives": manifest.archives_on(volume_id), "heal": heal,
+    }
+
+
+async def _gather_commits(cluster: Cluster, calls: dict[str, asyncio.Future]) -> int:
+    results = await asyncio.gather(*calls.values(), return_exceptions=True)
+    ok = 0
+    for volume_id, result in zip(calls, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("commit on %s failed: %r", volume_id, result)
+        else:
+            ok += 1
+    return ok
+
+
+async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest) -> None:
+    """Commit a single-part object whose archives were staged by `stage_body`."""
+    part = manifest.parts[0]
+    heal = _heal_entries(manifest)
+    calls = {}
+    for index, stage_id in staged.stage_ids.items():
+        volume_id = staged.placement[index]
+        archive = part.archive_id(manifest.incarnation, manifest.key, index)
+        calls[volume_id] = cluster.volumes.commit_object(
+            volume_id, _payload(manifest, volume_id, stage_id, archive, part.inline, heal))
+    if await _gather_commits(cluster, calls) < cluster.write_quorum:
+        await abort_staged(cluster, staged)
+        raise quorum_lost("Too few storage volumes committed the write.")
+
+
+async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
+                          manifest: ObjectManifest) -> None:
+    """Commit a manifest whose archives already exist (multipart) or a tombstone."""
+    heal = _heal_entries(manifest)
+    calls = {vid: cluster.volumes.commit_object(vid, _payload(manifest, vid, None, None, False,
+                                                              heal))
+             for vid in placement}
+    if await _gather_commits(cluster, calls) < cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes committed the write.")

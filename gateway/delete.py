@@ -1,0 +1,87 @@
+"""DeleteObject and DeleteObjects: tombstone versions, so a volume that was down cannot
+bring a deleted object back (DESIGN.md, read path step 1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.responses import Response
+
+from gateway.commit import commit_manifest
+from gateway.context import RequestContext
+from gateway.errors import S3Error
+from gateway.router import MAX_KEY_BYTES
+from gateway.xml import children, child_text, document, parse
+from shardgate.manifest import ObjectManifest
+from shardgate.versionid import new_version_id
+
+XML = "application/xml"
+MAX_DELETE_KEYS = 1000
+PARALLEL_DELETES = 16
+
+
+async def write_tombstone(ctx: RequestContext, incarnation: str, bucket: str, key: str) -> None:
+    manifest = ObjectManifest(bucket=bucket, incarnation=incarnation, key=key,
+                              version_id=new_version_id(), last_modified=time.time(),
+                              owner=ctx.user_id, deleted=True)
+    await commit_manifest(ctx.cluster, ctx.cluster.placement(incarnation, key), manifest)
+
+
+async def delete_object(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    await write_tombstone(ctx, bucket.incarnation, bucket.name, ctx.endpoint.key)
+    return Response(status_code=204)
+
+
+async def delete_objects(ctx: RequestContext) -> Response:
+    """POST ?delete. Arrives with Content-MD5 or a flexible checksum; both are checked
+    by the body reader, the MD5 here."""
+    bucket = await ctx.bucket()
+    raw = await ctx.read_small_body(2 * 1024 * 1024)
+    _check_md5(ctx, raw)
+    root = parse(raw)
+    quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
+    objects = children(root, "Object")
+    if len(objects) > MAX_DELETE_KEYS:
+        raise S3Error("MalformedXML", "The request may contain at most 1000 keys.")
+    keys = []
+    for obj in objects:
+        key = child_text(obj, "Key")
+        if key is None:
+            raise S3Error("MalformedXML")
+        keys.append(key)
+    limiter = asyncio.Semaphore(PARALLEL_DELETES)
+
+    async def one(key: str) -> tuple[str, S3Error | None]:
+        if not key or len(key.encode()) > MAX_KEY_BYTES:
+            return key, S3Error("KeyTooLongError" if key else "InvalidArgument")
+        async with limiter:
+            try:
+                await write_tombstone(ctx, bucket.incarnation, bucket.name, key)
+            except S3Error as exc:
+                return key, exc
+        return key, None
+
+    results = await asyncio.gather(*(one(k) for k in keys))
+    fields: list[tuple[str, object]] = []
+    for key, error in results:
+        if error is None:
+            if not quiet:
+                fields.append(("Deleted", [("Key", key)]))
+        else:
+            fields.append(("Error", [("Key", key), ("Code", error.code),
+                                     ("Message", error.message)]))
+    return Response(document("DeleteResult", fields), media_type=XML)
+
+
+def _check_md5(ctx: RequestContext, raw: bytes) -> None:
+    import base64
+    import hashlib
+
+    from gateway.put import content_md5
+
+    expected = content_md5(ctx.headers)
+    if expected is not None and expected != hashlib.md5(raw).digest():
+        raise S3Error("BadDigest", extra={"CalculatedDigest":
+                                          base64.b64encode(hashlib.md5(raw).digest()).decode()})

@@ -1,0 +1,101 @@
+"""Listing across volumes: merge each volume's sorted page into one S3 page.
+
+Every volume answers keys it holds in order (newest row per key, tombstones included,
+common prefixes rolled up). The gateway heap-merges the pages, keeps the newest version
+of each key, drops tombstones, dedupes prefixes, and pulls further pages from a volume
+only when its buffer runs dry (DESIGN.md, metadata and listing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from gateway.cluster import Cluster
+from gateway.errors import quorum_lost
+
+PAGE = 1000
+# Starts after every key that begins with a given prefix (SQLite compares UTF-8 bytes).
+AFTER_ALL = "\U0010ffff"
+
+
+@dataclass
+class ListedKey:
+    key: str
+    version_id: str
+    size: int
+    etag: str
+    last_modified: float
+    owner: str
+
+
+@dataclass
+class ListPage:
+    keys: list[ListedKey] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    last: str = ""  # the last key or prefix returned, for the next marker
+
+
+class _Cursor:
+    def __init__(self, volume_id: str, start_after: str) -> None:
+        self.volume_id = volume_id
+        self.after = start_after
+        self.buffer: list[dict] = []
+        self.more = True
+
+    def head_name(self) -> str:
+        entry = self.buffer[0]
+        return entry["prefix"] if "prefix" in entry else entry["key"]
+
+
+async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter: str,
+                     start_after: str, max_keys: int) -> ListPage:
+    """One page of at most max_keys keys + prefixes after `start_after`."""
+    cursors = [_Cursor(vid, start_after) for vid in cluster.volume_ids]
+    down = 0
+    limit = min(PAGE, max(max_keys + 1, 10))
+
+    async def refill(cursor: _Cursor) -> None:
+        nonlocal down
+        try:
+            page = await cluster.volumes.list_objects(cursor.volume_id, incarnation, prefix,
+                                                      cursor.after, delimiter, limit)
+        except Exception:
+            down += 1
+            cursor.more = False
+            return
+        cursor.buffer = page["entries"]
+        cursor.more = bool(page.get("truncated"))
+        if page.get("next"):
+            nxt = page["next"]
+            cursor.after = nxt + AFTER_ALL if delimiter and nxt.endswith(delimiter) else nxt
+        if not cursor.buffer:
+            cursor.more = False
+
+    await asyncio.gather(*(refill(c) for c in cursors))
+    # Every committed key is on >= quorum of its placement; with more than width - quorum
+    # volumes missing some key might have no answering holder.
+    if down > cluster.width - cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes answered the listing.")
+    result = ListPage()
+    while True:
+        await asyncio.gather(*(refill(c) for c in cursors if not c.buffer and c.more))
+        live = [c for c in cursors if c.buffer]
+        if not live:
+            return result
+        name = min(c.head_name() for c in live)
+        entries = [c.buffer.pop(0) for c in live if c.head_name() == name]
+        if len(result.keys) + len(result.prefixes) >= max_keys:
+            result.truncated = True
+            return result
+        if "prefix" in entries[0]:
+            result.prefixes.append(name)
+            result.last = name
+            continue
+        newest = max((e for e in entries if "key" in e), key=lambda e: e["version_id"])
+        if newest["deleted"]:
+            continue
+        result.keys.append(ListedKey(name, newest["version_id"], newest["size"],
+                                     newest["etag"], newest["last_modified"], newest["owner"]))
+        result.last = name

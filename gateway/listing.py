@@ -1,0 +1,111 @@
+"""ListObjectsV2 and ListObjects (v1): S3 pages over the merged volume listings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from gateway.context import RequestContext
+from gateway.errors import S3Error
+from gateway.list_merge import AFTER_ALL, ListPage, merge_list
+from gateway.xml import document, iso8601
+
+XML = "application/xml"
+MAX_KEYS = 1000
+
+
+def _max_keys(ctx: RequestContext) -> int:
+    raw = ctx.endpoint.param("max-keys", str(MAX_KEYS))
+    try:
+        value = int(raw or MAX_KEYS)
+    except ValueError as exc:
+        raise S3Error("InvalidArgument", "max-keys must be an integer.") from exc
+    if value < 0:
+        raise S3Error("InvalidArgument", "max-keys must not be negative.")
+    return min(value, MAX_KEYS)
+
+
+def _encoder(ctx: RequestContext):
+    encoding = ctx.endpoint.param("encoding-type")
+    if encoding is None:
+        return lambda s: s
+    if encoding != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
+    return lambda s: quote(s, safe="/")
+
+
+def _resume_after(marker: str, delimiter: str) -> str:
+    """A marker that names a common prefix resumes after every key under it."""
+    return marker + AFTER_ALL if delimiter and marker.endswith(delimiter) else marker
+
+
+def _contents(page: ListPage, enc, fetch_owner: bool) -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for item in page.keys:
+        fields: list[tuple[str, object]] = [
+            ("Key", enc(item.key)), ("LastModified", iso8601(item.last_modified)),
+            ("ETag", f'"{item.etag}"'), ("Size", item.size)]
+        if fetch_owner:
+            fields.append(("Owner", [("ID", item.owner), ("DisplayName", item.owner)]))
+        fields.append(("StorageClass", "STANDARD"))
+        out.append(("Contents", fields))
+    out.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
+    return out
+
+
+async def list_objects_v2(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    ep = ctx.endpoint
+    prefix, delimiter = ep.param("prefix", "") or "", ep.param("delimiter", "") or ""
+    start_after = ep.param("start-after", "") or ""
+    token = ep.param("continuation-token")
+    after = start_after
+    if token is not None:
+        try:
+            after = base64.urlsafe_b64decode(token.encode()).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise S3Error("InvalidArgument", "The continuation token provided is incorrect") \
+                from exc
+        after = max(after, start_after)
+    max_keys = _max_keys(ctx)
+    enc = _encoder(ctx)
+    page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
+                            _resume_after(after, delimiter), max_keys)
+    fields: list[tuple[str, object]] = [
+        ("Name", bucket.name), ("Prefix", enc(prefix)),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("MaxKeys", max_keys), ("KeyCount", len(page.keys) + len(page.prefixes)),
+        ("IsTruncated", page.truncated),
+        ("EncodingType", ep.param("encoding-type")),
+        ("ContinuationToken", token),
+        ("StartAfter", enc(start_after) if start_after else None),
+    ]
+    if page.truncated:
+        fields.append(("NextContinuationToken",
+                       base64.urlsafe_b64encode(page.last.encode()).decode()))
+    fields.extend(_contents(page, enc, ep.param("fetch-owner") == "true"))
+    return Response(document("ListBucketResult", fields), media_type=XML)
+
+
+async def list_objects(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    ep = ctx.endpoint
+    prefix, delimiter = ep.param("prefix", "") or "", ep.param("delimiter", "") or ""
+    marker = ep.param("marker", "") or ""
+    max_keys = _max_keys(ctx)
+    enc = _encoder(ctx)
+    page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
+                            _resume_after(marker, delimiter), max_keys)
+    fields: list[tuple[str, object]] = [
+        ("Name", bucket.name), ("Prefix", enc(prefix)), ("Marker", enc(marker)),
+        ("Delimiter", enc(delimiter) if delimiter else None),
+        ("MaxKeys", max_keys), ("IsTruncated", page.truncated),
+        ("EncodingType", ep.param("encoding-type")),
+    ]
+    if page.truncated and delimiter:
+        fields.append(("NextMarker", enc(page.last)))
+    fields.extend(_contents(page, enc, True))
+    return Response(document("ListBucketResult", fields), media_type=XML)

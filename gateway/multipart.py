@@ -1,0 +1,307 @@
+"""Multipart uploads: create, upload part, complete, abort, list parts and uploads.
+
+Parts are erasure-coded like objects and placed by the final object's key, so every
+fragment archive of the finished object sits on that key's placement. Upload and part
+records live on the placement's volumes; Complete commits a manifest that lists the
+parts, and the part archives become the object's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+
+from starlette.responses import Response
+
+from gateway.checksums import composite, full_object
+from gateway.commit import commit_manifest
+from gateway.context import RequestContext
+from gateway.errors import S3Error, quorum_lost
+from gateway.object_headers import stored_headers
+from gateway.put import stage_verified
+from gateway.writer import abort_staged
+from gateway.xml import child_text, children, document, iso8601, parse
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.versionid import new_version_id
+
+XML = "application/xml"
+MAX_PART_SIZE = 5 * 1024**3
+MIN_PART_SIZE = 5 * 1024**2
+MAX_PARTS = 10_000
+CRC_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME")
+
+
+async def _quorum_calls(ctx: RequestContext, calls: list) -> list:
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    if len(ok) < ctx.cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes accepted the upload record.")
+    return ok
+
+
+async def _upload(ctx: RequestContext, incarnation: str) -> tuple[dict, tuple[str, ...]]:
+    """The upload record named by ?uploadId for this key (NoSuchUpload if absent)."""
+    upload_id = ctx.endpoint.param("uploadId") or ""
+    key = ctx.endpoint.key
+    placement = ctx.cluster.placement(incarnation, key)
+    if not upload_id or len(upload_id) > 64 or not upload_id.isalnum():
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    results = await asyncio.gather(*(ctx.cluster.volumes.get_upload(vid, upload_id)
+                                     for vid in placement), return_exceptions=True)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    found = [r for r in answered if r]
+    if not found:
+        if len(answered) > ctx.cluster.width - ctx.cluster.write_quorum:
+            raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+        raise quorum_lost("Too few storage volumes answered.")
+    record = found[0]
+    if record["key"] != key or record["incarnation"] != incarnation:
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    if record["owner"] != ctx.user_id:
+        raise S3Error("AccessDenied")
+    return record, placement
+
+
+async def create_multipart_upload(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    key = ctx.endpoint.key
+    content_type, kept, metadata = stored_headers(ctx.headers)
+    algorithm = ctx.headers.get("x-amz-checksum-algorithm", "").upper() or None
+    checksum_type = ctx.headers.get("x-amz-checksum-type", "").upper() or None
+    if algorithm and algorithm not in (*CRC_ALGORITHMS, "SHA1", "SHA256"):
+        raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm} is not supported.")
+    if checksum_type and checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
+        raise S3Error("InvalidRequest", "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT.")
+    if algorithm and not checksum_type:
+        checksum_type = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    if checksum_type == "FULL_OBJECT" and algorithm not in CRC_ALGORITHMS:
+        raise S3Error("InvalidRequest", "FULL_OBJECT checksums need a CRC algorithm.")
+    if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
+        raise S3Error("InvalidRequest", "CRC64NVME supports only FULL_OBJECT checksums.")
+    upload_id = new_version_id()
+    placement = ctx.cluster.placement(bucket.incarnation, key)
+    record = {"incarnation": bucket.incarnation, "bucket": bucket.name, "key": key,
+              "upload_id": upload_id, "initiated": time.time(), "owner": ctx.user_id,
+              "manifest": {"content_type": content_type, "headers": kept,
+                           "metadata": metadata, "checksum_algorithm": algorithm,
+                           "checksum_type": checksum_type}}
+    await _quorum_calls(ctx, [ctx.cluster.volumes.put_upload(vid, record) for vid in placement])
+    headers = {}
+    if algorithm:
+        headers["x-amz-checksum-algorithm"] = algorithm
+        headers["x-amz-checksum-type"] = checksum_type or ""
+    body = document("InitiateMultipartUploadResult",
+                    [("Bucket", bucket.name), ("Key", key), ("UploadId", upload_id)])
+    return Response(body, media_type=XML, headers=headers)
+
+
+def _part_number(ctx: RequestContext) -> int:
+    raw = ctx.endpoint.param("partNumber", "")
+    try:
+        number = int(raw or "")
+    except ValueError as exc:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
+                                         "10000, inclusive.") from exc
+    if not 1 <= number <= MAX_PARTS:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, "
+                                         "inclusive.")
+    return number
+
+
+async def upload_part(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    number = _part_number(ctx)
+    record, placement = await _upload(ctx, bucket.incarnation)
+    staged, algorithm, checksum = await stage_verified(ctx, placement, MAX_PART_SIZE)
+    tag = f"{record['upload_id']}.{number:05d}.{new_version_id()}"
+    checksums = {algorithm: checksum} if algorithm and checksum else {}
+    part = PartManifest(number, staged.size, staged.digests.md5_hex, tag,
+                        staged.staged_placement(), False, checksums)
+    calls = []
+    for index, stage_id in staged.stage_ids.items():
+        volume_id = staged.placement[index]
+        calls.append(ctx.cluster.volumes.commit_part(volume_id, {
+            "upload_id": record["upload_id"], "part_number": number, "stage_id": stage_id,
+            "archive_id": part.archive_id(bucket.incarnation, ctx.endpoint.key, index),
+            "manifest": {**part.__dict__, "placement": list(part.placement)}}))
+    try:
+        await _quorum_calls(ctx, calls)
+    except S3Error:
+        await abort_staged(ctx.cluster, staged)
+        raise
+    headers = {"ETag": f'"{part.etag}"'}
+    if algorithm and checksum and f"x-amz-checksum-{algorithm.lower()}" in ctx.headers \
+            or (algorithm and ctx.headers.get("x-amz-trailer")):
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+    return Response(status_code=200, headers=headers)
+
+
+async def _parts(ctx: RequestContext, upload_id: str,
+                 placement: tuple[str, ...]) -> dict[int, PartManifest]:
+    """Newest committed part per number, merged over the placement's volumes."""
+    results = await asyncio.gather(*(ctx.cluster.volumes.list_parts(vid, upload_id)
+                                     for vid in placement), return_exceptions=True)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    if len(answered) <= ctx.cluster.width - ctx.cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes answered.")
+    parts: dict[int, PartManifest] = {}
+    for rows in answered:
+        for row in rows:
+            raw = row["manifest"]
+            part = PartManifest(**{**raw, "placement": tuple(raw["placement"])})
+            held = parts.get(part.number)
+            if held is None or part.archive_tag > held.archive_tag:
+                parts[part.number] = part
+    return parts
+
+
+def _object_checksum(record: dict, parts: list[PartManifest]) -> tuple[dict[str, str], str]:
+    meta = record["manifest"]
+    algorithm, kind = meta.get("checksum_algorithm"), meta.get("checksum_type")
+    if not algorithm:
+        common = {next(iter(p.checksums), None) for p in parts}
+        if len(common) != 1 or None in common or next(iter(common)) not in CRC_ALGORITHMS:
+            return {}, ""
+        algorithm, kind = common.pop(), "FULL_OBJECT"
+    if any(algorithm not in p.checksums for p in parts):
+        return {}, ""
+    digests = [base64.b64decode(p.checksums[algorithm]) for p in parts]
+    if kind == "FULL_OBJECT":
+        value = full_object([(d, p.size) for d, p in zip(digests, parts, strict=True)],
+                            algorithm)
+    else:
+        value = composite(digests, algorithm)
+    return {algorithm: value}, kind
+
+
+async def complete_multipart_upload(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    record, placement = await _upload(ctx, bucket.incarnation)
+    root = parse(await ctx.read_small_body(4 * 1024 * 1024))
+    requested = []
+    for node in children(root, "Part"):
+        try:
+            number = int(child_text(node, "PartNumber") or "")
+        except ValueError as exc:
+            raise S3Error("MalformedXML") from exc
+        etag = (child_text(node, "ETag") or "").strip().strip('"')
+        sums = {alg: child_text(node, f"Checksum{alg}") for alg in
+                (*CRC_ALGORITHMS, "SHA1", "SHA256")}
+        requested.append((number, etag, {k: v for k, v in sums.items() if v}))
+    if not requested:
+        raise S3Error("MalformedXML", "You must specify at least one part.")
+    if len(requested) > MAX_PARTS:
+        raise S3Error("TooManyParts")
+    numbers = [n for n, _, _ in requested]
+    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+        raise S3Error("InvalidPartOrder")
+    stored = await _parts(ctx, record["upload_id"], placement)
+    chosen: list[PartManifest] = []
+    for number, etag, sums in requested:
+        part = stored.get(number)
+        if part is None or part.etag != etag:
+            raise S3Error("InvalidPart", extra={"PartNumber": str(number), "ETag": etag})
+        for alg, value in sums.items():
+            if part.checksums.get(alg) not in (None, value):
+                raise S3Error("InvalidPart", f"The {alg} checksum of part {number} does not "
+                                             "match.")
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise S3Error("EntityTooSmall", extra={"PartNumber": str(part.number),
+                                                   "ProposedSize": str(part.size),
+                                                   "MinSizeAllowed": str(MIN_PART_SIZE)})
+    etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
+    etag = f"{etag}-{len(chosen)}"
+    checksums, checksum_type = _object_checksum(record, chosen)
+    meta = record["manifest"]
+    ec = ctx.cluster.config.erasure
+    manifest = ObjectManifest(
+        bucket=bucket.name, incarnation=bucket.incarnation, key=ctx.endpoint.key,
+        version_id=new_version_id(), last_modified=time.time(), owner=ctx.user_id,
+        size=sum(p.size for p in chosen), etag=etag, content_type=meta["content_type"],
+        headers=meta["headers"], metadata=meta["metadata"], checksums=checksums,
+        checksum_type=checksum_type,
+        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen))
+    await commit_manifest(ctx.cluster, placement, manifest)
+    await asyncio.gather(*(ctx.cluster.volumes.delete_upload(vid, record["upload_id"], True)
+                           for vid in placement), return_exceptions=True)
+    fields: list[tuple[str, object]] = [
+        ("Location", f"/{bucket.name}/{ctx.endpoint.key}"), ("Bucket", bucket.name),
+        ("Key", ctx.endpoint.key), ("ETag", f'"{etag}"')]
+    for alg, value in checksums.items():
+        fields.append((f"Checksum{alg}", value))
+    if checksum_type:
+        fields.append(("ChecksumType", checksum_type))
+    return Response(document("CompleteMultipartUploadResult", fields), media_type=XML)
+
+
+async def abort_multipart_upload(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    record, placement = await _upload(ctx, bucket.incarnation)
+    await _quorum_calls(ctx, [ctx.cluster.volumes.delete_upload(vid, record["upload_id"], False)
+                              for vid in placement])
+    return Response(status_code=204)
+
+
+async def list_parts(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    record, placement = await _upload(ctx, bucket.incarnation)
+    parts = await _parts(ctx, record["upload_id"], placement)
+    try:
+        marker = int(ctx.endpoint.param("part-number-marker", "0") or 0)
+        max_parts = min(int(ctx.endpoint.param("max-parts", "1000") or 1000), 1000)
+    except ValueError as exc:
+        raise S3Error("InvalidArgument") from exc
+    numbers = sorted(n for n in parts if n > marker)
+    page, truncated = numbers[:max_parts], len(numbers) > max_parts
+    algorithm = record["manifest"].get("checksum_algorithm")
+    fields: list[tuple[str, object]] = [
+        ("Bucket", bucket.name), ("Key", ctx.endpoint.key), ("UploadId", record["upload_id"]),
+        ("Initiator", [("ID", record["owner"]), ("DisplayName", record["owner"])]),
+        ("Owner", [("ID", record["owner"]), ("DisplayName", record["owner"])]),
+        ("StorageClass", "STANDARD"), ("PartNumberMarker", marker),
+        ("NextPartNumberMarker", page[-1] if page else marker), ("MaxParts", max_parts),
+        ("IsTruncated", truncated), ("ChecksumAlgorithm", algorithm),
+        ("ChecksumType", record["manifest"].get("checksum_type")),
+    ]
+    for n in page:
+        p = parts[n]
+        entry: list[tuple[str, object]] = [("PartNumber", n), ("LastModified",
+                                           iso8601(_tag_time(p.archive_tag))),
+                                           ("ETag", f'"{p.etag}"'), ("Size", p.size)]
+        entry.extend((f"Checksum{alg}", v) for alg, v in p.checksums.items())
+        fields.append(("Part", entry))
+    return Response(document("ListPartsResult", fields), media_type=XML)
+
+
+def _tag_time(tag: str) -> float:
+    from shardgate.versionid import version_time_ms
+
+    return version_time_ms(tag.rsplit(".", 1)[-1]) / 1000
+
+
+async def list_multipart_uploads(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    prefix = ctx.endpoint.param("prefix", "") or ""
+    results = await asyncio.gather(*(ctx.cluster.volumes.list_uploads(vid, bucket.incarnation,
+                                                                      prefix)
+                                     for vid in ctx.cluster.volume_ids), return_exceptions=True)
+    uploads: dict[str, dict] = {}
+    for rows in results:
+        if isinstance(rows, BaseException):
+            continue
+        for row in rows:
+            uploads[row["upload_id"]] = row
+    fields: list[tuple[str, object]] = [("Bucket", bucket.name), ("KeyMarker", ""),
+                                        ("UploadIdMarker", ""), ("Prefix", prefix),
+                                        ("MaxUploads", 1000), ("IsTruncated", False)]
+    for row in sorted(uploads.values(), key=lambda r: (r["key"], r["upload_id"])):
+        fields.append(("Upload", [("Key", row["key"]), ("UploadId", row["upload_id"]),
+                                  ("Initiator", [("ID", row["owner"])]),
+                                  ("Owner", [("ID", row["owner"])]),
+                                  ("StorageClass", "STANDARD"),
+                                  ("Initiated", iso8601(row["initiated"]))]))
+    return Response(document("ListMultipartUploadsResult", fields), media_type=XML)

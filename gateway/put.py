@@ -1,0 +1,124 @@
+"""PutObject: stream, stage on the placement, verify digests, then commit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from starlette.responses import Response
+
+from gateway.checksums import algorithm_from_headers
+from gateway.commit import commit_staged
+from gateway.context import RequestContext
+from gateway.digests import BodyDigests
+from gateway.errors import S3Error
+from gateway.object_headers import stored_headers
+from gateway.writer import Staged, abort_staged, stage_body
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.versionid import new_version_id
+
+MAX_OBJECT_SIZE = 5 * 1024**3
+DEFAULT_CHECKSUM = "CRC64NVME"  # what S3 stores when the client sends none
+
+
+def content_md5(headers: dict[str, str]) -> bytes | None:
+    value = headers.get("content-md5")
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise S3Error("InvalidDigest") from exc
+    if len(digest) != 16:
+        raise S3Error("InvalidDigest")
+    return digest
+
+
+def declared_size(headers: dict[str, str]) -> int | None:
+    """The payload size the client declared, if any (decoded size for aws-chunked)."""
+    raw = headers.get("x-amz-decoded-content-length") or headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        size = int(raw)
+    except ValueError as exc:
+        raise S3Error("InvalidArgument", "Content-Length is not a number.") from exc
+    if size < 0:
+        raise S3Error("InvalidArgument", "Content-Length is negative.")
+    return size
+
+
+async def stage_verified(ctx: RequestContext, placement: tuple[str, ...],
+                         max_size: int) -> tuple[Staged, str | None, str | None]:
+    """Stage the request body; abort unless its size and digests are what was declared.
+
+    Returns (staged, checksum algorithm, checksum base64).
+    """
+    headers = ctx.headers
+    md5 = content_md5(headers)
+    algorithm, expected = algorithm_from_headers(headers)
+    size = declared_size(headers)
+    if size is None and "chunked" not in headers.get("transfer-encoding", "") \
+            and "aws-chunked" not in headers.get("content-encoding", ""):
+        raise S3Error("MissingContentLength")
+    if size is not None and size > max_size:
+        raise S3Error("EntityTooLarge", extra={"ProposedSize": str(size),
+                                               "MaxSizeAllowed": str(max_size)})
+    digests = BodyDigests(algorithm or DEFAULT_CHECKSUM)
+    body = ctx.body()
+    staged = await stage_body(ctx.cluster, placement, body, digests, size)
+    try:
+        if size is not None and staged.size != size:
+            raise S3Error("IncompleteBody")
+        if staged.size > max_size:
+            raise S3Error("EntityTooLarge")
+        if md5 is not None and md5 != bytes.fromhex(digests.md5_hex):
+            raise S3Error("BadDigest", extra={"ExpectedDigest": md5.hex(),
+                                              "CalculatedDigest": digests.md5_b64})
+        if algorithm and expected is None:
+            expected = body.trailers.get(f"x-amz-checksum-{algorithm.lower()}")
+            if expected is None:
+                raise S3Error("InvalidRequest", f"The trailing {algorithm} checksum is missing.")
+        actual = digests.checksum_b64()
+        if expected is not None and expected != actual:
+            raise S3Error("BadDigest", f"The {algorithm} you specified did not match the "
+                                       "calculated checksum.")
+    except BaseException:
+        await abort_staged(ctx.cluster, staged)
+        raise
+    return staged, digests.algorithm, actual
+
+
+async def put_object(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    key = ctx.endpoint.key
+    content_type, kept, metadata = stored_headers(ctx.headers)
+    cluster = ctx.cluster
+    placement = cluster.placement(bucket.incarnation, key)
+    version_id = new_version_id()
+    staged, algorithm, checksum = await stage_verified(ctx, placement, MAX_OBJECT_SIZE)
+    ec = cluster.config.erasure
+    inline = staged.size < cluster.config.gateway.inline_threshold
+    etag = staged.digests.md5_hex
+    checksums = {algorithm: checksum} if algorithm and checksum else {}
+    part = PartManifest(1, staged.size, etag, version_id, staged.staged_placement(), inline,
+                        checksums)
+    manifest = ObjectManifest(
+        bucket=bucket.name, incarnation=bucket.incarnation, key=key, version_id=version_id,
+        last_modified=time.time(), owner=ctx.user_id, size=staged.size, etag=etag,
+        content_type=content_type, headers=kept, metadata=metadata, checksums=checksums,
+        checksum_type="FULL_OBJECT" if checksums else "",
+        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
+    await commit_staged(cluster, staged, manifest)
+    headers = {"ETag": f'"{etag}"'}
+    if algorithm and checksum and algorithm in _requested(ctx.headers):
+        headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+        headers["x-amz-checksum-type"] = "FULL_OBJECT"
+    return Response(status_code=200, headers=headers)
+
+
+def _requested(headers: dict[str, str]) -> set[str]:
+    """Checksum algorithms the client asked for (so the default one stays quiet)."""
+    algorithm, _ = algorithm_from_headers(headers)
+    return {algorithm} if algorithm else set()

@@ -1,0 +1,154 @@
+"""Read path: find the newest committed version, then stream decoded byte ranges.
+
+The read rule (DESIGN.md): ask the placement's volumes, the newest version committed on
+any reachable one wins; if fewer than k of its fragments can be read, answer 503 rather
+than fall back to an older version. For a range only the framed fragments of the
+segments it touches are fetched, data fragments first, a parity fragment replacing any
+that fails or fails its checksum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from erasure import FragmentCorrupt, segment_span
+from gateway.cluster import Cluster
+from gateway.errors import quorum_lost
+from gateway.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from shardgate.manifest import ObjectManifest, PartManifest
+from shardgate.versionid import observe_version_id
+
+THREAD_THRESHOLD = 64 * 1024
+
+
+async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
+    """The newest committed manifest (None if absent or deleted); 503 if undecidable."""
+    placement = cluster.placement(incarnation, key)
+    results = await asyncio.gather(*(cluster.volumes.latest(vid, incarnation, key)
+                                     for vid in placement), return_exceptions=True)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    found = [r for r in answered if r]
+    if not found:
+        # A committed version lives on >= quorum of the placement: if more than
+        # width - quorum volumes answered, at least one of them would have it.
+        if len(answered) > cluster.width - cluster.write_quorum:
+            return None
+        raise quorum_lost("Too few storage volumes answered.")
+    newest = max(found, key=lambda r: r["version_id"])
+    observe_version_id(newest["version_id"])
+    if newest["deleted"]:
+        return None
+    return ObjectManifest.from_dict(newest["manifest"])
+
+
+class _PartReader:
+    """Streams object bytes [start, end] (part-local, inclusive) of one part."""
+
+    def __init__(self, cluster: Cluster, manifest: ObjectManifest, part: PartManifest,
+                 start: int, end: int) -> None:
+        self.cluster = cluster
+        self.manifest = manifest
+        self.part = part
+        self.k = cluster.codec.k
+        self.layout = cluster.codec.layout(part.size)
+        self.span = segment_span(self.layout, start, end)
+        self.start, self.end = start, end
+        self.untried = [i for i, holder in enumerate(part.placement) if holder is not None]
+        self.streams: dict[int, ArchiveStream] = {}
+
+    async def _open(self, index: int, segment: int) -> None:
+        volume_id = self.part.placement[index]
+        assert volume_id is not None
+        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key, index)
+        try:
+            self.streams[index] = await self.cluster.volumes.open_archive(
+                volume_id, archive, self.layout.archive_offset(segment), self.span.archive_end)
+        except (VolumeUnavailable, VolumeRejected):
+            pass
+
+    async def ensure(self, segment: int) -> None:
+        """Open streams (data indexes first) until k fragments can be had."""
+        while len(self.streams) < self.k and self.untried:
+            wanted = self.k - len(self.streams)
+            batch, self.untried = self.untried[:wanted], self.untried[wanted:]
+            await asyncio.gather(*(self._open(i, segment) for i in batch))
+        if len(self.streams) < self.k:
+            self.close()
+            raise quorum_lost("Too few fragments of the object are readable.")
+
+    def _drop(self, index: int) -> None:
+        stream = self.streams.pop(index, None)
+        if stream is not None:
+            stream.close()
+
+    async def _segment(self, segment: int) -> bytes:
+        size = self.layout.framed_length(segment)
+        fragments: dict[int, bytes] = {}
+        while True:
+            await self.ensure(segment)
+            pending = [i for i in self.streams if i not in fragments]
+            results = await asyncio.gather(*(self.streams[i].read_exactly(size)
+                                             for i in pending), return_exceptions=True)
+            for index, result in zip(pending, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._drop(index)
+                else:
+                    fragments[index] = result
+            if len(fragments) < self.k:
+                continue
+            try:
+                if size >= THREAD_THRESHOLD:
+                    return await asyncio.to_thread(self.cluster.codec.decode_segment, fragments)
+                return self.cluster.codec.decode_segment(fragments)
+            except FragmentCorrupt as bad:
+                fragments.pop(bad.index, None)
+                self._drop(bad.index)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        try:
+            for segment in range(self.span.first_segment, self.span.last_segment + 1):
+                data = await self._segment(segment)
+                offset = self.layout.segment_offset(segment)
+                lo = max(self.start, offset) - offset
+                hi = min(self.end + 1, offset + len(data)) - offset
+                yield data if (lo == 0 and hi == len(data)) else data[lo:hi]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for index in list(self.streams):
+            self._drop(index)
+
+
+class ObjectReader:
+    """Bytes [start, end] of an object across its parts; `prepare` fails fast with 503."""
+
+    def __init__(self, cluster: Cluster, manifest: ObjectManifest, start: int, end: int) -> None:
+        self.cluster = cluster
+        self.manifest = manifest
+        self.pieces: list[tuple[PartManifest, int, int]] = []
+        offset = 0
+        for part in manifest.parts:
+            lo, hi = max(start, offset), min(end, offset + part.size - 1)
+            if part.size and lo <= hi:
+                self.pieces.append((part, lo - offset, hi - offset))
+            offset += part.size
+        self._first: _PartReader | None = None
+
+    async def prepare(self) -> None:
+        if self.pieces:
+            part, lo, hi = self.pieces[0]
+            self._first = _PartReader(self.cluster, self.manifest, part, lo, hi)
+            await self._first.ensure(self._first.span.first_segment)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        try:
+            for n, (part, lo, hi) in enumerate(self.pieces):
+                reader = self._first if n == 0 and self._first else _PartReader(
+                    self.cluster, self.manifest, part, lo, hi)
+                async for chunk in reader.stream():
+                    yield chunk
+        finally:
+            if self._first:
+                self._first.close()

@@ -1,0 +1,122 @@
+"""Turns an HTTP request into a typed S3 endpoint; testable without a server.
+
+Path-style addressing (`/bucket/key`) and virtual-hosted style (`bucket.<domain>/key`
+when a domain is configured). Sub-resources we do not serve yet map to NotImplemented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+from gateway.errors import S3Error
+
+MAX_KEY_BYTES = 1024
+
+# Query parameters that name an operation we do not implement yet.
+_UNSUPPORTED_SUBRESOURCES = (
+    "acl", "tagging", "cors", "policy", "lifecycle", "website", "replication", "logging",
+    "notification", "encryption", "object-lock", "retention", "legal-hold", "torrent",
+    "requestPayment", "accelerate", "analytics", "inventory", "metrics", "ownershipControls",
+    "publicAccessBlock", "intelligent-tiering", "restore", "select", "attributes",
+    "policyStatus",
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    operation: str
+    bucket: str = ""
+    key: str = ""
+    query: tuple[tuple[str, str], ...] = ()
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        for k, v in self.query:
+            if k == name:
+                return v
+        return default
+
+    def has(self, name: str) -> bool:
+        return any(k == name for k, _ in self.query)
+
+
+def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, str]:
+    """(bucket, key) from the still-encoded path. Keys keep `//` and a literal `+`."""
+    path = raw_path.split("?", 1)[0]
+    if domain and host:
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        suffix = "." + domain
+        if hostname.endswith(suffix) and len(hostname) > len(suffix):
+            bucket = hostname[: -len(suffix)]
+            return bucket, unquote(path[1:], errors="strict") if path != "/" else ""
+    trimmed = path[1:] if path.startswith("/") else path
+    bucket, _, key = trimmed.partition("/")
+    try:
+        return unquote(bucket, errors="strict"), unquote(key, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise S3Error("InvalidURI") from exc
+
+
+def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: str = "",
+          headers: dict[str, str] | None = None) -> Endpoint:
+    headers = headers or {}
+    bucket, key = split_path(raw_path, host, domain)
+    query = tuple(parse_qsl(raw_query, keep_blank_values=True))
+    names = {k for k, _ in query}
+    if len(key.encode()) > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError", extra={"Size": str(len(key.encode())),
+                                                  "MaxSizeAllowed": str(MAX_KEY_BYTES)})
+    for name in _UNSUPPORTED_SUBRESOURCES:
+        if name in names:
+            raise S3Error("NotImplemented", f"The '{name}' sub-resource is not implemented.")
+
+    def ep(op: str) -> Endpoint:
+        return Endpoint(op, bucket, key, query)
+
+    if not bucket:
+        if method in ("GET", "HEAD"):
+            return ep("ListBuckets")
+        raise S3Error("MethodNotAllowed")
+    if not key:
+        if method == "PUT":
+            if "versioning" in names:
+                raise S3Error("NotImplemented", "Bucket versioning is not implemented yet.")
+            return ep("CreateBucket")
+        if method == "HEAD":
+            return ep("HeadBucket")
+        if method == "DELETE":
+            return ep("DeleteBucket")
+        if method == "GET":
+            if "location" in names:
+                return ep("GetBucketLocation")
+            if "versioning" in names:
+                return ep("GetBucketVersioning")
+            if "uploads" in names:
+                return ep("ListMultipartUploads")
+            if "versions" in names:
+                raise S3Error("NotImplemented", "ListObjectVersions is not implemented yet.")
+            if dict(query).get("list-type") == "2":
+                return ep("ListObjectsV2")
+            return ep("ListObjects")
+        if method == "POST" and "delete" in names:
+            return ep("DeleteObjects")
+        raise S3Error("MethodNotAllowed")
+    if method == "PUT":
+        if "x-amz-copy-source" in headers:
+            raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
+        if "uploadId" in names or "partNumber" in names:
+            return ep("UploadPart")
+        return ep("PutObject")
+    if method == "GET":
+        return ep("ListParts" if "uploadId" in names else "GetObject")
+    if method == "HEAD":
+        return ep("HeadObject")
+    if method == "POST":
+        if "uploads" in names:
+            return ep("CreateMultipartUpload")
+        if "uploadId" in names:
+            return ep("CompleteMultipartUpload")
+        raise S3Error("MethodNotAllowed")
+    if method == "DELETE":
+        return ep("AbortMultipartUpload" if "uploadId" in names else "DeleteObject")
+    raise S3Error("MethodNotAllowed")

@@ -1,0 +1,194 @@
+"""The gateway's client for volume servers (docs/volume-api.md).
+
+aiohttp, one pooled session per process. Transport failures, timeouts and 5xx answers
+become VolumeUnavailable at this boundary, so the data path reasons only about
+"this volume answered" or "it did not". Every request carries a scoped JWT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from shardgate.config import ClusterConfig
+from shardgate.tokens import TokenCache
+
+
+class VolumeUnavailable(Exception):
+    def __init__(self, volume_id: str, reason: str) -> None:
+        super().__init__(f"volume {volume_id}: {reason}")
+        self.volume_id = volume_id
+
+
+class VolumeNotFound(Exception):
+    pass
+
+
+class VolumeRejected(Exception):
+    """The volume answered 4xx: our request was wrong, not the volume down."""
+
+    def __init__(self, volume_id: str, status: int, text: str) -> None:
+        super().__init__(f"volume {volume_id} answered {status}: {text}")
+        self.status = status
+
+
+class ArchiveStream:
+    """An open ranged read of one fragment archive; `read_exactly` pulls framed fragments."""
+
+    def __init__(self, volume_id: str, response: aiohttp.ClientResponse) -> None:
+        self.volume_id = volume_id
+        self._response = response
+
+    async def read_exactly(self, n: int) -> bytes:
+        try:
+            return await self._response.content.readexactly(n)
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+            raise VolumeUnavailable(self.volume_id, f"archive read failed: {exc!r}") from exc
+
+    def close(self) -> None:
+        self._response.release()
+        self._response.close()
+
+
+class VolumeClient:
+    def __init__(self, config: ClusterConfig, connect_timeout: float = 3.0,
+                 read_timeout: float = 30.0) -> None:
+        self._urls = {v.id: v.url.rstrip("/") for v in config.volumes}
+        self._tokens = TokenCache(config.jwt_secret, config.token_ttl_seconds)
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                              sock_connect=connect_timeout,
+                                              sock_read=read_timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=30)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+                                              auto_decompress=False)
+
+    async def close(self) -> None:
+        if self._session:
+            await self._session.close()
+
+    def _headers(self, volume_id: str, scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._tokens.get(volume_id, scope)}"}
+
+    async def _request(self, volume_id: str, method: str, path: str, *,
+                       params: dict[str, Any] | None = None, json_body: Any = None,
+                       data: Any = None, headers: dict[str, str] | None = None,
+                       allow_404: bool = False) -> Any:
+        assert self._session is not None, "VolumeClient.start() was not awaited"
+        scope = "read" if method in ("GET", "HEAD") else "write"
+        all_headers = self._headers(volume_id, scope)
+        if headers:
+            all_headers.update(headers)
+        url = self._urls[volume_id] + path
+        try:
+            async with self._session.request(method, url, params=params, json=json_body,
+                                             data=data, headers=all_headers) as resp:
+                body = await resp.read()
+                if resp.status == 404 and allow_404:
+                    return None
+                if resp.status >= 500:
+                    raise VolumeUnavailable(volume_id, f"HTTP {resp.status}")
+                if resp.status == 404:
+                    raise VolumeNotFound(body.decode(errors="replace"))
+                if resp.status >= 400:
+                    raise VolumeRejected(volume_id, resp.status, body.decode(errors="replace"))
+                if resp.status == 204 or not body:
+                    return {}
+                return json.loads(body)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise VolumeUnavailable(volume_id, repr(exc)) from exc
+
+    # -- fragment archives ---------------------------------------------------------------
+
+    async def stage(self, volume_id: str, stage_id: str, body: AsyncIterator[bytes],
+                    size: int | None = None) -> dict:
+        params = {"size": str(size)} if size is not None else None
+        return await self._request(volume_id, "PUT", f"/stage/{stage_id}", params=params,
+                                   data=body)
+
+    async def abort_stage(self, volume_id: str, stage_id: str) -> None:
+        await self._request(volume_id, "DELETE", f"/stage/{stage_id}", allow_404=True)
+
+    async def commit_object(self, volume_id: str, payload: dict) -> dict:
+        return await self._request(volume_id, "POST", "/objects/commit", json_body=payload)
+
+    async def commit_part(self, volume_id: str, payload: dict) -> dict:
+        return await self._request(volume_id, "POST", "/parts/commit", json_body=payload)
+
+    async def latest(self, volume_id: str, incarnation: str, key: str) -> dict | None:
+        return await self._request(volume_id, "GET", "/objects/latest",
+                                   params={"incarnation": incarnation, "key": key},
+                                   allow_404=True)
+
+    async def open_archive(self, volume_id: str, archive_id: str, start: int,
+                           end: int) -> ArchiveStream:
+        """Open a ranged read of [start, end] (inclusive) of one archive."""
+        assert self._session is not None
+        headers = self._headers(volume_id, "read")
+        headers["Range"] = f"bytes={start}-{end}"
+        url = f"{self._urls[volume_id]}/archives/{archive_id}"
+        try:
+            resp = await self._session.get(url, headers=headers)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise VolumeUnavailable(volume_id, repr(exc)) from exc
+        if resp.status not in (200, 206):
+            resp.release()
+            raise VolumeUnavailable(volume_id, f"archive {archive_id}: HTTP {resp.status}")
+        return ArchiveStream(volume_id, resp)
+
+    async def delete_archive(self, volume_id: str, archive_id: str) -> None:
+        await self._request(volume_id, "DELETE", f"/archives/{archive_id}", allow_404=True)
+
+    async def list_objects(self, volume_id: str, incarnation: str, prefix: str,
+                           start_after: str, delimiter: str, limit: int) -> dict:
+        params = {"incarnation": incarnation, "prefix": prefix, "start_after": start_after,
+                  "delimiter": delimiter, "limit": str(limit)}
+        return await self._request(volume_id, "GET", "/objects/list", params=params)
+
+    # -- buckets -------------------------------------------------------------------------
+
+    async def put_bucket(self, volume_id: str, record: dict) -> dict:
+        return await self._request(volume_id, "PUT", f"/buckets/{quote(record['name'])}",
+                                   json_body=record)
+
+    async def get_bucket(self, volume_id: str, name: str) -> dict | None:
+        return await self._request(volume_id, "GET", f"/buckets/{quote(name)}",
+                                   allow_404=True)
+
+    async def list_buckets(self, volume_id: str) -> list[dict]:
+        return (await self._request(volume_id, "GET", "/buckets"))["buckets"]
+
+    # -- multipart uploads ---------------------------------------------------------------
+
+    async def put_upload(self, volume_id: str, record: dict) -> dict:
+        return await self._request(volume_id, "PUT", f"/uploads/{record['upload_id']}",
+                                   json_body=record)
+
+    async def get_upload(self, volume_id: str, upload_id: str) -> dict | None:
+        return await self._request(volume_id, "GET", f"/uploads/{upload_id}", allow_404=True)
+
+    async def list_parts(self, volume_id: str, upload_id: str) -> list[dict]:
+        return (await self._request(volume_id, "GET", f"/uploads/{upload_id}/parts"))["parts"]
+
+    async def delete_upload(self, volume_id: str, upload_id: str, keep_archives: bool) -> None:
+        await self._request(volume_id, "DELETE", f"/uploads/{upload_id}",
+                            params={"keep_archives": "1" if keep_archives else "0"},
+                            allow_404=True)
+
+    async def list_uploads(self, volume_id: str, incarnation: str, prefix: str) -> list[dict]:
+        return (await self._request(volume_id, "GET", "/uploads",
+                                    params={"incarnation": incarnation, "prefix": prefix}))[
+            "uploads"]
+
+    async def heal_entries(self, volume_id: str) -> list[dict]:
+        return (await self._request(volume_id, "GET", "/heal"))["entries"]
+
+    async def health(self, volume_id: str) -> dict:
+        return await self._request(volume_id, "GET", "/health")

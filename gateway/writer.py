@@ -1,0 +1,155 @@
+"""Write path, phase one: stream a body into erasure-coded fragment archives, staged.
+
+The body is cut into segments, each encoded into k+m framed fragments; fragment i of
+every segment goes to volume placement[i] as one streaming PUT. Memory is bounded by
+the per-volume queues (a few fragments each), whatever the object size. A volume that
+fails drops out; once fewer than the write quorum remain the write is abandoned and
+everything staged is removed (DESIGN.md, write path steps 2-6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from erasure import Segmenter
+from gateway.cluster import Cluster
+from gateway.digests import BodyDigests
+from gateway.errors import quorum_lost
+from gateway.volume_client import VolumeRejected, VolumeUnavailable
+
+log = logging.getLogger("shardgate.gateway.writer")
+
+QUEUE_DEPTH = 4
+THREAD_THRESHOLD = 64 * 1024
+
+
+@dataclass
+class Staged:
+    """Archives staged on a quorum of volumes, waiting for commit or abort."""
+
+    placement: tuple[str, ...]
+    stage_ids: dict[int, str]
+    size: int
+    digests: BodyDigests
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def staged_placement(self) -> tuple[str | None, ...]:
+        return tuple(vid if i in self.stage_ids else None for i, vid in enumerate(self.placement))
+
+
+class _Lane:
+    """One fragment index: a bounded queue feeding one streaming PUT to one volume."""
+
+    def __init__(self, index: int, volume_id: str, stage_id: str) -> None:
+        self.index = index
+        self.volume_id = volume_id
+        self.stage_id = stage_id
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_DEPTH)
+        self.task: asyncio.Task | None = None
+        self.error: str | None = None
+
+    async def body(self) -> AsyncIterator[bytes]:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            yield item
+
+    def on_done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            self.error = "cancelled"
+        elif task.exception() is not None:
+            self.error = repr(task.exception())
+        if self.error:  # unblock a producer waiting on a full queue
+            while not self.queue.empty():
+                self.queue.get_nowait()
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+
+async def stage_body(cluster: Cluster, placement: tuple[str, ...],
+                     body: AsyncIterator[bytes], digests: BodyDigests,
+                     expected_size: int | None = None) -> Staged:
+    """Encode `body` onto `placement` and stage it; raise 503 if the quorum is lost.
+
+    On any exception from `body` (client gone, bad digest, bad signature) every staged
+    file is removed before the exception propagates.
+    """
+    codec = cluster.codec
+    quorum = cluster.write_quorum
+    batch = uuid.uuid4().hex
+    lanes = [_Lane(i, vid, f"{batch}.{i}") for i, vid in enumerate(placement)]
+    archive_size = codec.layout(expected_size).archive_size if expected_size is not None else None
+    for lane in lanes:
+        lane.task = asyncio.create_task(
+            cluster.volumes.stage(lane.volume_id, lane.stage_id, lane.body(), archive_size))
+        lane.task.add_done_callback(lane.on_done)
+
+    async def push(fragments: list[bytes]) -> None:
+        for lane, fragment in zip(lanes, fragments, strict=True):
+            if lane.alive:
+                await lane.queue.put(fragment)
+        if sum(lane.alive for lane in lanes) < quorum:
+            raise quorum_lost("Too few storage volumes accepted the write.")
+
+    async def encode(segment: bytes) -> list[bytes]:
+        if len(segment) < THREAD_THRESHOLD:
+            digests.update(segment)
+            return codec.encode_segment(segment)
+        fragments, _ = await asyncio.gather(asyncio.to_thread(codec.encode_segment, segment),
+                                            asyncio.to_thread(digests.update, segment))
+        return fragments
+
+    segmenter = Segmenter(codec.segment_size)
+    try:
+        async for chunk in body:
+            for segment in segmenter.feed(chunk):
+                await push(await encode(segment))
+        tail = segmenter.finish()
+        if tail:
+            await push(await encode(tail))
+        for lane in lanes:
+            if lane.alive:
+                await lane.queue.put(None)
+        await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
+    except BaseException:
+        await _abort_lanes(cluster, lanes)
+        raise
+    staged = Staged(placement, {}, digests.size, digests)
+    for lane in lanes:
+        if lane.error is None:
+            staged.stage_ids[lane.index] = lane.stage_id
+        else:
+            staged.failed[lane.index] = lane.error
+            log.warning("stage on %s failed: %s", lane.volume_id, lane.error)
+    if len(staged.stage_ids) < quorum:
+        await abort_staged(cluster, staged)
+        raise quorum_lost("Too few storage volumes accepted the write.")
+    return staged
+
+
+async def _abort_lanes(cluster: Cluster, lanes: list[_Lane]) -> None:
+    for lane in lanes:
+        if lane.task and not lane.task.done():
+            lane.task.cancel()
+    await asyncio.gather(*(lane.task for lane in lanes if lane.task), return_exceptions=True)
+    await asyncio.gather(*(_quiet_abort(cluster, lane.volume_id, lane.stage_id)
+                           for lane in lanes), return_exceptions=True)
+
+
+async def abort_staged(cluster: Cluster, staged: Staged) -> None:
+    """Remove staged archives (best effort; volumes also clear staging at restart)."""
+    await asyncio.gather(*(_quiet_abort(cluster, staged.placement[i], sid)
+                           for i, sid in staged.stage_ids.items()), return_exceptions=True)
+
+
+async def _quiet_abort(cluster: Cluster, volume_id: str, stage_id: str) -> None:
+    with contextlib.suppress(VolumeUnavailable, VolumeRejected):
+        await cluster.volumes.abort_stage(volume_id, stage_id)

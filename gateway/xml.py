@@ -1,0 +1,97 @@
+"""S3 XML: building response documents and parsing request bodies safely.
+
+Responses are built with ElementTree; request bodies are parsed with defusedxml so
+entity tricks cannot blow up memory, and are size-capped before parsing.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from defusedxml import ElementTree as SafeET
+
+from gateway.errors import S3Error
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_XML_BODY = 1024 * 1024
+_DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def iso8601(epoch: float) -> str:
+    """S3's timestamp form in XML: 2009-10-12T17:50:30.000Z."""
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def http_date(epoch: float) -> str:
+    """RFC 9110 IMF-fixdate, as Last-Modified uses."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def element(tag: str, children: Iterable[tuple[str, Any]] | None = None,
+            namespace: bool = True) -> ET.Element:
+    root = ET.Element(tag, {"xmlns": S3_NS} if namespace else {})
+    if children:
+        add_children(root, children)
+    return root
+
+
+def add_children(parent: ET.Element, children: Iterable[tuple[str, Any]]) -> None:
+    """Append (tag, value) pairs; a value may be a list of pairs (a nested element),
+    None (skipped), bool (true/false) or anything str() renders."""
+    for tag, value in children:
+        if value is None:
+            continue
+        child = ET.SubElement(parent, tag)
+        if isinstance(value, list):
+            add_children(child, value)
+        elif isinstance(value, bool):
+            child.text = "true" if value else "false"
+        else:
+            child.text = str(value)
+
+
+def render(root: ET.Element) -> bytes:
+    return _DECL + ET.tostring(root, encoding="utf-8")
+
+
+def document(tag: str, children: Iterable[tuple[str, Any]]) -> bytes:
+    return render(element(tag, children))
+
+
+def error_document(code: str, message: str, request_id: str,
+                   extra: dict[str, str] | None = None) -> bytes:
+    root = ET.Element("Error")
+    add_children(root, [("Code", code), ("Message", message), *(extra or {}).items(),
+                        ("RequestId", request_id), ("HostId", request_id)])
+    return render(root)
+
+
+def local(tag: str) -> str:
+    """Element name without its namespace: clients send S3 XML with or without xmlns."""
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse(body: bytes) -> ET.Element:
+    if len(body) > MAX_XML_BODY:
+        raise S3Error("MaxMessageLengthExceeded")
+    if not body.strip():
+        raise S3Error("MalformedXML")
+    try:
+        return SafeET.fromstring(body)
+    except Exception as exc:  # defusedxml raises several types; all mean "bad XML" here
+        raise S3Error("MalformedXML") from exc
+
+
+def child_text(node: ET.Element, name: str) -> str | None:
+    for child in node:
+        if local(child.tag) == name:
+            return child.text or ""
+    return None
+
+
+def children(node: ET.Element, name: str) -> list[ET.Element]:
+    return [c for c in node if local(c.tag) == name]

@@ -1,0 +1,5 @@
+"""`python -m shardgate` is the `shardgate` command."""
+
+from shardgate.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""Serve an ASGI app with Hypercorn until SIGTERM/SIGINT; shared by every role.
+
+HTTP/1.1 and h2c (prior knowledge or upgrade) on plain sockets; with a certificate, TLS
+with ALPN offering h2 and http/1.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+
+def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str = "",
+                     **settings: Any) -> Config:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.keep_alive_timeout = 75
+    config.h11_max_incomplete_size = 64 * 1024
+    config.h2_max_inbound_frame_size = 1 << 20
+    config.graceful_timeout = 5
+    if certfile:
+        config.certfile = certfile
+        config.keyfile = keyfile
+        config.alpn_protocols = ["h2", "http/1.1"]
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return config
+
+
+def run_app(app: Any, config: Config) -> None:
+    """Run until a termination signal arrives, then shut down gracefully."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(app, config, shutdown_trigger=stop.wait)
+
+    asyncio.run(main())

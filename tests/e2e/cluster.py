@@ -1,0 +1,144 @@
+"""Start and drive a real `shardgate dev` cluster for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+
+from shardgate.config import ClusterConfig, load_config
+from shardgate.tokens import mint_token
+
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60, token: str | None = None) -> None:
+    context = ssl._create_unverified_context() if url.startswith("https") else None
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(request, timeout=1, context=context) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not become healthy")
+
+
+@dataclass
+class DevCluster:
+    data: Path
+    port: int
+    users_file: Path
+    tls: tuple[str, str] | None = None
+    proc: subprocess.Popen | None = None
+    extra: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> DevCluster:
+        args = [sys.executable, "-m", "shardgate", "dev", "--data", str(self.data),
+                "--port", str(self.port), "--volumes", "6", "--ec", "4+2",
+                "--users", str(self.users_file)]
+        if self.tls:
+            args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        self.log = open(self.data.parent / f"{self.data.name}.dev.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while not (self.data / "processes.json").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("shardgate dev did not start")
+            time.sleep(0.1)
+        wait_http(f"{self.endpoint}/-/health")
+        for vid in self.volume_ids:
+            wait_http(f"{self.config.volume(vid).url}/health", token=self.token(vid))
+        return self
+
+    def stop(self) -> None:
+        for proc in self.extra:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    @property
+    def config(self) -> ClusterConfig:
+        return load_config(self.data / "cluster.toml")
+
+    @property
+    def volume_ids(self) -> list[str]:
+        return [v.id for v in self.config.volumes]
+
+    def token(self, volume_id: str, scope: str = "read") -> str:
+        return mint_token(self.config.jwt_secret, volume_id, scope)
+
+    def pid_of(self, volume_id: str) -> int:
+        for proc in self.extra:
+            if getattr(proc, "volume_id", None) == volume_id and proc.poll() is None:
+                return proc.pid
+        children = json.loads((self.data / "processes.json").read_text())["children"]
+        return next(c["pid"] for c in children if c["id"] == volume_id)
+
+    def kill_volume(self, volume_id: str) -> None:
+        pid = self.pid_of(volume_id)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+                with open(f"/proc/{pid}/stat") as fh:
+                    if fh.read().split()[2] == "Z":
+                        break
+            except (ProcessLookupError, FileNotFoundError):
+                break
+            time.sleep(0.05)
+
+    def restart_volume(self, volume_id: str) -> None:
+        log = open(self.data / "logs" / f"{volume_id}.restart.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "shardgate", "volume", "--config",
+                                 str(self.data / "cluster.toml"), "--id", volume_id],
+                                stdout=log, stderr=subprocess.STDOUT)
+        proc.volume_id = volume_id  # type: ignore[attr-defined]
+        self.extra.append(proc)
+        wait_http(f"{self.config.volume(volume_id).url}/health", token=self.token(volume_id))
+
+    def gateway_pid(self) -> int:
+        children = json.loads((self.data / "processes.json").read_text())["children"]
+        return next(c["pid"] for c in children if c["role"] == "gateway")
+
+    def client(self, access_key: str, secret_key: str, **config: object):
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            verify=False, config=Config(**config) if config else None)

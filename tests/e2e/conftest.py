@@ -1,0 +1,88 @@
+"""Fixtures: one real `shardgate dev` cluster per test session (plus a TLS one)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import DevCluster, free_port
+
+USERS = {
+    "alice": ("AKIAALICE0000000001", "alice-secret-key-0000000000000000000001"),
+    "bob": ("AKIABOB00000000000002", "bob-secret-key-00000000000000000000000002"),
+}
+
+
+def write_users(path: Path) -> Path:
+    lines = []
+    for name, (access, secret) in USERS.items():
+        lines += ["[[users]]", f'access_key = "{access}"', f'secret_key = "{secret}"',
+                  f'display_name = "{name}"', f'email = "{name}@example.com"',
+                  f'user_id = "{name}-id"', ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("dev")
+    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml")).start()
+    yield dev
+    dev.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(cluster: DevCluster):
+    return cluster.client(*USERS["alice"])
+
+
+@pytest.fixture(scope="session")
+def s3_bob(cluster: DevCluster):
+    return cluster.client(*USERS["bob"])
+
+
+@pytest.fixture
+def bucket(s3) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture(scope="session")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("devtls")
+    tls = self_signed(root)
+    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
+                     tls=tls).start()
+    yield dev
+    dev.stop()
