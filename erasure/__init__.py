@@ -1,0 +1,35 @@
+"""Erasure coding for shardgate: pure functions over bytes, with no I/O (DESIGN.md, layout)."""
+
+from erasure.codec import Codec
+from erasure.errors import ErasureError, FragmentCorrupt, NotEnoughFragments, RangeNotSatisfiable
+from erasure.framing import CRC_SIZE, check_frame, frame
+from erasure.layout import ArchiveLayout
+from erasure.params import MAX_SEGMENT_SIZE, SUPPORTED_EC_TYPES
+from erasure.ranges import (
+    SegmentSlice,
+    SegmentSpan,
+    iter_segment_slices,
+    resolve_range,
+    segment_span,
+)
+from erasure.segmenter import Segmenter
+
+__all__ = [
+    "CRC_SIZE",
+    "MAX_SEGMENT_SIZE",
+    "SUPPORTED_EC_TYPES",
+    "ArchiveLayout",
+    "Codec",
+    "ErasureError",
+    "FragmentCorrupt",
+    "NotEnoughFragments",
+    "RangeNotSatisfiable",
+    "SegmentSlice",
+    "SegmentSpan",
+    "Segmenter",
+    "check_frame",
+    "frame",
+    "iter_segment_slices",
+    "resolve_range",
+    "segment_span",
+]

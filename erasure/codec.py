@@ -1,0 +1,141 @@
+"""Encode, decode and rebuild one segment at a time with pyeclib, each fragment framed with a CRC32.
+
+pyeclib is used through this class only, and its exceptions become ours here: the rest of
+shardgate never sees an ECDriverError. Every method is a pure function of its arguments;
+pyeclib holds the GIL while it works, so threads may share one Codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pyeclib.ec_iface import ECDriver, ECDriverError, ECInsufficientFragments
+
+from erasure.errors import ErasureError, FragmentCorrupt, NotEnoughFragments
+from erasure.framing import CRC_SIZE, check_frame, frame
+from erasure.layout import ArchiveLayout
+from erasure.params import check_params
+
+
+class Codec:
+    """k data + m parity fragments per segment of at most `segment_size` bytes."""
+
+    def __init__(self, k: int, m: int, ec_type: str = "isa_l_rs_vand",
+                 segment_size: int = 1 << 20) -> None:
+        check_params(k, m, ec_type, segment_size)
+        try:
+            self._driver = ECDriver(k=k, m=m, ec_type=ec_type)
+        except ECDriverError as exc:
+            raise ValueError(f"pyeclib refuses {ec_type} with k={k}, m={m}: {exc}") from exc
+        self.k = k
+        self.m = m
+        self.ec_type = ec_type
+        self.segment_size = segment_size
+
+    def __repr__(self) -> str:
+        return (f"Codec(k={self.k}, m={self.m}, ec_type={self.ec_type!r}, "
+                f"segment_size={self.segment_size})")
+
+    @property
+    def fragment_count(self) -> int:
+        """k + m: fragments per segment, and fragment archives per object."""
+        return self.k + self.m
+
+    def encode_segment(self, data: bytes) -> list[bytes]:
+        """Encode one segment (1..segment_size bytes) into k+m framed fragments, by index."""
+        if not 1 <= len(data) <= self.segment_size:
+            raise ValueError(f"a segment holds 1..{self.segment_size} bytes, not {len(data)}")
+        if type(data) is not bytes:
+            data = bytes(data)  # pyeclib refuses anything but bytes
+        try:
+            fragments = self._driver.encode(data)
+        except ECDriverError as exc:
+            raise ErasureError(f"encode failed: {exc}") from exc
+        return [frame(fragment) for fragment in fragments]
+
+    def unframe(self, framed: bytes, index: int) -> bytes:
+        """The pyeclib fragment inside `framed`, checked to be fragment `index`, intact.
+
+        Raises FragmentCorrupt(index) if the CRC32 does not match, or if the pyeclib
+        header inside names another index (an archive stored under the wrong name).
+        """
+        self._check_index(index)
+        fragment = check_frame(framed, index)
+        try:
+            stored_index = self._driver.get_metadata(fragment, 1)["index"]
+        except ECDriverError as exc:
+            raise FragmentCorrupt(index, f"unreadable pyeclib header: {exc}") from exc
+        if stored_index != index:
+            raise FragmentCorrupt(index, f"holds fragment {stored_index}")
+        return fragment
+
+    def decode_segment(self, fragments: Mapping[int, bytes]) -> bytes:
+        """Rebuild a segment from any k or more framed fragments, keyed by fragment index.
+
+        Every fragment given is checked; the first bad one raises FragmentCorrupt(index),
+        so a caller drops it, fetches another and calls again. Give the k data fragments
+        (indexes 0..k-1) when they are at hand: the segment is then their concatenation,
+        with no arithmetic. Raises NotEnoughFragments with fewer than k.
+        """
+        payloads = self._unframe_all(fragments)
+        try:
+            return self._driver.decode(payloads[: self.k])
+        except ECInsufficientFragments as exc:
+            raise NotEnoughFragments(len(payloads), self.k) from exc
+        except ECDriverError as exc:
+            raise ErasureError(f"decode failed: {exc}") from exc
+
+    def reconstruct(self, fragments: Mapping[int, bytes],
+                    missing: Sequence[int]) -> dict[int, bytes]:
+        """Rebuild the framed fragments `missing` from k or more others, byte-identical.
+
+        `fragments` may include the indexes being rebuilt (a corrupt copy, say): those are
+        ignored. Raises FragmentCorrupt or NotEnoughFragments like decode_segment.
+        """
+        wanted = sorted(set(missing))
+        for index in wanted:
+            self._check_index(index)
+        if not wanted:
+            return {}
+        sources = {i: f for i, f in fragments.items() if i not in wanted}
+        payloads = self._unframe_all(sources)
+        try:
+            rebuilt = self._driver.reconstruct(payloads[: self.k], wanted)
+            # pyeclib returns them in its own order (sorted, whatever the order asked
+            # for): place each one by the index in its header.
+            out = {self._driver.get_metadata(f, 1)["index"]: frame(f) for f in rebuilt}
+        except ECInsufficientFragments as exc:
+            raise NotEnoughFragments(len(payloads), self.k) from exc
+        except ECDriverError as exc:
+            raise ErasureError(f"reconstruct failed: {exc}") from exc
+        if sorted(out) != wanted:
+            raise ErasureError(f"reconstruct returned fragments {sorted(out)}, not {wanted}")
+        return out
+
+    def framed_size(self, length: int) -> int:
+        """Bytes of each framed fragment of a segment of `length` bytes."""
+        if not 1 <= length <= self.segment_size:
+            raise ValueError(f"a segment holds 1..{self.segment_size} bytes, not {length}")
+        # One segment of exactly `length` bytes: pyeclib reports the fragment size that
+        # encode() produces for it (it pads each fragment to its backend's alignment).
+        info = self._driver.get_segment_info(length, length)
+        return info["fragment_size"] + CRC_SIZE
+
+    def layout(self, size: int) -> ArchiveLayout:
+        """Segment and fragment-archive layout of an object (or part) of `size` bytes.
+
+        Segments are cut here, not by pyeclib's get_segment_info, which would fold a
+        short last segment into the one before it (so 2 MiB + 1 byte would be 2 segments,
+        the second 1 MiB + 1 byte): our segments never exceed segment_size.
+        """
+        return ArchiveLayout.build(size, self.segment_size, self.framed_size)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.fragment_count:
+            raise ValueError(f"fragment index {index} out of range 0..{self.fragment_count - 1}")
+
+    def _unframe_all(self, fragments: Mapping[int, bytes]) -> list[bytes]:
+        """Unframe every fragment, data indexes first (decode is cheapest from those)."""
+        if len(fragments) < self.k:
+            raise NotEnoughFragments(len(fragments), self.k)
+        return [self.unframe(fragments[i], i) for i in sorted(fragments)]
