@@ -1,0 +1,95 @@
+"""The volume server lets in only requests with a valid JWT for its id and the right scope."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shardgate.config import ClusterConfig, VolumeSpec
+from shardgate.tokens import mint_token
+from volume_server.app import create_app
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "volume-test-secret-0123456789abcdef"
+VOLUME = "v1"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    config = ClusterConfig(volumes=(VolumeSpec(id=VOLUME, url="http://127.0.0.1:1"),),
+                           jwt_secret=SECRET)
+    app = create_app(config, VOLUME, tmp_path / "data")
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://volume") as c:
+        yield c
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def assert_denied(response: httpx.Response) -> None:
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/json"
+    assert "error" in response.json()
+
+
+async def test_health_needs_a_token(client: httpx.AsyncClient) -> None:
+    assert_denied(await client.get("/health"))
+
+
+async def test_health_with_read_token(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health", headers=bearer(mint_token(SECRET, VOLUME, "read")))
+    assert r.status_code == 200
+    assert r.json() == {"id": VOLUME, "format": 1, "status": "ok"}
+
+
+async def test_write_token_also_reads(client: httpx.AsyncClient) -> None:
+    r = await client.get("/health", headers=bearer(mint_token(SECRET, VOLUME, "write")))
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer not-a-jwt",
+    "Basic dXNlcjpwYXNz",
+    "Bearer",
+    "Bearer " + mint_token("another-secret-0123456789abcdefghij", VOLUME, "write"),
+    "Bearer " + mint_token(SECRET, VOLUME, "write", ttl_seconds=-60),
+    "Bearer " + mint_token(SECRET, "v2", "write"),
+], ids=["garbage", "basic", "empty", "wrong-secret", "expired", "wrong-audience"])
+async def test_bad_tokens_are_refused(client: httpx.AsyncClient, header: str) -> None:
+    assert_denied(await client.get("/health", headers={"authorization": header}))
+    assert_denied(await client.get("/buckets", headers={"authorization": header}))
+    assert_denied(await client.put("/stage/s1", content=b"x",
+                                   headers={"authorization": header}))
+
+
+async def test_read_token_cannot_write(client: httpx.AsyncClient) -> None:
+    read = bearer(mint_token(SECRET, VOLUME, "read"))
+    assert_denied(await client.put("/stage/s1", content=b"abc", headers=read))
+    assert_denied(await client.delete("/stage/s1", headers=read))
+    assert_denied(await client.post("/objects/commit", json={}, headers=read))
+    write = bearer(mint_token(SECRET, VOLUME, "write"))
+    assert (await client.put("/stage/s1", content=b"abc", headers=write)).status_code == 200
+
+
+async def test_unknown_route_is_json_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/nope", headers=bearer(mint_token(SECRET, VOLUME, "read")))
+    assert r.status_code == 404
+    assert "error" in r.json()
+
+
+async def test_cached_token_still_checks_scope(client: httpx.AsyncClient) -> None:
+    token = mint_token(SECRET, VOLUME, "read")
+    assert (await client.get("/health", headers=bearer(token))).status_code == 200
+    assert (await client.get("/health", headers=bearer(token))).status_code == 200
+    assert_denied(await client.delete("/stage/x", headers=bearer(token)))

@@ -1,0 +1,38 @@
+"""The volume server as a pure ASGI app, so the serving layer (Hypercorn today) can change."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from shardgate.config import ClusterConfig
+from volume_server.auth import TokenAuth
+from volume_server.errors import exception_handlers
+from volume_server.routes import all_routes
+from volume_server.store import Store
+
+
+def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path) -> Starlette:
+    """The app for one volume; its lifespan opens the store and closes it on shutdown."""
+    store = Store(data_dir, volume_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = Starlette(
+        routes=all_routes(),
+        middleware=[Middleware(TokenAuth, secret=config.jwt_secret, volume_id=volume_id)],
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    return app

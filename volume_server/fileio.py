@@ -1,0 +1,62 @@
+"""A file descriptor used from worker threads that can be closed safely at any moment.
+
+A request can be cancelled while a thread is still inside `os.pread`/`os.write`; closing
+the descriptor then could hit a number the kernel has already reused. Every operation
+and `close` take the same lock, so close waits for the call in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+
+class LockedFd:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: os.PathLike[str] | str, flags: int, mode: int = 0o644) -> LockedFd:
+        return cls(os.open(path, flags | os.O_CLOEXEC, mode))
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ValueError("file is closed")
+
+    def size(self) -> int:
+        with self._lock:
+            self._check()
+            return os.fstat(self._fd).st_size
+
+    def pread(self, length: int, offset: int) -> bytes:
+        with self._lock:
+            self._check()
+            return os.pread(self._fd, length, offset)
+
+    def write_all(self, data: bytes | bytearray) -> None:
+        with self._lock:
+            self._check()
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def fsync(self) -> None:
+        with self._lock:
+            self._check()
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self._fd)
+
+    async def aread(self, length: int, offset: int) -> bytes:
+        return await asyncio.to_thread(self.pread, length, offset)
+
+    async def awrite(self, data: bytes | bytearray) -> None:
+        await asyncio.to_thread(self.write_all, data)

@@ -1,0 +1,140 @@
+"""The data directory layout, so that no name from a request ever becomes a path by itself.
+
+Archive ids and stage ids are validated here before any path is built; fragment archives
+fan out over two directory levels (`fragments/aa/bb/<archive_id>`) to keep directories
+small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from shardgate.config import ConfigError
+
+FORMAT_VERSION = 1
+FORMAT_FILE = "FORMAT"
+INDEX_FILE = "index.sqlite"
+STAGING_DIR = "staging"
+FRAGMENTS_DIR = "fragments"
+PART_SUFFIX = ".part"
+
+_ARCHIVE_ID = re.compile(r"[0-9a-f]{40}")
+_STAGE_ID = re.compile(r"[A-Za-z0-9_.-]{1,96}")
+
+
+class LayoutError(ConfigError):
+    """The data directory belongs to another volume or another on-disk format."""
+
+
+class BadName(ValueError):
+    """An archive id or stage id that could name something outside its directory."""
+
+
+def check_archive_id(archive_id: object) -> str:
+    if not isinstance(archive_id, str) or not _ARCHIVE_ID.fullmatch(archive_id):
+        raise BadName(f"bad archive id {archive_id!r}")
+    return archive_id
+
+
+def check_stage_id(stage_id: object) -> str:
+    if (
+        not isinstance(stage_id, str)
+        or not _STAGE_ID.fullmatch(stage_id)
+        or stage_id.startswith(".")
+        or stage_id.endswith(PART_SUFFIX)
+    ):
+        raise BadName(f"bad stage id {stage_id!r}")
+    return stage_id
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Layout:
+    """Paths inside one volume's data directory."""
+
+    def __init__(self, data_dir: str | Path, volume_id: str) -> None:
+        self.root = Path(data_dir).resolve()
+        self.volume_id = volume_id
+        self.staging = self.root / STAGING_DIR
+        self.fragments = self.root / FRAGMENTS_DIR
+        self.index_path = self.root / INDEX_FILE
+
+    def prepare(self) -> None:
+        """Create or check the directory; empty staging (leftovers of a crash)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_or_write_format()
+        self.fragments.mkdir(exist_ok=True)
+        if self.staging.exists():
+            shutil.rmtree(self.staging)
+        self.staging.mkdir()
+        fsync_dir(self.root)
+
+    def check(self) -> None:
+        """Raise LayoutError if the directory is not (or cannot become) this volume's."""
+        path = self.root / FORMAT_FILE
+        if not path.exists():
+            if (self.root / INDEX_FILE).exists() or self.fragments.exists():
+                raise LayoutError(f"{self.root}: holds volume data but no {FORMAT_FILE} file")
+            return
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LayoutError(f"{path}: unreadable format file: {exc}") from exc
+        if not isinstance(stored, dict) or stored.get("format") != FORMAT_VERSION:
+            raise LayoutError(f"{path}: format {stored!r} is not format {FORMAT_VERSION}")
+        if stored.get("volume_id") != self.volume_id:
+            raise LayoutError(f"{path}: data directory belongs to volume "
+                              f"{stored.get('volume_id')!r}, not {self.volume_id!r}")
+
+    def _check_or_write_format(self) -> None:
+        self.check()
+        path = self.root / FORMAT_FILE
+        if path.exists():
+            return
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump({"format": FORMAT_VERSION, "volume_id": self.volume_id}, fh)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def archive_path(self, archive_id: str) -> Path:
+        check_archive_id(archive_id)
+        return self.fragments / archive_id[:2] / archive_id[2:4] / archive_id
+
+    def staged_path(self, stage_id: str) -> Path:
+        return self.staging / check_stage_id(stage_id)
+
+    def partial_path(self, stage_id: str) -> Path:
+        return self.staging / (check_stage_id(stage_id) + PART_SUFFIX)
+
+    def install(self, staged: Path, archive_id: str) -> Path:
+        """Rename a staged file into fragments/ and fsync every directory it touched.
+
+        Blocking: call it from a worker thread.
+        """
+        target = self.archive_path(archive_id)
+        created: list[Path] = []
+        for directory in (target.parent.parent, target.parent):
+            if not directory.exists():
+                try:
+                    directory.mkdir()
+                    created.append(directory)
+                except FileExistsError:
+                    pass
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+        for directory in reversed(created):
+            fsync_dir(directory.parent)
+        return target

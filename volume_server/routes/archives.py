@@ -1,0 +1,41 @@
+"""GET/HEAD/DELETE /archives/{archive_id}: ranged reads of fragment archives."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from volume_server.archives import bytes_response, file_response
+from volume_server.errors import ApiError
+from volume_server.layout import check_archive_id
+from volume_server.routes import store_of
+
+
+async def get_archive(request: Request) -> Response:
+    archive_id = check_archive_id(request.path_params["archive_id"])
+    found = await store_of(request).open_archive(archive_id)
+    if found is None:
+        raise ApiError(404, f"no archive {archive_id}")
+    range_header = request.headers.get("range")
+    head = request.method == "HEAD"
+    if isinstance(found, bytes):
+        return bytes_response(found, range_header, head)
+    try:
+        size = found.size()
+    except BaseException:
+        found.close()
+        raise
+    return file_response(found, size, range_header, head)
+
+
+async def delete_archive(request: Request) -> Response:
+    archive_id = check_archive_id(request.path_params["archive_id"])
+    await store_of(request).delete_archive(archive_id)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/archives/{archive_id}", get_archive, methods=["GET", "HEAD"]),
+    Route("/archives/{archive_id}", delete_archive, methods=["DELETE"]),
+]

@@ -1,0 +1,104 @@
+"""Object rows: POST /objects/commit, GET /objects/latest, GET /objects/list."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
+from volume_server.errors import ApiError
+from volume_server.layout import check_archive_id, check_stage_id
+from volume_server.listing import MAX_LIMIT
+from volume_server.params import field, json_body, number, query_int, query_text, text
+from volume_server.routes import store_of
+
+MAX_VERSION_ID = 64
+
+
+def _heal_entries(raw: list[Any]) -> tuple[HealEntry, ...]:
+    entries = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ApiError(400, "heal entries must be objects")
+        archive_id = text(item, "archive_id", None, nullable=True)
+        if archive_id is not None:
+            check_archive_id(archive_id)
+        index = field(item, "index", int, None, nullable=True)
+        entries.append(HealEntry(archive_id, index, text(item, "reason", "", nonempty=False)))
+    return tuple(entries)
+
+
+def parse_commit(body: dict[str, Any]) -> tuple[ObjectCommit, str | None, str | None, bool]:
+    """The commit body of docs/volume-api.md -> (commit, stage_id, archive_id, inline)."""
+    version_id = text(body, "version_id")
+    if len(version_id) > MAX_VERSION_ID:
+        raise ApiError(400, "version_id is too long")
+    stage_id = text(body, "stage_id", None, nullable=True)
+    archive_id = text(body, "archive_id", None, nullable=True)
+    if stage_id is not None:
+        check_stage_id(stage_id)
+        if archive_id is None:
+            raise ApiError(400, "stage_id needs an archive_id")
+    if archive_id is not None:
+        check_archive_id(archive_id)
+    archives = field(body, "archives", list, [])
+    owned = [check_archive_id(a) for a in archives]
+    if archive_id is not None and archive_id not in owned:
+        owned.append(archive_id)
+    summary = field(body, "summary", dict, {})
+    row = ObjectRow(
+        incarnation=text(body, "incarnation"),
+        key=text(body, "key"),
+        version_id=version_id,
+        deleted=field(body, "deleted", bool, False),
+        manifest=field(body, "manifest", dict, {}),
+        size=field(summary, "size", int, 0),
+        etag=text(summary, "etag", "", nonempty=False),
+        last_modified=number(summary, "last_modified", 0.0),
+        owner=text(summary, "owner", "", nonempty=False),
+        archives=tuple(owned),
+    )
+    commit = ObjectCommit(
+        row=row,
+        versioned=field(body, "versioned", bool, False),
+        heal=_heal_entries(field(body, "heal", list, [])),
+        queued=time.time(),
+    )
+    return commit, stage_id, archive_id, field(body, "inline", bool, False)
+
+
+async def commit_object(request: Request) -> JSONResponse:
+    commit, stage_id, archive_id, inline = parse_commit(await json_body(request))
+    await store_of(request).commit_object(commit, stage_id, archive_id, inline)
+    return JSONResponse({"committed": True})
+
+
+async def latest(request: Request) -> JSONResponse:
+    incarnation = query_text(request, "incarnation", required=True)
+    key = query_text(request, "key", required=True)
+    found = await store_of(request).latest(incarnation, key)
+    if found is None:
+        raise ApiError(404, "no committed version")
+    return JSONResponse(found)
+
+
+async def list_objects(request: Request) -> JSONResponse:
+    page = await store_of(request).list_objects(
+        query_text(request, "incarnation", required=True),
+        query_text(request, "prefix"),
+        query_text(request, "start_after"),
+        query_text(request, "delimiter"),
+        query_int(request, "limit", MAX_LIMIT, 0, 1 << 31),
+    )
+    return JSONResponse(page)
+
+
+routes = [
+    Route("/objects/commit", commit_object, methods=["POST"]),
+    Route("/objects/latest", latest, methods=["GET"]),
+    Route("/objects/list", list_objects, methods=["GET"]),
+]

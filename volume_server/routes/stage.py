@@ -1,0 +1,34 @@
+"""PUT/DELETE /stage/{stage_id}: the first half of every write (DESIGN.md, write path)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from volume_server.layout import check_stage_id
+from volume_server.params import query_int
+from volume_server.routes import store_of
+
+MAX_STAGE_BYTES = 1 << 50
+
+
+async def put_stage(request: Request) -> Response:
+    stage_id = check_stage_id(request.path_params["stage_id"])
+    expected = None
+    if request.query_params.get("size"):
+        expected = query_int(request, "size", 0, 0, MAX_STAGE_BYTES)
+    size = await store_of(request).stage(stage_id, request.stream(), expected)
+    return JSONResponse({"stage_id": stage_id, "size": size})
+
+
+async def delete_stage(request: Request) -> Response:
+    stage_id = check_stage_id(request.path_params["stage_id"])
+    await store_of(request).discard_stage(stage_id)
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/stage/{stage_id}", put_stage, methods=["PUT"]),
+    Route("/stage/{stage_id}", delete_stage, methods=["DELETE"]),
+]

@@ -1,0 +1,148 @@
+"""One volume's storage: the data directory and its SQLite index behind async methods.
+
+The order of every change follows DESIGN.md: files are moved (and their directories
+fsynced) before the SQLite transaction that makes them visible, and files nobody owns
+any more are unlinked only after the transaction that disowned them has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Any
+
+from volume_server import catalog, listing, records, staging
+from volume_server.catalog import ObjectCommit
+from volume_server.fileio import LockedFd
+from volume_server.index import Index
+from volume_server.layout import FORMAT_VERSION, Layout
+
+MAX_INLINE_BYTES = 8 << 20
+
+
+class Store:
+    def __init__(self, data_dir: str | Path, volume_id: str) -> None:
+        self.volume_id = volume_id
+        self.format = FORMAT_VERSION
+        self.layout = Layout(data_dir, volume_id)
+        self.index = Index(self.layout.index_path)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        self.layout.prepare()
+        self.index.open()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.index.close)
+
+    # staging and commits
+
+    async def stage(self, stage_id: str, body: AsyncIterable[bytes],
+                    expected: int | None) -> int:
+        return await staging.write_stage(self.layout, stage_id, body, expected)
+
+    async def discard_stage(self, stage_id: str) -> None:
+        await asyncio.to_thread(staging.discard_stage, self.layout, stage_id)
+
+    async def commit_object(self, commit: ObjectCommit, stage_id: str | None,
+                            archive_id: str | None, inline: bool) -> None:
+        """Make a staged archive (if any) and the object row visible, then clean up."""
+        row = commit.row
+        if await self.index.read(catalog.is_committed, row.incarnation, row.key,
+                                 row.version_id):
+            if stage_id is not None:
+                await self.discard_stage(stage_id)
+            return
+        if stage_id is not None and archive_id is not None:
+            if inline:
+                data = await asyncio.to_thread(staging.read_stage, self.layout, stage_id,
+                                               MAX_INLINE_BYTES)
+                commit = ObjectCommit(row, commit.versioned, (archive_id, data),
+                                      commit.heal, commit.queued)
+            else:
+                await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
+                                        archive_id)
+        orphans = await self.index.write(catalog.commit_object, commit)
+        if inline and stage_id is not None:
+            await self.discard_stage(stage_id)
+        await self._unlink(orphans)
+
+    async def commit_part(self, upload_id: str, part_number: int, stage_id: str,
+                          archive_id: str, manifest: dict[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(staging.install_stage, self.layout, stage_id, archive_id)
+        except staging.StageMissing:
+            stored = await self.index.read(records.part_archive, upload_id, part_number)
+            if stored != archive_id:
+                raise
+        orphans = await self.index.write(records.commit_part, upload_id, part_number,
+                                         archive_id, manifest)
+        await self._unlink(orphans)
+
+    async def _unlink(self, archive_ids: list[str]) -> None:
+        if archive_ids:
+            await asyncio.to_thread(self._unlink_files, archive_ids)
+
+    def _unlink_files(self, archive_ids: list[str]) -> None:
+        for archive_id in archive_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.layout.archive_path(archive_id))
+
+    # archives
+
+    async def open_archive(self, archive_id: str) -> LockedFd | bytes | None:
+        """An open file, the inline bytes, or None when this volume lacks the archive."""
+        path = self.layout.archive_path(archive_id)
+        try:
+            return await asyncio.to_thread(LockedFd.open, path, os.O_RDONLY)
+        except FileNotFoundError:
+            return await self.index.read(catalog.inline_archive, archive_id)
+
+    async def delete_archive(self, archive_id: str) -> None:
+        await self.index.write(catalog.drop_inline, archive_id)
+        await self._unlink([archive_id])
+
+    # object rows
+
+    async def latest(self, incarnation: str, key: str) -> dict[str, Any] | None:
+        return await self.index.read(catalog.latest, incarnation, key)
+
+    async def list_objects(self, incarnation: str, prefix: str, start_after: str,
+                           delimiter: str, limit: int) -> dict[str, Any]:
+        return await self.index.read(listing.list_page, incarnation, prefix, start_after,
+                                     delimiter, limit)
+
+    # buckets, uploads, heal queue
+
+    async def put_bucket(self, record: dict[str, Any]) -> bool:
+        return await self.index.write(records.put_bucket, record)
+
+    async def get_bucket(self, name: str) -> dict[str, Any] | None:
+        return await self.index.read(records.get_bucket, name)
+
+    async def list_buckets(self) -> list[dict[str, Any]]:
+        return await self.index.read(records.list_buckets)
+
+    async def put_upload(self, record: dict[str, Any]) -> None:
+        await self.index.write(records.put_upload, record)
+
+    async def get_upload(self, upload_id: str) -> dict[str, Any] | None:
+        return await self.index.read(records.get_upload, upload_id)
+
+    async def list_uploads(self, incarnation: str, prefix: str) -> list[dict[str, Any]]:
+        return await self.index.read(records.list_uploads, incarnation, prefix)
+
+    async def list_parts(self, upload_id: str) -> list[dict[str, Any]]:
+        return await self.index.read(records.list_parts, upload_id)
+
+    async def delete_upload(self, upload_id: str, keep_archives: bool) -> None:
+        orphans = await self.index.write(records.delete_upload, upload_id, keep_archives)
+        await self._unlink(orphans)
+
+    async def list_heal(self) -> list[dict[str, Any]]:
+        return await self.index.read(records.list_heal)
