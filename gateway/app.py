@@ -23,6 +23,7 @@ from gateway.auth.sigv4 import authenticate
 from gateway.bucket_records import BucketRecords
 from gateway.cluster import Cluster
 from gateway.context import RequestContext
+from gateway.drain import DrainUnreadBody
 from gateway.errors import S3Error
 from gateway.router import route
 from gateway.volume_client import VolumeRejected, VolumeUnavailable
@@ -128,10 +129,11 @@ class GatewayApp:
             await self.cluster.volumes.close()
 
 
-def create_app(config: ClusterConfig, cluster: Cluster | None = None) -> Starlette:
+def create_app(config: ClusterConfig, cluster: Cluster | None = None) -> DrainUnreadBody:
     """The gateway as a pure ASGI app (the serving layer is swappable)."""
     gateway = GatewayApp(config, cluster)
     methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
-    return Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
-                             Route("/{path:path}", gateway.handle, methods=methods)],
-                     lifespan=gateway.lifespan)
+    app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
+                            Route("/{path:path}", gateway.handle, methods=methods)],
+                    lifespan=gateway.lifespan)
+    return DrainUnreadBody(app)

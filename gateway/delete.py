@@ -4,6 +4,8 @@ bring a deleted object back (DESIGN.md, read path step 1)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 
 from starlette.responses import Response
@@ -11,8 +13,9 @@ from starlette.responses import Response
 from gateway.commit import commit_manifest
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.put import content_md5
 from gateway.router import MAX_KEY_BYTES
-from gateway.xml import children, child_text, document, parse
+from gateway.xml import child_text, children, document, parse
 from shardgate.manifest import ObjectManifest
 from shardgate.versionid import new_version_id
 
@@ -76,11 +79,6 @@ async def delete_objects(ctx: RequestContext) -> Response:
 
 
 def _check_md5(ctx: RequestContext, raw: bytes) -> None:
-    import base64
-    import hashlib
-
-    from gateway.put import content_md5
-
     expected = content_md5(ctx.headers)
     if expected is not None and expected != hashlib.md5(raw).digest():
         raise S3Error("BadDigest", extra={"CalculatedDigest":

@@ -24,7 +24,7 @@ from gateway.put import stage_verified
 from gateway.writer import abort_staged
 from gateway.xml import child_text, children, document, iso8601, parse
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
-from shardgate.versionid import new_version_id
+from shardgate.versionid import new_version_id, version_time_ms
 
 XML = "application/xml"
 MAX_PART_SIZE = 5 * 1024**3
@@ -278,8 +278,6 @@ async def list_parts(ctx: RequestContext) -> Response:
 
 
 def _tag_time(tag: str) -> float:
-    from shardgate.versionid import version_time_ms
-
     return version_time_ms(tag.rsplit(".", 1)[-1]) / 1000
 
 

@@ -10,6 +10,7 @@ that fails or fails its checksum.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from erasure import FragmentCorrupt, segment_span
@@ -61,11 +62,9 @@ class _PartReader:
         volume_id = self.part.placement[index]
         assert volume_id is not None
         archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key, index)
-        try:
+        with contextlib.suppress(VolumeUnavailable, VolumeRejected):
             self.streams[index] = await self.cluster.volumes.open_archive(
                 volume_id, archive, self.layout.archive_offset(segment), self.span.archive_end)
-        except (VolumeUnavailable, VolumeRejected):
-            pass
 
     async def ensure(self, segment: int) -> None:
         """Open streams (data indexes first) until k fragments can be had."""

@@ -47,7 +47,7 @@ class ArchiveStream:
     async def read_exactly(self, n: int) -> bytes:
         try:
             return await self._response.content.readexactly(n)
-        except (aiohttp.ClientError, asyncio.IncompleteReadError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             raise VolumeUnavailable(self.volume_id, f"archive read failed: {exc!r}") from exc
 
     def close(self) -> None:
@@ -102,7 +102,7 @@ class VolumeClient:
                 if resp.status == 204 or not body:
                     return {}
                 return json.loads(body)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise VolumeUnavailable(volume_id, repr(exc)) from exc
 
     # -- fragment archives ---------------------------------------------------------------
@@ -136,7 +136,7 @@ class VolumeClient:
         url = f"{self._urls[volume_id]}/archives/{archive_id}"
         try:
             resp = await self._session.get(url, headers=headers)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise VolumeUnavailable(volume_id, repr(exc)) from exc
         if resp.status not in (200, 206):
             resp.release()

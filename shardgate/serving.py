@@ -7,7 +7,9 @@ with ALPN offering h2 and http/1.1.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -18,7 +20,7 @@ def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str =
                      **settings: Any) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
-    config.accesslog = None
+    config.accesslog = "-" if os.environ.get("SHARDGATE_ACCESS_LOG") else None
     config.keep_alive_timeout = 75
     config.h11_max_incomplete_size = 64 * 1024
     config.h2_max_inbound_frame_size = 1 << 20
@@ -40,6 +42,20 @@ def run_app(app: Any, config: Config) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         await serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())
+
+
+def dump_tasks() -> None:
+    """SIGUSR1: print every task's await chain to stderr, to see where a request waits."""
+    for task in asyncio.all_tasks():
+        coro = task.get_coro()
+        chain = []
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        print("TASK", task.get_name(), " <- ".join(chain[-6:]), file=sys.stderr, flush=True)

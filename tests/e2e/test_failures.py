@@ -1,0 +1,116 @@
+"""Volumes killed with SIGKILL: degraded reads and writes, 503 past the quorum, and no
+half-written object after recovery; a client that vanishes mid-PUT."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.e2e.conftest import USERS
+from tests.e2e.helpers import placement, sign, volume_json
+
+pytestmark = pytest.mark.e2e
+MIB = 1 << 20
+
+
+def status_of(call) -> int:
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+    return 200
+
+
+def test_degraded_then_lost_quorum_then_recovery(cluster, s3, bucket):
+    no_retry = cluster.client(*USERS["alice"], retries={"max_attempts": 1})
+    data = os.urandom(4 * MIB + 17)
+    s3.put_object(Bucket=bucket, Key="victim", Body=data)
+    holders = placement(cluster, bucket, "victim")
+    data_holders = holders[:2]  # fragment indexes 0 and 1 are data fragments
+    killed = list(data_holders)
+    try:
+        for vid in data_holders:
+            cluster.kill_volume(vid)
+        assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == data
+        assert s3.get_object(Bucket=bucket, Key="victim", Range="bytes=100-2000000")[
+            "Body"].read() == data[100:2000001]
+        newer = os.urandom(2 * MIB + 5)
+        s3.put_object(Bucket=bucket, Key="victim", Body=newer)  # degraded write succeeds
+        assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == newer
+        s3.put_object(Bucket=bucket, Key="small", Body=b"tiny degraded")
+        assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == b"tiny degraded"
+        # the writes that missed two volumes are queued for healing on the others
+        alive = [v for v in cluster.volume_ids if v not in killed]
+        queued = volume_json(cluster, alive[0], "/heal")["entries"]
+        assert any(e["key"] == "victim" for e in queued)
+
+        third = next(v for v in holders if v not in killed)
+        cluster.kill_volume(third)
+        killed.append(third)
+        time.sleep(1.2)  # let the gateway's bucket cache expire
+        assert status_of(lambda: no_retry.get_object(Bucket=bucket, Key="victim")) == 503
+        assert status_of(lambda: no_retry.put_object(Bucket=bucket, Key="victim",
+                                                     Body=os.urandom(MIB))) == 503
+        assert status_of(lambda: no_retry.put_object(Bucket=bucket, Key="never",
+                                                     Body=b"x")) == 503
+    finally:
+        for vid in killed:
+            cluster.restart_volume(vid)
+    time.sleep(1.2)
+    assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == newer
+    assert status_of(lambda: s3.head_object(Bucket=bucket, Key="never")) == 404
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["small", "victim"]
+
+
+def _staging_files(cluster) -> list[Path]:
+    out = []
+    for vol in cluster.config.volumes:
+        out += [p for p in (Path(vol.data_dir) / "staging").glob("*") if p.is_file()]
+    return out
+
+
+def test_client_disconnect_mid_put_keeps_old_object(cluster, s3, bucket):
+    old = os.urandom(3 * MIB)
+    s3.put_object(Bucket=bucket, Key="keep", Body=old)
+    url = f"{cluster.endpoint}/{bucket}/keep"
+    size = 16 * MIB
+    headers = sign("PUT", url, *USERS["alice"], {"Content-Length": str(size)})
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        head = f"PUT {parts.path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        sock.sendall(head.encode())
+        sock.sendall(os.urandom(5 * MIB))  # then vanish with 11 MiB unsent
+        time.sleep(0.3)
+    deadline = time.monotonic() + 15
+    while _staging_files(cluster) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _staging_files(cluster) == []
+    assert s3.get_object(Bucket=bucket, Key="keep")["Body"].read() == old
+
+
+def test_64mib_object_layout(cluster, s3, bucket):
+    before = {vol.id: set(_archives(vol.data_dir)) for vol in cluster.config.volumes}
+    size = 64 * MIB
+    s3.put_object(Bucket=bucket, Key="layout", Body=os.urandom(size))
+    new = {vol.id: set(_archives(vol.data_dir)) - before[vol.id]
+           for vol in cluster.config.volumes}
+    holders = [vid for vid, files in new.items() if files]
+    k, m = cluster.config.erasure.k, cluster.config.erasure.m
+    assert len(holders) == k + m  # k+m distinct volumes
+    assert all(len(files) == 1 for files in new.values() if files)
+    for files in new.values():
+        for path in files:
+            archive = path.stat().st_size
+            assert size / k <= archive <= size / k * 1.01, archive
+
+
+def _archives(data_dir: str) -> list[Path]:
+    return [p for p in (Path(data_dir) / "fragments").rglob("*") if p.is_file()]
