@@ -14,18 +14,22 @@ from gateway.cluster import Cluster
 from tests.e2e.cluster import REGION, DevCluster
 
 
-class _UnsignedPayloadAuth(S3SigV4Auth):
-    """botocore signs payloads over plain HTTP; raw-socket tests stream unsigned ones."""
+class _DeclaredPayloadAuth(S3SigV4Auth):
+    """botocore hashes payloads itself over plain HTTP; raw-socket tests declare theirs."""
 
-    def _should_sha256_sign_payload(self, request: AWSRequest) -> bool:
-        return False
+    def __init__(self, credentials: Credentials, payload: str) -> None:
+        super().__init__(credentials, "s3", REGION)
+        self._payload = payload
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload
 
 
-def sign(method: str, url: str, access: str, secret: str,
-         headers: dict[str, str]) -> dict[str, str]:
-    """SigV4-sign a request (UNSIGNED-PAYLOAD) by botocore's signer; includes Host."""
+def sign(method: str, url: str, access: str, secret: str, headers: dict[str, str],
+         payload: str = "UNSIGNED-PAYLOAD") -> dict[str, str]:
+    """SigV4-sign a request by botocore's signer with a declared payload; includes Host."""
     request = AWSRequest(method=method, url=url, headers=dict(headers))
-    _UnsignedPayloadAuth(Credentials(access, secret), "s3", REGION).add_auth(request)
+    _DeclaredPayloadAuth(Credentials(access, secret), payload).add_auth(request)
     return {"Host": urlsplit(url).netloc, **dict(request.headers.items())}
 
 

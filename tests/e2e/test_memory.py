@@ -1,0 +1,55 @@
+"""Streams, not buffers: the gateway's peak memory does not grow with object size.
+
+Reads VmHWM of the gateway process from /proc after resetting it (clear_refs 5), so
+each measurement is the peak of one transfer. A property, not a speed target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+MIB = 1 << 20
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _peak_growth(pid: int, s3, bucket: str, path: Path) -> int:
+    """Bytes the gateway's peak RSS rose above its resting RSS for one PUT + GET."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    resting = _status_kib(pid, "VmRSS")
+    with open(path, "rb") as fh:
+        s3.put_object(Bucket=bucket, Key=path.name, Body=fh)
+    digest = hashlib.md5()
+    for chunk in s3.get_object(Bucket=bucket, Key=path.name)["Body"].iter_chunks(MIB):
+        digest.update(chunk)
+    with open(path, "rb") as fh:
+        assert digest.hexdigest() == hashlib.file_digest(fh, "md5").hexdigest()
+    return (_status_kib(pid, "VmHWM") - resting) * 1024
+
+
+def _make(path: Path, size: int) -> Path:
+    with open(path, "wb") as fh:
+        for _ in range(size // (8 * MIB)):
+            fh.write(os.urandom(8 * MIB))
+    return path
+
+
+def test_gateway_memory_independent_of_object_size(cluster, s3, bucket, tmp_path):
+    pid = cluster.gateway_pid()
+    small = _make(tmp_path / "small.bin", 32 * MIB)
+    large = _make(tmp_path / "large.bin", 512 * MIB)
+    _peak_growth(pid, s3, bucket, small)  # warm up pools and caches
+    growth_small = _peak_growth(pid, s3, bucket, small)
+    growth_large = _peak_growth(pid, s3, bucket, large)
+    print(f"peak growth: 32 MiB -> {growth_small / MIB:.1f} MiB, 512 MiB -> {growth_large / MIB:.1f} MiB")
+    assert growth_large - growth_small < 64 * MIB, (growth_small, growth_large)
