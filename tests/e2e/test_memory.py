@@ -51,5 +51,6 @@ def test_gateway_memory_independent_of_object_size(cluster, s3, bucket, tmp_path
     _peak_growth(pid, s3, bucket, small)  # warm up pools and caches
     growth_small = _peak_growth(pid, s3, bucket, small)
     growth_large = _peak_growth(pid, s3, bucket, large)
-    print(f"peak growth: 32 MiB -> {growth_small / MIB:.1f} MiB, 512 MiB -> {growth_large / MIB:.1f} MiB")
+    print(f"gateway peak growth: 32 MiB object {growth_small / MIB:.1f} MiB, "
+          f"512 MiB object {growth_large / MIB:.1f} MiB")
     assert growth_large - growth_small < 64 * MIB, (growth_small, growth_large)
