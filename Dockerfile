@@ -1,0 +1,21 @@
+# shardgate container image.
+# UNTESTED HERE: the build machines of this project run no Docker engine, so this file
+# has never been built. It installs the package and runs one role per container, e.g.
+#   docker run -v /srv/v1:/data -v ./cluster.toml:/etc/shardgate/cluster.toml \
+#       shardgate volume --config /etc/shardgate/cluster.toml --id v1
+#   docker run -p 9000:9000 -v ./cluster.toml:/etc/shardgate/cluster.toml \
+#       shardgate gateway --config /etc/shardgate/cluster.toml
+FROM python:3.11-slim-bookworm
+
+WORKDIR /opt/shardgate
+COPY pyproject.toml README.md ./
+COPY shardgate ./shardgate
+COPY gateway ./gateway
+COPY volume_server ./volume_server
+COPY placement ./placement
+COPY erasure ./erasure
+COPY conf ./conf
+RUN pip install --no-cache-dir . && useradd --system --home /data shardgate
+USER shardgate
+ENTRYPOINT ["shardgate"]
+CMD ["--help"]
