@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
@@ -93,10 +94,11 @@ class Fragments:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while True:
+                if (await receive())["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
                 await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
         if scope["type"] != "http":
             return
         query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
@@ -160,15 +162,18 @@ class Forwarder(S3Shape):
             view = memoryview(segment)
             fragments = [bytes(view[i * size:(i + 1) * size]) for i in range(K)]
             fragments += fragments[:M]  # stand-ins for parity: the bytes, not the maths
-            for queue, fragment in zip(queues, fragments, strict=True):
-                putter = asyncio.ensure_future(queue.put(fragment))
-                done, _ = await asyncio.wait([putter, *failed], return_when="FIRST_COMPLETED")
-                if putter not in done:
-                    putter.cancel()
+            for queue, task, fragment in zip(queues, tasks, fragments, strict=True):
+                if task.done():
                     raise RuntimeError("a backend failed during the upload")
+                await queue.put(fragment)
+
+        def drain(queue: asyncio.Queue[bytes | None], _: asyncio.Task) -> None:
+            while not queue.empty():  # unblock the producer when a lane ends early
+                queue.get_nowait()
 
         tasks = [asyncio.create_task(lane(i)) for i in range(len(self.backends))]
-        failed = tasks  # any lane finishing early means it failed
+        for task, queue in zip(tasks, queues, strict=True):
+            task.add_done_callback(functools.partial(drain, queue))
         total = 0
         buffer = bytearray()
         try:
@@ -179,7 +184,7 @@ class Forwarder(S3Shape):
                     segment = bytes(buffer[:SEGMENT_SIZE])
                     del buffer[:SEGMENT_SIZE]
                     await push(segment)
-            if buffer or not total:
+            if buffer:
                 await push(bytes(buffer))
             for queue in queues:
                 await queue.put(None)

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from gateway.auth.sigv4 import AuthContext
 from gateway.body import RequestBody
 from gateway.bucket_records import BucketRecord, BucketRecords
+from gateway.checksums import Checksum, algorithm_from_headers, trailer_checksum, verify
 from gateway.cluster import Cluster
 from gateway.errors import S3Error
 from gateway.router import Endpoint
@@ -38,10 +39,19 @@ class RequestContext:
         return RequestBody(self.request, self.headers, self.auth)
 
     async def read_small_body(self, limit: int) -> bytes:
-        """Bodies of XML requests are small; refuse anything larger than `limit`."""
+        """Bodies of XML requests are small; refuse anything larger than `limit`, and
+        check the flexible checksum they carry (DeleteObjects sends CRC32, no MD5)."""
+        algorithm, expected = algorithm_from_headers(self.headers)
+        body = self.body()
         out = bytearray()
-        async for chunk in self.body():
+        async for chunk in body:
             out += chunk
             if len(out) > limit:
                 raise S3Error("MaxMessageLengthExceeded")
+        if algorithm and expected is None and "x-amz-trailer" in self.headers:
+            expected = trailer_checksum(body.trailers, algorithm)
+        if algorithm and expected is not None:
+            checksum = Checksum(algorithm)
+            checksum.update(bytes(out))
+            verify(checksum, expected)
         return bytes(out)

@@ -8,7 +8,7 @@ import time
 
 from starlette.responses import Response
 
-from gateway.checksums import algorithm_from_headers
+from gateway.checksums import algorithm_from_headers, trailer_checksum
 from gateway.commit import commit_staged
 from gateway.context import RequestContext
 from gateway.digests import BodyDigests
@@ -76,10 +76,8 @@ async def stage_verified(ctx: RequestContext, placement: tuple[str, ...],
         if md5 is not None and md5 != bytes.fromhex(digests.md5_hex):
             raise S3Error("BadDigest", extra={"ExpectedDigest": md5.hex(),
                                               "CalculatedDigest": digests.md5_b64})
-        if algorithm and expected is None:
-            expected = body.trailers.get(f"x-amz-checksum-{algorithm.lower()}")
-            if expected is None:
-                raise S3Error("InvalidRequest", f"The trailing {algorithm} checksum is missing.")
+        if algorithm and expected is None and "x-amz-trailer" in headers:
+            expected = trailer_checksum(body.trailers, algorithm)
         actual = digests.checksum_b64()
         if expected is not None and expected != actual:
             raise S3Error("BadDigest", f"The {algorithm} you specified did not match the "

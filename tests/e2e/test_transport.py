@@ -190,3 +190,35 @@ def test_tls_bad_signature_still_rejected(tls_cluster):
     with pytest.raises(ClientError) as err:
         bad.list_buckets()
     assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+
+def test_unsigned_trailer_with_http_chunking_and_expect_continue(cluster, s3, bucket):
+    """Transfer-Encoding: chunked around an aws-chunked body, no Content-Length, and
+    Expect: 100-continue: the body is sent only after the interim 100 answer."""
+    data = os.urandom(200_000)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    inner = (f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n"
+             + f"x-amz-checksum-crc32:{crc}\r\n\r\n".encode())
+    from tests.e2e.helpers import sign
+
+    url = f"{cluster.endpoint}/{bucket}/te-chunked"
+    headers = sign("PUT", url, *USERS["alice"], {
+        "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": "x-amz-checksum-crc32", "Transfer-Encoding": "chunked",
+        "Expect": "100-continue"}, payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+    parts = urlsplit(cluster.endpoint)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        head = f"PUT /{bucket}/te-chunked HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        sock.sendall(head.encode())
+        interim = sock.recv(4096)
+        assert interim.startswith(b"HTTP/1.1 100")
+        for i in range(0, len(inner), 50_000):  # HTTP chunks cut across aws chunks
+            piece = inner[i:i + 50_000]
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        reply = sock.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+    got = s3.get_object(Bucket=bucket, Key="te-chunked", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got["ChecksumCRC32"] == crc
