@@ -6,7 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from erasure.params import check_params
 from shardgate.config import ConfigError, load_config, load_users
+
+
+def check_erasure(k: int, m: int, ec_type: str, segment_size: int) -> None:
+    """Refuse unsafe EC parameters before any process starts (erasure.params rules)."""
+    try:
+        check_params(k, m, ec_type, segment_size)
+    except ValueError as exc:
+        raise ConfigError(f"erasure parameters: {exc}") from exc
 
 
 def _ec(value: str) -> tuple[int, int]:
@@ -46,12 +55,15 @@ def main(argv: list[str] | None = None) -> None:
             if bool(args.tls_cert) != bool(args.tls_key):
                 raise ConfigError("--tls-cert and --tls-key go together")
             k, m = args.ec
+            check_erasure(k, m, "isa_l_rs_vand", args.segment_size)
             users = load_users(args.users) if args.users else ()
             opts = DevOptions(data=args.data, port=args.port, volumes=args.volumes, k=k, m=m,
                               users=users, tls_cert=args.tls_cert, tls_key=args.tls_key,
                               segment_size=args.segment_size)
             sys.exit(run_dev(opts))
         config = load_config(args.config)
+        ec = config.erasure
+        check_erasure(ec.k, ec.m, ec.ec_type, ec.segment_size)
         if args.command == "gateway":
             from gateway.serve import run as run_gateway
 
