@@ -1,19 +1,30 @@
-"""Run one gateway process from the cluster configuration."""
+"""Run one gateway (one process, or several Hypercorn workers) from the cluster config."""
 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
+
+from hypercorn.run import run as hypercorn_run
 
 from gateway.app import create_app
+from gateway.asgi import CONFIG_ENV
 from shardgate.config import ClusterConfig
 from shardgate.memory import raise_mmap_threshold
 from shardgate.serving import hypercorn_config, run_app
 
 
-def run(config: ClusterConfig) -> None:
+def run(config: ClusterConfig, config_path: Path) -> None:
     raise_mmap_threshold()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s "
                                                    "%(name)s: %(message)s")
     gw = config.gateway
     hconfig = hypercorn_config(gw.host, gw.port, certfile=gw.tls_cert, keyfile=gw.tls_key)
-    run_app(create_app(config), hconfig)
+    if gw.workers <= 1:
+        run_app(create_app(config), hconfig)
+        return
+    os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
+    hconfig.workers = gw.workers
+    hconfig.application_path = "gateway.asgi:create()"
+    hypercorn_run(hconfig)

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--tls-cert", default="")
     dev.add_argument("--tls-key", default="")
     dev.add_argument("--segment-size", default=1 << 20, type=int)
+    dev.add_argument("--gateway-workers", default=1, type=int,
+                     help="gateway worker processes (default 1)")
     gw = sub.add_parser("gateway", help="run one gateway")
     gw.add_argument("--config", required=True, type=Path)
     vol = sub.add_parser("volume", help="run one volume server")
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             users = load_users(args.users) if args.users else ()
             opts = DevOptions(data=args.data, port=args.port, volumes=args.volumes, k=k, m=m,
                               users=users, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                              segment_size=args.segment_size)
+                              segment_size=args.segment_size, workers=args.gateway_workers)
             sys.exit(run_dev(opts))
         config = load_config(args.config)
         ec = config.erasure
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "gateway":
             from gateway.serve import run as run_gateway
 
-            run_gateway(config)
+            run_gateway(config, args.config)
         else:
             from volume_server.serve import run as run_volume
 

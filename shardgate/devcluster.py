@@ -54,6 +54,7 @@ class DevOptions:
     tls_key: str = ""
     host: str = "127.0.0.1"
     segment_size: int = 1 << 20
+    workers: int = 1
 
 
 def write_config(opts: DevOptions) -> Path:
@@ -70,7 +71,7 @@ def write_config(opts: DevOptions) -> Path:
         "erasure": {"k": opts.k, "m": opts.m, "ec_type": "isa_l_rs_vand",
                     "segment_size": opts.segment_size},
         "gateway": {"host": opts.host, "port": opts.port, "tls_cert": opts.tls_cert,
-                    "tls_key": opts.tls_key},
+                    "tls_key": opts.tls_key, "workers": opts.workers},
         "volumes": [{"id": f"v{i}", "url": f"http://{opts.host}:{free_port(opts.host)}",
                      "data_dir": str((opts.data / f"v{i}").resolve())}
                     for i in range(1, opts.volumes + 1)],

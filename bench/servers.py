@@ -1,0 +1,147 @@
+"""Start and stop the systems under test: a `shardgate dev` cluster and the limit apps."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HEALTH_PATH = "/-/health"
+DEFAULT_ACCESS_KEY = "shardgate"
+DEFAULT_SECRET_KEY = "shardgate-secret-key"
+FRAGMENT_BACKENDS = 6
+
+
+@dataclass
+class Target:
+    """One endpoint to measure, with the processes behind it."""
+
+    name: str
+    endpoint: str
+    pids: dict[str, int] = field(default_factory=dict)  # role -> pid, for profiling
+    access_key: str = DEFAULT_ACCESS_KEY
+    secret_key: str = DEFAULT_SECRET_KEY
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with "
+                               f"{proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not healthy after {timeout:.0f} s; see {log}")
+
+
+def _terminate(proc: subprocess.Popen, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _kill_leftovers(pids: list[int]) -> None:
+    """SIGKILL children of a dev cluster that outlived it (only after a forced stop)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def shardgate_dev(workdir: Path) -> Iterator[Target]:
+    """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port."""
+    data = workdir / "shardgate-data"
+    log = workdir / "shardgate-dev.log"
+    port = free_port()
+    proc = _spawn(["shardgate", "dev", "--data", str(data), "--port", str(port)], log)
+    endpoint = f"http://127.0.0.1:{port}"
+    children: list[int] = []
+    try:
+        wait_healthy(endpoint + HEALTH_PATH, proc, log, timeout=90)
+        processes = json.loads((data / "processes.json").read_text())
+        pids = {"dev": processes["pid"]}
+        for child in processes["children"]:
+            pids[child["id"]] = child["pid"]
+            children.append(child["pid"])
+        yield Target("shardgate", endpoint, pids)
+    finally:
+        _terminate(proc)
+        if proc.returncode and proc.returncode < 0:
+            _kill_leftovers(children)
+
+
+@contextlib.contextmanager
+def one_hop(workdir: Path) -> Iterator[Target]:
+    """The trivial S3-shaped store under Hypercorn."""
+    port = free_port()
+    log = workdir / "one-hop.log"
+    proc = _spawn(["bench.limits", "store", "--port", str(port)], log)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(endpoint + HEALTH_PATH, proc, log)
+        yield Target("one-hop", endpoint, {"store": proc.pid})
+    finally:
+        _terminate(proc)
+
+
+@contextlib.contextmanager
+def two_hop(workdir: Path) -> Iterator[Target]:
+    """The trivial forwarder in front of six trivial fragment stores."""
+    procs: list[subprocess.Popen] = []
+    pids: dict[str, int] = {}
+    try:
+        backends = []
+        for i in range(1, FRAGMENT_BACKENDS + 1):
+            port = free_port()
+            log = workdir / f"two-hop-v{i}.log"
+            procs.append(_spawn(["bench.limits", "fragments", "--port", str(port)], log))
+            backends.append(f"http://127.0.0.1:{port}")
+            pids[f"v{i}"] = procs[-1].pid
+        for url, proc in zip(backends, procs, strict=True):
+            wait_healthy(url + HEALTH_PATH, proc, workdir / "two-hop-v*.log")
+        port = free_port()
+        log = workdir / "two-hop-forwarder.log"
+        procs.append(_spawn(["bench.limits", "forward", "--port", str(port),
+                             "--backends", ",".join(backends)], log))
+        pids["forwarder"] = procs[-1].pid
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_healthy(endpoint + HEALTH_PATH, procs[-1], log)
+        yield Target("two-hop", endpoint, pids)
+    finally:
+        for proc in reversed(procs):
+            _terminate(proc)

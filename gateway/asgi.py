@@ -1,0 +1,24 @@
+"""Entry point for Hypercorn worker processes: `gateway.asgi:create()`.
+
+With `[gateway] workers > 1` Hypercorn spawns that many processes sharing the listening
+socket; each builds its own app from the file named by SHARDGATE_CONFIG. pyeclib keeps
+the GIL while encoding, so processes, not threads, are how a gateway uses several cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from gateway.app import create_app
+from shardgate.config import load_config
+from shardgate.memory import raise_mmap_threshold
+
+CONFIG_ENV = "SHARDGATE_CONFIG"
+
+
+def create():  # noqa: ANN201 - the ASGI app type is Starlette's, wrapped
+    raise_mmap_threshold()
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
+    return create_app(load_config(os.environ[CONFIG_ENV]))
