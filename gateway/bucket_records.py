@@ -18,6 +18,9 @@ from gateway.errors import S3Error, quorum_lost
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+# Reserved by S3's general purpose bucket naming rules.
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,8 @@ class BucketRecord:
 def validate_bucket_name(name: str) -> None:
     """S3 bucket naming rules (general purpose buckets)."""
     if not _NAME.match(name) or ".." in name or _IP.match(name) or ".-" in name \
-            or "-." in name or name.startswith("xn--") or name.endswith("-s3alias"):
+            or "-." in name or name.startswith(_RESERVED_PREFIXES) \
+            or name.endswith(_RESERVED_SUFFIXES):
         raise S3Error("InvalidBucketName", extra={"BucketName": name})
 
 

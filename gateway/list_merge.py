@@ -15,8 +15,6 @@ from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
 
 PAGE = 1000
-# Starts after every key that begins with a given prefix (SQLite compares UTF-8 bytes).
-AFTER_ALL = "\U0010ffff"
 
 
 @dataclass
@@ -68,33 +66,34 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         cursor.buffer = page["entries"]
         cursor.more = bool(page.get("truncated"))
         if page.get("next"):
-            nxt = page["next"]
-            cursor.after = nxt + AFTER_ALL if delimiter and nxt.endswith(delimiter) else nxt
+            # A volume resumes after a whole rolled-up prefix when given one.
+            cursor.after = page["next"]
         if not cursor.buffer:
             cursor.more = False
 
-    await asyncio.gather(*(refill(c) for c in cursors))
-    # Every committed key is on >= quorum of its placement; with more than width - quorum
-    # volumes missing some key might have no answering holder.
-    if down > cluster.width - cluster.write_quorum:
-        raise quorum_lost("Too few storage volumes answered the listing.")
     result = ListPage()
     while True:
         await asyncio.gather(*(refill(c) for c in cursors if not c.buffer and c.more))
+        # Every committed key is on >= quorum of its placement; with more than
+        # width - quorum volumes missing, some key might have no answering holder.
+        if down > cluster.width - cluster.write_quorum:
+            raise quorum_lost("Too few storage volumes answered the listing.")
         live = [c for c in cursors if c.buffer]
         if not live:
             return result
         name = min(c.head_name() for c in live)
         entries = [c.buffer.pop(0) for c in live if c.head_name() == name]
+        newest = None
+        if "prefix" not in entries[0]:
+            newest = max((e for e in entries if "key" in e), key=lambda e: e["version_id"])
+            if newest["deleted"]:
+                continue
         if len(result.keys) + len(result.prefixes) >= max_keys:
             result.truncated = True
             return result
-        if "prefix" in entries[0]:
+        if newest is None:
             result.prefixes.append(name)
             result.last = name
-            continue
-        newest = max((e for e in entries if "key" in e), key=lambda e: e["version_id"])
-        if newest["deleted"]:
             continue
         result.keys.append(ListedKey(name, newest["version_id"], newest["size"],
                                      newest["etag"], newest["last_modified"], newest["owner"]))

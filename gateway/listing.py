@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
-from gateway.list_merge import AFTER_ALL, ListPage, merge_list
+from gateway.list_merge import ListPage, merge_list
 from gateway.xml import document, iso8601
 
 XML = "application/xml"
@@ -35,11 +35,6 @@ def _encoder(ctx: RequestContext):
     if encoding != "url":
         raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
     return lambda s: quote(s, safe="/")
-
-
-def _resume_after(marker: str, delimiter: str) -> str:
-    """A marker that names a common prefix resumes after every key under it."""
-    return marker + AFTER_ALL if delimiter and marker.endswith(delimiter) else marker
 
 
 def _contents(page: ListPage, enc, fetch_owner: bool) -> list[tuple[str, object]]:
@@ -73,7 +68,7 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
     page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
-                            _resume_after(after, delimiter), max_keys)
+                            after, max_keys)
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)),
         ("Delimiter", enc(delimiter) if delimiter else None),
@@ -98,7 +93,7 @@ async def list_objects(ctx: RequestContext) -> Response:
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
     page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
-                            _resume_after(marker, delimiter), max_keys)
+                            marker, max_keys)
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)), ("Marker", enc(marker)),
         ("Delimiter", enc(delimiter) if delimiter else None),

@@ -21,7 +21,8 @@ def stored_headers(headers: dict[str, str]) -> tuple[str, dict[str, str], dict[s
             kept[name] = headers[name]
     encoding = kept.get("content-encoding")
     if encoding is not None:  # aws-chunked is a transfer detail, never stored
-        rest = [e.strip() for e in encoding.split(",") if e.strip() and e.strip() != "aws-chunked"]
+        rest = [e.strip() for e in encoding.split(",")
+                if e.strip() and e.strip().lower() != "aws-chunked"]
         if rest:
             kept["content-encoding"] = ", ".join(rest)
         else:

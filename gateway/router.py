@@ -43,15 +43,14 @@ class Endpoint:
 def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, str]:
     """(bucket, key) from the still-encoded path. Keys keep `//` and a literal `+`."""
     path = raw_path.split("?", 1)[0]
-    if domain and host:
-        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        suffix = "." + domain
-        if hostname.endswith(suffix) and len(hostname) > len(suffix):
-            bucket = hostname[: -len(suffix)]
-            return bucket, unquote(path[1:], errors="strict") if path != "/" else ""
     trimmed = path[1:] if path.startswith("/") else path
-    bucket, _, key = trimmed.partition("/")
     try:
+        if domain and host:
+            hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            suffix = "." + domain
+            if hostname.endswith(suffix) and len(hostname) > len(suffix):
+                return hostname[: -len(suffix)], unquote(trimmed, errors="strict")
+        bucket, _, key = trimmed.partition("/")
         return unquote(bucket, errors="strict"), unquote(key, errors="strict")
     except UnicodeDecodeError as exc:
         raise S3Error("InvalidURI") from exc

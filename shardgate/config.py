@@ -99,19 +99,47 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+_TOP_LEVEL = {"volumes", "erasure", "gateway", "users", "jwt_secret", "token_ttl_seconds"}
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
-    known = set(cls.__dataclass_fields__)
-    unknown = set(raw) - known
+    """Instantiate a config dataclass, refusing unknown keys and wrongly typed values."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    fields = cls.__dataclass_fields__
+    unknown = set(raw) - set(fields)
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    for name, value in raw.items():
+        expected = {"str": str, "int": int, "float": (int, float)}.get(str(fields[name].type))
+        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise ConfigError(f"{where}: {name} must be of type {fields[name].type}, "
+                              f"not {type(value).__name__}")
     try:
         return cls(**raw)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer")
+    return value
+
+
+def _read_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
 def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     """Build and validate a ClusterConfig from parsed TOML."""
+    unknown = set(raw) - _TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"unknown top-level keys {sorted(unknown)}")
     volumes = tuple(_build(VolumeSpec, v, "[[volumes]]") for v in raw.get("volumes", []))
     if not volumes:
         raise ConfigError("at least one [[volumes]] entry is required")
@@ -130,7 +158,7 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     if len({u.access_key for u in users}) != len(users):
         raise ConfigError("user access keys must be unique")
     secret = raw.get("jwt_secret", "")
-    if len(secret) < 16:
+    if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigError("jwt_secret must be at least 16 characters")
     return ClusterConfig(
         volumes=volumes,
@@ -138,20 +166,18 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         gateway=gateway,
         users=users,
         jwt_secret=secret,
-        token_ttl_seconds=int(raw.get("token_ttl_seconds", 120)),
+        token_ttl_seconds=_positive_int(raw.get("token_ttl_seconds", 120), "token_ttl_seconds"),
     )
 
 
 def load_config(path: str | Path) -> ClusterConfig:
     """Read a cluster TOML file (see conf/cluster.sample.toml)."""
-    with open(path, "rb") as fh:
-        return parse_config(tomllib.load(fh))
+    return parse_config(_read_toml(path))
 
 
 def load_users(path: str | Path) -> tuple[User, ...]:
     """Read a users TOML file: `[[users]]` tables, as `shardgate dev --users` takes."""
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
+    raw = _read_toml(path)
     users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
     if not users:
         raise ConfigError(f"{path}: no [[users]] entries")

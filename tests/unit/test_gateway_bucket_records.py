@@ -34,8 +34,6 @@ def test_invalid_bucket_names(name: str) -> None:
     assert exc.value.code == "InvalidBucketName" and exc.value.extra == {"BucketName": name}
 
 
-@pytest.mark.xfail(strict=True, reason="validate_bucket_name misses S3's reserved prefixes "
-                   "(sthree-, amzn-s3-demo-) and suffixes (--ol-s3, .mrap, --x-s3)")
 @pytest.mark.parametrize("name", ["sthree-bucket", "amzn-s3-demo-bucket", "bucket--ol-s3",
                                   "bucket.mrap", "bucket--x-s3"])
 def test_reserved_prefixes_and_suffixes(name: str) -> None:

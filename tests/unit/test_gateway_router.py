@@ -153,9 +153,6 @@ def test_virtual_hosted_style() -> None:
     assert split_path("/bkt/k", "[::1]", "s3.example.com") == ("bkt", "k")
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError,
-                   reason="split_path's virtual-hosted branch calls unquote(errors='strict') "
-                   "outside the try, so bad UTF-8 escapes as UnicodeDecodeError, not InvalidURI")
 def test_virtual_hosted_invalid_utf8_is_invalid_uri() -> None:
     with pytest.raises(S3Error, match="InvalidURI"):
         route("GET", "/%FF", "", host="bkt.s3.example.com", domain="s3.example.com")
