@@ -57,15 +57,19 @@ class BucketRecords:
             raise quorum_lost("Too few storage volumes answered.")
         return answered
 
+    async def _newest(self, name: str) -> BucketRecord | None:
+        """The newest record for `name` on a majority, tombstones included."""
+        answered = await self._gather([self.cluster.volumes.get_bucket(vid, name)
+                                       for vid in self.cluster.volume_ids])
+        found = [BucketRecord(**r) for r in answered if r]
+        return max(found, key=lambda r: r.stamp) if found else None
+
     async def get(self, name: str, fresh: bool = False) -> BucketRecord | None:
         """The live record for `name`, or None (never existed or deleted)."""
         hit = self._cache.get(name)
         if hit and not fresh and hit[0] > time.monotonic():
             return hit[1]
-        answered = await self._gather([self.cluster.volumes.get_bucket(vid, name)
-                                       for vid in self.cluster.volume_ids])
-        found = [BucketRecord(**r) for r in answered if r]
-        record = max(found, key=lambda r: r.stamp) if found else None
+        record = await self._newest(name)
         if record is not None and record.deleted:
             record = None
         self._cache[name] = (time.monotonic() + self.ttl, record)
@@ -88,17 +92,19 @@ class BucketRecords:
 
     async def create(self, name: str, owner: str) -> BucketRecord:
         validate_bucket_name(name)
-        existing = await self.get(name, fresh=True)
-        if existing is not None:
+        existing = await self._newest(name)
+        if existing is not None and not existing.deleted:
             code = "BucketAlreadyOwnedByYou" if existing.owner == owner else "BucketAlreadyExists"
             raise S3Error(code, extra={"BucketName": name})
-        record = BucketRecord(name, owner, uuid.uuid4().hex, time.time(), False, time.time_ns())
+        # Stamps only grow, whatever this gateway's wall clock says.
+        stamp = max(time.time_ns(), existing.stamp + 1 if existing else 0)
+        record = BucketRecord(name, owner, uuid.uuid4().hex, time.time(), False, stamp)
         await self._write(record)
         return record
 
     async def delete(self, record: BucketRecord) -> None:
         tombstone = BucketRecord(record.name, record.owner, record.incarnation, record.created,
-                                 True, time.time_ns())
+                                 True, max(time.time_ns(), record.stamp + 1))
         await self._write(tombstone)
 
     async def list_for(self, owner: str) -> list[BucketRecord]:

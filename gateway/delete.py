@@ -14,6 +14,7 @@ from gateway.commit import commit_manifest
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.put import content_md5
+from gateway.reader import find_latest
 from gateway.router import MAX_KEY_BYTES
 from gateway.xml import child_text, children, document, parse
 from shardgate.manifest import ObjectManifest
@@ -21,10 +22,14 @@ from shardgate.versionid import new_version_id
 
 XML = "application/xml"
 MAX_DELETE_KEYS = 1000
+MAX_DELETE_BODY = 2 * 1024 * 1024
 PARALLEL_DELETES = 16
 
 
 async def write_tombstone(ctx: RequestContext, incarnation: str, bucket: str, key: str) -> None:
+    # Reading the key first moves our clock past its newest version (see put_object),
+    # so the tombstone is newer than what it deletes.
+    await find_latest(ctx.cluster, incarnation, key)
     manifest = ObjectManifest(bucket=bucket, incarnation=incarnation, key=key,
                               version_id=new_version_id(), last_modified=time.time(),
                               owner=ctx.user_id, deleted=True)
@@ -41,9 +46,9 @@ async def delete_objects(ctx: RequestContext) -> Response:
     """POST ?delete. Arrives with Content-MD5 or a flexible checksum; both are checked
     by the body reader, the MD5 here."""
     bucket = await ctx.bucket()
-    raw = await ctx.read_small_body(2 * 1024 * 1024)
+    raw = await ctx.read_small_body(MAX_DELETE_BODY)
     _check_md5(ctx, raw)
-    root = parse(raw)
+    root = parse(raw, MAX_DELETE_BODY)
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     objects = children(root, "Object")
     if len(objects) > MAX_DELETE_KEYS:

@@ -10,6 +10,7 @@ from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
 from gateway.reader import ObjectReader, find_latest
+from gateway.xml import http_date
 from shardgate.manifest import ObjectManifest
 
 # Query parameters that override response headers (GetObject "response-*" overrides).
@@ -36,7 +37,11 @@ def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str,
     """(status, headers, range) for a GET/HEAD of `manifest`, or a raised S3Error."""
     if ctx.endpoint.has("partNumber"):
         raise S3Error("NotImplemented", "GetObject with partNumber is not implemented yet.")
+    # RFC 9110 section 13.2.2: preconditions are evaluated before Range.
     cond = evaluate(ctx.headers, manifest.etag, manifest.last_modified)
+    if cond == NOT_MODIFIED:
+        return 304, {"ETag": f'"{manifest.etag}"',
+                     "Last-Modified": http_date(manifest.last_modified)}, None
     range_header = ctx.headers.get("range")
     wanted = None
     if range_header:
@@ -52,8 +57,6 @@ def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str,
         value = ctx.endpoint.param(param)
         if value is not None:
             headers[header] = value
-    if cond == NOT_MODIFIED:
-        return 304, {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified")}, None
     if wanted is not None:
         start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{manifest.size}"

@@ -37,7 +37,14 @@ def content_md5(headers: dict[str, str]) -> bytes | None:
 
 def declared_size(headers: dict[str, str]) -> int | None:
     """The payload size the client declared, if any (decoded size for aws-chunked)."""
-    raw = headers.get("x-amz-decoded-content-length") or headers.get("content-length")
+    if "aws-chunked" in headers.get("content-encoding", "").lower() or \
+            headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
+        raw = headers.get("x-amz-decoded-content-length")
+        if raw is None:
+            raise S3Error("MissingContentLength",
+                          "aws-chunked uploads need x-amz-decoded-content-length.")
+    else:
+        raw = headers.get("content-length")
     if raw is None:
         return None
     try:
@@ -94,8 +101,10 @@ async def put_object(ctx: RequestContext) -> Response:
     content_type, kept, metadata = stored_headers(ctx.headers)
     cluster = ctx.cluster
     placement = cluster.placement(bucket.incarnation, key)
-    version_id = new_version_id()
     staged, algorithm, checksum = await stage_verified(ctx, placement, MAX_OBJECT_SIZE)
+    # Chosen only now: the stage answers carried each volume's clock, so this id is newer
+    # than any version a quorum of the placement has committed, whatever our wall clock.
+    version_id = new_version_id()
     ec = cluster.config.erasure
     inline = staged.size < cluster.config.gateway.inline_threshold
     etag = staged.digests.md5_hex

@@ -29,13 +29,14 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
     results = await asyncio.gather(*(cluster.volumes.latest(vid, incarnation, key)
                                      for vid in placement), return_exceptions=True)
     answered = [r for r in results if not isinstance(r, BaseException)]
+    # A committed version lives on >= quorum of the placement: only when more than
+    # width - quorum volumes answered is one of them sure to hold the newest version
+    # (or its tombstone); with fewer, an older version or a deleted key could show.
+    if len(answered) <= cluster.width - cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes answered.")
     found = [r for r in answered if r]
     if not found:
-        # A committed version lives on >= quorum of the placement: if more than
-        # width - quorum volumes answered, at least one of them would have it.
-        if len(answered) > cluster.width - cluster.write_quorum:
-            return None
-        raise quorum_lost("Too few storage volumes answered.")
+        return None
     newest = max(found, key=lambda r: r["version_id"])
     observe_version_id(newest["version_id"])
     if newest["deleted"]:

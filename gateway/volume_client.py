@@ -17,6 +17,20 @@ import aiohttp
 
 from shardgate.config import ClusterConfig
 from shardgate.tokens import TokenCache
+from shardgate.versionid import observe_version_id
+
+
+def _observe_clock(body: bytes) -> None:
+    """Volumes report the newest version id they have committed as "clock"; moving our
+    clock past it means a gateway whose wall clock is behind still issues newer ids."""
+    if b'"clock"' not in body:
+        return
+    try:
+        clock = json.loads(body).get("clock")
+    except (ValueError, AttributeError):
+        return
+    if isinstance(clock, str) and clock:
+        observe_version_id(clock)
 
 
 class VolumeUnavailable(Exception):
@@ -91,6 +105,7 @@ class VolumeClient:
             async with self._session.request(method, url, params=params, json=json_body,
                                              data=data, headers=all_headers) as resp:
                 body = await resp.read()
+                _observe_clock(body)
                 if resp.status == 404 and allow_404:
                     return None
                 if resp.status >= 500:

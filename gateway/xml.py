@@ -75,8 +75,10 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse(body: bytes) -> ET.Element:
-    if len(body) > MAX_XML_BODY:
+def parse(body: bytes, limit: int = MAX_XML_BODY) -> ET.Element:
+    """Parse a request body; callers with larger documents (CompleteMultipartUpload with
+    10,000 parts and checksums, DeleteObjects with 1,000 keys) pass their own limit."""
+    if len(body) > limit:
         raise S3Error("MaxMessageLengthExceeded")
     if not body.strip():
         raise S3Error("MalformedXML")

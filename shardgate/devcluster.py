@@ -6,6 +6,8 @@ is reported, never restarted (a test or an operator decides what happens next).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import secrets
@@ -85,7 +87,21 @@ def write_config(opts: DevOptions) -> Path:
 def _child(args: list[str], log: Path) -> subprocess.Popen:
     out = open(log, "ab")  # noqa: SIM115 - the child owns it for its whole life
     return subprocess.Popen([sys.executable, "-m", "shardgate", *args], stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_die_with_parent)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when `shardgate dev` dies, even by SIGKILL,
+    so no orphan keeps a port or a data directory (Linux prctl; a no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError, TypeError):
+        pass
 
 
 def _ready(url: str, token: str | None, deadline: float, proc: subprocess.Popen) -> None:
