@@ -7,7 +7,6 @@ record with a newer stamp. Records are cached briefly per process.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 
 from gateway.cluster import Cluster
 from gateway.errors import S3Error, quorum_lost
+from gateway.fanout import answered, first_answers
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -51,11 +51,13 @@ class BucketRecords:
         self._cache: dict[str, tuple[float, BucketRecord | None]] = {}
 
     async def _gather(self, calls: list) -> list:
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        answered = [r for r in results if not isinstance(r, BaseException)]
-        if len(answered) < self.cluster.majority:
+        """Answers of at least a majority of volumes (majority writes meet majority reads)."""
+        results = await first_answers(dict(enumerate(calls)), self.cluster.majority,
+                                      cancel_rest=False)
+        ok = list(answered(results).values())
+        if len(ok) < self.cluster.majority:
             raise quorum_lost("Too few storage volumes answered.")
-        return answered
+        return ok
 
     async def _newest(self, name: str) -> BucketRecord | None:
         """The newest record for `name` on a majority, tombstones included."""

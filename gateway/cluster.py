@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from erasure import Codec
 from gateway.volume_client import VolumeClient
 from placement import Ring, RingNode
 from shardgate.config import ClusterConfig
+from shardgate.manifest import ErasureParams
+
+SUSPECT_SECONDS = 10.0
 
 
 @dataclass
@@ -16,6 +20,8 @@ class Cluster:
     ring: Ring
     codec: Codec
     volumes: VolumeClient
+    _codecs: dict[tuple, Codec] = field(default_factory=dict)
+    _suspect_until: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: ClusterConfig, volumes: VolumeClient | None = None) -> Cluster:
@@ -31,6 +37,28 @@ class Cluster:
     @property
     def write_quorum(self) -> int:
         return self.config.erasure.write_quorum
+
+    def note_answers(self, results: dict) -> None:
+        """Remember which volumes just failed to answer: reads try the others first."""
+        now = time.monotonic()
+        for volume_id, result in results.items():
+            if isinstance(result, BaseException):
+                self._suspect_until[volume_id] = now + SUSPECT_SECONDS
+            else:
+                self._suspect_until.pop(volume_id, None)
+
+    def suspect(self, volume_id: str) -> bool:
+        return self._suspect_until.get(volume_id, 0.0) > time.monotonic()
+
+    def codec_for(self, params: ErasureParams | None) -> Codec:
+        """The codec an object was written with (its manifest records the parameters)."""
+        if params is None:
+            return self.codec
+        key = (params.k, params.m, params.ec_type, params.segment_size)
+        codec = self._codecs.get(key)
+        if codec is None:
+            codec = self._codecs[key] = Codec(*key)
+        return codec
 
     def placement(self, incarnation: str, key: str) -> tuple[str, ...]:
         return self.ring.placement(f"{incarnation}/{key}", self.width)

@@ -7,15 +7,17 @@ record of what needs healing survives the loss of any one of them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
 
 from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
+from gateway.fanout import answered, first_answers
 from gateway.writer import Staged, abort_staged
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.commit")
+COMMIT_GRACE_SECONDS = 0.5
 
 
 def _heal_entries(manifest: ObjectManifest) -> list[dict]:
@@ -40,15 +42,14 @@ def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
     }
 
 
-async def _gather_commits(cluster: Cluster, calls: dict[str, asyncio.Future]) -> int:
-    results = await asyncio.gather(*calls.values(), return_exceptions=True)
-    ok = 0
-    for volume_id, result in zip(calls, results, strict=True):
+async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> int:
+    """Commits that succeeded; a slow volume's commit goes on after the quorum answers."""
+    results = await first_answers(calls, cluster.write_quorum, grace=COMMIT_GRACE_SECONDS,
+                                  cancel_rest=False)
+    for volume_id, result in results.items():
         if isinstance(result, BaseException):
             log.warning("commit on %s failed: %r", volume_id, result)
-        else:
-            ok += 1
-    return ok
+    return len(answered(results))
 
 
 async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest) -> None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from erasure import FragmentCorrupt, segment_span
 from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
+from gateway.fanout import first_answers
 from gateway.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest, PartManifest
 from shardgate.versionid import observe_version_id
@@ -26,9 +27,11 @@ THREAD_THRESHOLD = 64 * 1024
 async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
     """The newest committed manifest (None if absent or deleted); 503 if undecidable."""
     placement = cluster.placement(incarnation, key)
-    results = await asyncio.gather(*(cluster.volumes.latest(vid, incarnation, key)
-                                     for vid in placement), return_exceptions=True)
-    answered = [r for r in results if not isinstance(r, BaseException)]
+    enough = cluster.width - cluster.write_quorum + 1
+    results = await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
+                                   for vid in placement}, enough)
+    cluster.note_answers(results)
+    answered = [r for r in results.values() if not isinstance(r, BaseException)]
     # A committed version lives on >= quorum of the placement: only when more than
     # width - quorum volumes answered is one of them sure to hold the newest version
     # (or its tombstone); with fewer, an older version or a deleted key could show.
@@ -52,11 +55,15 @@ class _PartReader:
         self.cluster = cluster
         self.manifest = manifest
         self.part = part
-        self.k = cluster.codec.k
-        self.layout = cluster.codec.layout(part.size)
+        self.codec = cluster.codec_for(manifest.erasure)
+        self.k = self.codec.k
+        self.layout = self.codec.layout(part.size)
+        self._ready: bytes | None = None
         self.span = segment_span(self.layout, start, end)
         self.start, self.end = start, end
-        self.untried = [i for i, holder in enumerate(part.placement) if holder is not None]
+        # Data fragments first (no decoding work), volumes that just failed to answer last.
+        self.untried = sorted((i for i, holder in enumerate(part.placement) if holder),
+                              key=lambda i: (cluster.suspect(part.placement[i]), i))
         self.streams: dict[int, ArchiveStream] = {}
 
     async def _open(self, index: int, segment: int) -> None:
@@ -99,16 +106,23 @@ class _PartReader:
                 continue
             try:
                 if size >= THREAD_THRESHOLD:
-                    return await asyncio.to_thread(self.cluster.codec.decode_segment, fragments)
-                return self.cluster.codec.decode_segment(fragments)
+                    return await asyncio.to_thread(self.codec.decode_segment, fragments)
+                return self.codec.decode_segment(fragments)
             except FragmentCorrupt as bad:
                 fragments.pop(bad.index, None)
                 self._drop(bad.index)
 
+    async def decode_first(self) -> None:
+        """Decode the first segment now, so a failure is a 503 before any header is sent."""
+        self._ready = await self._segment(self.span.first_segment)
+
     async def stream(self) -> AsyncIterator[bytes]:
         try:
             for segment in range(self.span.first_segment, self.span.last_segment + 1):
-                data = await self._segment(segment)
+                if segment == self.span.first_segment and self._ready is not None:
+                    data, self._ready = self._ready, None
+                else:
+                    data = await self._segment(segment)
                 offset = self.layout.segment_offset(segment)
                 lo = max(self.start, offset) - offset
                 hi = min(self.end + 1, offset + len(data)) - offset
@@ -140,7 +154,7 @@ class ObjectReader:
         if self.pieces:
             part, lo, hi = self.pieces[0]
             self._first = _PartReader(self.cluster, self.manifest, part, lo, hi)
-            await self._first.ensure(self._first.span.first_segment)
+            await self._first.decode_first()
 
     async def stream(self) -> AsyncIterator[bytes]:
         try:

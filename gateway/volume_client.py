@@ -58,9 +58,10 @@ class ArchiveStream:
         self.volume_id = volume_id
         self._response = response
 
-    async def read_exactly(self, n: int) -> bytes:
+    async def read_exactly(self, n: int, timeout: float = 10.0) -> bytes:
+        """The next n bytes; a volume that stalls this long counts as failed."""
         try:
-            return await self._response.content.readexactly(n)
+            return await asyncio.wait_for(self._response.content.readexactly(n), timeout)
         except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
             raise VolumeUnavailable(self.volume_id, f"archive read failed: {exc!r}") from exc
 
@@ -71,16 +72,24 @@ class ArchiveStream:
 
 class VolumeClient:
     def __init__(self, config: ClusterConfig, connect_timeout: float = 3.0,
-                 read_timeout: float = 30.0) -> None:
+                 read_timeout: float = 30.0, metadata_timeout: float = 10.0) -> None:
         self._urls = {v.id: v.url.rstrip("/") for v in config.volumes}
         self._tokens = TokenCache(config.jwt_secret, config.token_ttl_seconds)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
                                               sock_connect=connect_timeout,
                                               sock_read=read_timeout)
+        # Metadata calls are small: a volume silent this long is treated as down.
+        self._metadata_timeout = aiohttp.ClientTimeout(total=metadata_timeout,
+                                                       connect=connect_timeout)
+        # Opening an archive read waits for its headers only; the body is read per fragment.
+        self._open_timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_connect=connect_timeout,
+            sock_read=metadata_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=30)
+        # No per-host cap: every streaming GET holds k connections for its whole life.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
                                               auto_decompress=False)
 
@@ -102,8 +111,10 @@ class VolumeClient:
             all_headers.update(headers)
         url = self._urls[volume_id] + path
         try:
+            timeout = self._timeout if data is not None else self._metadata_timeout
             async with self._session.request(method, url, params=params, json=json_body,
-                                             data=data, headers=all_headers) as resp:
+                                             data=data, headers=all_headers,
+                                             timeout=timeout) as resp:
                 body = await resp.read()
                 _observe_clock(body)
                 if resp.status == 404 and allow_404:
@@ -150,7 +161,7 @@ class VolumeClient:
         headers["Range"] = f"bytes={start}-{end}"
         url = f"{self._urls[volume_id]}/archives/{archive_id}"
         try:
-            resp = await self._session.get(url, headers=headers)
+            resp = await self._session.get(url, headers=headers, timeout=self._open_timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise VolumeUnavailable(volume_id, repr(exc)) from exc
         if resp.status not in (200, 206):

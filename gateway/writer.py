@@ -13,18 +13,21 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 
 from erasure import Segmenter
 from gateway.cluster import Cluster
 from gateway.digests import BodyDigests
 from gateway.errors import quorum_lost
+from gateway.fanout import first_answers
 from gateway.volume_client import VolumeRejected, VolumeUnavailable
 
 log = logging.getLogger("shardgate.gateway.writer")
 
 QUEUE_DEPTH = 4
+STALL_SECONDS = 10.0  # a volume that takes no fragment for this long is dropped
+STAGE_GRACE_SECONDS = 2.0
 THREAD_THRESHOLD = 64 * 1024
 
 
@@ -62,12 +65,20 @@ class _Lane:
 
     def on_done(self, task: asyncio.Task) -> None:
         if task.cancelled():
-            self.error = "cancelled"
+            self.error = self.error or "cancelled"
         elif task.exception() is not None:
             self.error = repr(task.exception())
         if self.error:  # unblock a producer waiting on a full queue
             while not self.queue.empty():
                 self.queue.get_nowait()
+
+    def stall(self) -> None:
+        """The volume stopped taking data: drop it so the quorum can go on without it."""
+        self.error = f"stalled for {STALL_SECONDS}s"
+        if self.task is not None:
+            self.task.cancel()
+        while not self.queue.empty():
+            self.queue.get_nowait()
 
     @property
     def alive(self) -> bool:
@@ -95,7 +106,10 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     async def push(fragments: list[bytes]) -> None:
         for lane, fragment in zip(lanes, fragments, strict=True):
             if lane.alive:
-                await lane.queue.put(fragment)
+                try:
+                    await asyncio.wait_for(lane.queue.put(fragment), STALL_SECONDS)
+                except TimeoutError:
+                    lane.stall()
         if sum(lane.alive for lane in lanes) < quorum:
             raise quorum_lost("Too few storage volumes accepted the write.")
 
@@ -117,9 +131,17 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
             await push(await encode(tail))
         for lane in lanes:
             if lane.alive:
-                await lane.queue.put(None)
-        await asyncio.gather(*(lane.task for lane in lanes), return_exceptions=True)
-    except BaseException:
+                try:
+                    await asyncio.wait_for(lane.queue.put(None), STALL_SECONDS)
+                except TimeoutError:
+                    lane.stall()
+        # Once a quorum has staged, a slow volume gets STAGE_GRACE_SECONDS more and is then
+        # left out (its fragment index goes to the heal queue) rather than holding the PUT.
+        results = await first_answers({lane.index: lane.task for lane in lanes}, quorum,
+                                      grace=STAGE_GRACE_SECONDS)
+        cluster.note_answers({lane.volume_id: results[lane.index] for lane in lanes})
+    except BaseException as exc:
+        log.warning("write abandoned: %r", exc, exc_info=True)
         await _abort_lanes(cluster, lanes)
         raise
     staged = Staged(placement, {}, digests.size, digests)
@@ -129,10 +151,21 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
         else:
             staged.failed[lane.index] = lane.error
             log.warning("stage on %s failed: %s", lane.volume_id, lane.error)
+            # It may still have finished staging; volumes also empty staging at restart.
+            _in_background(_quiet_abort(cluster, lane.volume_id, lane.stage_id))
     if len(staged.stage_ids) < quorum:
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes accepted the write.")
     return staged
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _in_background(coro: Coroutine) -> None:
+    task = asyncio.create_task(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 async def _abort_lanes(cluster: Cluster, lanes: list[_Lane]) -> None:

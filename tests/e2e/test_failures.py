@@ -4,6 +4,7 @@ half-written object after recovery; a client that vanishes mid-PUT."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -114,3 +115,24 @@ def test_64mib_object_layout(cluster, s3, bucket):
 
 def _archives(data_dir: str) -> list[Path]:
     return [p for p in (Path(data_dir) / "fragments").rglob("*") if p.is_file()]
+
+
+def test_stalled_volume_does_not_hold_requests(cluster, s3, bucket):
+    """A volume that hangs (SIGSTOP: it accepts connections but never answers) must not
+    hold reads, writes or listings for longer than the gateway's stall timeouts."""
+    quick = cluster.client(*USERS["alice"], retries={"max_attempts": 1}, read_timeout=40)
+    data = os.urandom(24 * MIB)  # more than socket buffers swallow for a stalled volume
+    quick.put_object(Bucket=bucket, Key="stall", Body=data)
+    holder = placement(cluster, bucket, "stall")[0]  # holds data fragment 0
+    pid = cluster.pid_of(holder)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        assert quick.get_object(Bucket=bucket, Key="stall")["Body"].read() == data
+        assert quick.head_object(Bucket=bucket, Key="stall")["ContentLength"] == len(data)
+        newer = os.urandom(24 * MIB)
+        quick.put_object(Bucket=bucket, Key="stall", Body=newer)
+        assert quick.get_object(Bucket=bucket, Key="stall")["Body"].read() == newer
+        assert "stall" in [o["Key"] for o in quick.list_objects_v2(Bucket=bucket)["Contents"]]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert s3.get_object(Bucket=bucket, Key="stall")["Body"].read() == newer
