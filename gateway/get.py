@@ -80,5 +80,19 @@ async def get_object(ctx: RequestContext) -> Response:
     start, end = wanted if wanted is not None else (0, manifest.size - 1)
     reader = ObjectReader(ctx.cluster, manifest, start, end)
     await reader.prepare()
-    return StreamingResponse(reader.stream(), status_code=status, headers=headers,
-                             media_type=None)
+    return ObjectResponse(reader, status, headers)
+
+
+class ObjectResponse(StreamingResponse):
+    """Streams an object and always releases its volume reads, even when the client
+    leaves before the first byte (the body generator then never runs)."""
+
+    def __init__(self, reader: ObjectReader, status: int, headers: dict[str, str]) -> None:
+        self._reader = reader
+        super().__init__(reader.stream(), status_code=status, headers=headers, media_type=None)
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI triple
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._reader.close()

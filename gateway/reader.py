@@ -156,6 +156,11 @@ class ObjectReader:
             self._first = _PartReader(self.cluster, self.manifest, part, lo, hi)
             await self._first.decode_first()
 
+    def close(self) -> None:
+        """Release the archive reads `prepare` opened (also when the body never started)."""
+        if self._first:
+            self._first.close()
+
     async def stream(self) -> AsyncIterator[bytes]:
         try:
             for n, (part, lo, hi) in enumerate(self.pieces):
