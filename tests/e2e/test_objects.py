@@ -156,3 +156,15 @@ def test_checksum_mode(s3, bucket):
     assert "ChecksumSHA256" not in ranged
     head = s3.head_object(Bucket=bucket, Key="ck", ChecksumMode="ENABLED")
     assert head["ChecksumSHA256"] == put["ChecksumSHA256"]
+
+
+def test_conditional_put(s3, bucket):
+    first = s3.put_object(Bucket=bucket, Key="cond-put", Body=b"one", IfNoneMatch="*")
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="cond-put", Body=b"two", IfNoneMatch="*")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="cond-put", Body=b"two", IfMatch='"0000"')
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    s3.put_object(Bucket=bucket, Key="cond-put", Body=b"three", IfMatch=first["ETag"])
+    assert s3.get_object(Bucket=bucket, Key="cond-put")["Body"].read() == b"three"
