@@ -16,15 +16,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from bench.rows import MiB
 from bench.servers import Target
 
 REGION = "us-east-1"
-MiB = 1 << 20
+S3Client = Any  # boto3 builds its client classes at run time
 READ_CHUNK = MiB
 CURL_MIN_SIGV4 = (7, 75)
 
 
-def s3_client(target: Target) -> Any:
+def s3_client(target: Target) -> S3Client:
     """A boto3 S3 client with its own session (sessions are not thread-safe), no retries."""
     session = boto3.session.Session()
     return session.client(
@@ -40,7 +41,7 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def put_object(client: Any, bucket: str, key: str, path: Path) -> float:
+def put_object(client: S3Client, bucket: str, key: str, path: Path) -> float:
     with open(path, "rb") as body:
         return _timed(lambda: client.put_object(Bucket=bucket, Key=key, Body=body))
 
@@ -51,17 +52,17 @@ def _drain(body: Any, expected: int) -> None:
         raise RuntimeError(f"read {got} bytes, expected {expected}")
 
 
-def get_object(client: Any, bucket: str, key: str, size: int) -> float:
+def get_object(client: S3Client, bucket: str, key: str, size: int) -> float:
     def run() -> None:
         _drain(client.get_object(Bucket=bucket, Key=key)["Body"], size)
     return _timed(run)
 
 
-def upload_file(client: Any, bucket: str, key: str, path: Path) -> float:
+def upload_file(client: S3Client, bucket: str, key: str, path: Path) -> float:
     return _timed(lambda: client.upload_file(str(path), bucket, key))
 
 
-def download_file(client: Any, bucket: str, key: str, size: int, dest: Path) -> float:
+def download_file(client: S3Client, bucket: str, key: str, size: int, dest: Path) -> float:
     try:
         elapsed = _timed(lambda: client.download_file(bucket, key, str(dest)))
         if dest.stat().st_size != size:
@@ -147,7 +148,7 @@ def _run_threads(workers: list[Callable[[], tuple[int, int]]]) -> tuple[int, int
     return sum(r[0] for r in results), sum(r[1] for r in results), elapsed
 
 
-def ranged_gets(clients: list[Any], bucket: str, key: str, size: int, part: int,
+def ranged_gets(clients: list[S3Client], bucket: str, key: str, size: int, part: int,
                 passes: int) -> PhaseResult:
     """len(clients) threads read disjoint `part`-byte ranges, `passes` times over the object."""
     ranges = [(start, min(start + part, size) - 1) for start in range(0, size, part)] * passes
@@ -167,7 +168,7 @@ def ranged_gets(clients: list[Any], bucket: str, key: str, size: int, part: int,
     return PhaseResult(total / elapsed / 1e6, 0, len(ranges))
 
 
-def small_puts(clients: list[Any], bucket: str, body: bytes, seconds: float,
+def small_puts(clients: list[S3Client], bucket: str, body: bytes, seconds: float,
                max_ops: int) -> tuple[PhaseResult, list[list[str]]]:
     """Each thread PUTs distinct small keys for `seconds` or `max_ops`; returns its keys too."""
     keys: list[list[str]] = [[] for _ in clients]
@@ -191,7 +192,7 @@ def small_puts(clients: list[Any], bucket: str, body: bytes, seconds: float,
     return PhaseResult(ops / elapsed, errors, ops), keys
 
 
-def small_gets(clients: list[Any], bucket: str, keys: list[list[str]], size: int,
+def small_gets(clients: list[S3Client], bucket: str, keys: list[list[str]], size: int,
                seconds: float, max_ops: int) -> PhaseResult:
     """Each thread GETs (and reads) the small keys it wrote, round robin."""
 

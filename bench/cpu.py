@@ -26,15 +26,44 @@ def _process_seconds(pid: int | str, children: bool = False) -> float:
     return ticks / TICKS
 
 
+def _tree_seconds(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (e.g. Hypercorn workers)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _process_seconds(current)
+        todo.extend(parents.get(current, ()))
+    return total
+
+
 def _machine_seconds() -> tuple[float, float]:
-    """(busy, iowait) CPU seconds of the whole machine since boot."""
+    """(busy, steal) CPU seconds of the whole machine since boot (idle and iowait apart)."""
     try:
         with open("/proc/stat") as fh:
-            values = [int(v) for v in fh.readline().split()[1:]]
+            values = [int(v) for v in fh.readline().split()[1:9]]
     except OSError:
         return 0.0, 0.0
-    idle, iowait = values[3], values[4]
-    return (sum(values[:8]) - idle - iowait) / TICKS, iowait / TICKS
+    user, nice, system, _idle, _iowait, irq, softirq, steal = values
+    return (user + nice + system + irq + softirq) / TICKS, steal / TICKS
+
+
+COLUMNS = ("operation", "client", "target", "cost unit", "bench client", "front", "backends",
+           "other cores", "steal cores")
+EXPLANATION = (
+    "CPU per unit of work, for the figure above: core-seconds per GB moved or core-ms per\n"
+    "operation, in the bench client (boto3 threads or curl), the front process (gateway,\n"
+    "forwarder or one-hop store) and the backends (6 volume servers or fragment apps);\n"
+    "other = cores busy elsewhere (kernel threads, other processes), steal = cores taken by\n"
+    "the hypervisor, both averaged over the measurement.")
 
 
 @dataclass
@@ -44,19 +73,22 @@ class CpuUse:
     client: float = 0.0  # this process and the curl processes it ran
     front: float = 0.0  # gateway / forwarder / one-hop store
     backends: float = 0.0  # volume servers / fragment apps
-    machine: float = 0.0  # every process on the machine
-    iowait: float = 0.0
+    other: float = 0.0  # every other process and the kernel
+    steal: float = 0.0  # taken by the hypervisor
 
-    def cells(self) -> list[str]:
-        return [f"{v:.2f}" for v in (self.client, self.front, self.backends, self.machine,
-                                     self.iowait)]
+    def cost_cells(self, rate: float, unit: str) -> list[str]:
+        """[unit, client, front, backends, other, steal] for a figure of `rate` `unit`."""
+        cost_unit = "core-ms/op" if unit == "ops/s" else "core-s/GB"
+        costs = [f"{1000 * cores / rate:.2f}" if rate else "-"
+                 for cores in (self.client, self.front, self.backends)]
+        return [cost_unit, *costs, f"{self.other:.2f}", f"{self.steal:.2f}"]
 
 
 def _snapshot(pids: dict[str, int]) -> tuple[float, float, float, float, float]:
-    front = sum(_process_seconds(p) for r, p in pids.items() if r in FRONT_ROLES)
+    front = sum(_tree_seconds(p) for r, p in pids.items() if r in FRONT_ROLES)
     backends = sum(_process_seconds(p) for r, p in pids.items() if r.startswith("v"))
-    busy, iowait = _machine_seconds()
-    return _process_seconds("self", children=True), front, backends, busy, iowait
+    busy, steal = _machine_seconds()
+    return _process_seconds("self", children=True), front, backends, busy, steal
 
 
 @contextlib.contextmanager
@@ -68,5 +100,7 @@ def measure(pids: dict[str, int]) -> Iterator[CpuUse]:
         yield use
     finally:
         after, wall = _snapshot(pids), max(time.monotonic() - start, 1e-9)
-        use.client, use.front, use.backends, use.machine, use.iowait = (
+        client, front, backends, busy, steal = (
             (a - b) / wall for a, b in zip(after, before, strict=True))
+        use.client, use.front, use.backends, use.steal = client, front, backends, steal
+        use.other = max(0.0, busy - client - front - backends)

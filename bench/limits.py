@@ -200,11 +200,15 @@ class Forwarder(S3Shape):
         first, last = start // SEGMENT_SIZE, end // SEGMENT_SIZE
         last_fragment = FULL_FRAGMENT if last < full else fragment_size(tail)
         span = f"bytes={first * FULL_FRAGMENT}-{last * FULL_FRAGMENT + last_fragment - 1}"
-        responses = await asyncio.gather(*(
+        opened = await asyncio.gather(*(
             self.session.get(f"{self.backends[i]}/frag/{name}.{i}",
                              params={"index": str(i), "size": str(size)},
-                             headers={"Range": span}) for i in range(K)))
+                             headers={"Range": span}) for i in range(K)),
+            return_exceptions=True)
+        responses = [r for r in opened if isinstance(r, aiohttp.ClientResponse)]
         try:
+            if len(responses) < K:
+                raise RuntimeError(f"a backend failed: {opened!r}"[:300])
             for segment in range(first, last + 1):
                 length = SEGMENT_SIZE if segment < full else tail
                 pieces = await asyncio.gather(*(r.content.readexactly(fragment_size(length))

@@ -1,8 +1,11 @@
 """Optional py-spy recording of server processes during a measurement, and a stack summary.
 
-`python -m bench.pyspy FILE [--top N]` summarises a recording written by `--profile`
-(py-spy's raw format: one folded stack per line per thread, idle samples left out by
-py-spy, plus a last `# seconds=` line so busy shares can be computed).
+`python -m bench.pyspy FILE... [--top N]` summarises recordings written by `--profile` (all
+the files given are added up, e.g. the rounds of one measurement)
+(py-spy's raw format: one folded stack per line per thread, idle samples included, plus a
+last `# seconds=` line). A sample counts as idle when its innermost Python frame is one
+that waits in C: the event loop's select, an idle worker thread, the index writer's queue.
+py-spy's own idle detection is not used: it counts such waits as busy on this kind of VM.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 RATE = 100
+IDLE_LEAVES = ("select (selectors.py)", "_worker (concurrent/futures/thread.py)",
+               "wait (threading.py)", "get (queue.py)", "_write_loop (volume_server/index.py)")
 _LINE = re.compile(r":\d+\)$")
 
 
@@ -37,7 +42,7 @@ def record(pids: dict[str, int], outdir: Path, label: str) -> Iterator[list[Path
         paths.append(path)
         procs.append(subprocess.Popen(
             ["py-spy", "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
-             "--threads", "--output", str(path)],
+             "--idle", "--threads", "--output", str(path)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     start = time.monotonic()
     try:
@@ -65,32 +70,37 @@ def _frame(raw: str) -> str:
     return re.sub(r"\(/.*?/(site-packages|lib/python3\.\d+|main)/", "(", name)
 
 
-def summarize(path: Path, top: int = 25) -> str:
+def summarize(paths: list[Path], top: int = 25) -> str:
     """Per thread, the share of the wall time it was busy; then the hottest frames."""
     threads: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     seconds, rate = 0.0, RATE
-    for line in path.read_text().splitlines():
+    for line in (line for path in paths for line in path.read_text().splitlines()):
         if line.startswith("# seconds="):
             fields = dict(f.split("=") for f in line[2:].split())
-            seconds, rate = float(fields["seconds"]), int(fields["rate"])
+            seconds, rate = seconds + float(fields["seconds"]), int(fields["rate"])
             continue
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
         thread, *frames = stack.split(";")
+        thread = re.sub(r"^thread \(\d+\): ", "", thread)
         frames = [_frame(f) for f in frames]
+        leaf = frames[-1] if frames else thread
+        if leaf.endswith(IDLE_LEAVES):
+            continue
+        count = int(count_text)
         threads[thread] += count
-        leaves[frames[-1] if frames else thread] += count
+        leaves[leaf] += count
         for frame in set(frames):
             inclusive[frame] += count
     busy = sum(threads.values())
+    names = ", ".join(p.name for p in paths)
     if not busy:
-        return f"{path}: no busy samples"
+        return f"{names}: no busy samples"
     wall = seconds * rate
-    out = [f"{path.name}: {seconds:.1f} s, {busy} busy samples at {rate} Hz"]
+    out = [f"{names}: {seconds:.1f} s, {busy} busy samples at {rate} Hz"]
     out += [f"  {t}: busy {100 * n / wall:.0f}% of the time" if wall else f"  {t}: {n}"
             for t, n in threads.most_common(8)]
     out.append(f"  hottest leaves (% of busy samples, top {top}):")
@@ -105,8 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
-    for path in args.files:
-        print(summarize(path, args.top))
+    print(summarize(args.files, args.top))
 
 
 if __name__ == "__main__":

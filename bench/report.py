@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from importlib import metadata
 
@@ -44,6 +45,22 @@ def machine_line() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"machine: nproc {cores}, {_cpu_model()}, {_memory_gib()} RAM, "
             f"Linux {platform.release()}, Python {platform.python_version()}")
+
+
+def source_line(repo: os.PathLike[str] | str, gateway_workers: int) -> str:
+    """The commit measured, and whether files outside bench/ differ from it."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench")
+    return (f"source: shardgate at git {commit}"
+            f"{' plus uncommitted changes' if dirty else ''}; gateway workers: "
+            f"{gateway_workers}")
 
 
 def software_line(curl: tuple[int, ...] | None) -> str:

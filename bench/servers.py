@@ -21,6 +21,7 @@ HEALTH_PATH = "/-/health"
 DEFAULT_ACCESS_KEY = "shardgate"
 DEFAULT_SECRET_KEY = "shardgate-secret-key"
 FRAGMENT_BACKENDS = 6
+READY_LINE = "shardgate dev cluster ready"
 
 
 @dataclass
@@ -65,6 +66,18 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 6
     raise RuntimeError(f"{url} not healthy after {timeout:.0f} s; see {log}")
 
 
+def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """The dev supervisor prints its banner once every volume and the gateway answered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"shardgate dev exited with {proc.returncode}; see {log}")
+        time.sleep(0.1)
+    raise RuntimeError(f"shardgate dev never printed {text!r}; see {log}")
+
+
 def _terminate(proc: subprocess.Popen, timeout: float = 20) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -83,16 +96,20 @@ def _kill_leftovers(pids: list[int]) -> None:
 
 
 @contextlib.contextmanager
-def shardgate_dev(workdir: Path) -> Iterator[Target]:
+def shardgate_dev(workdir: Path, gateway_workers: int = 1) -> Iterator[Target]:
     """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port."""
     data = workdir / "shardgate-data"
     log = workdir / "shardgate-dev.log"
     port = free_port()
-    proc = _spawn(["shardgate", "dev", "--data", str(data), "--port", str(port)], log)
+    args = ["shardgate", "dev", "--data", str(data), "--port", str(port)]
+    if gateway_workers != 1:
+        args += ["--gateway-workers", str(gateway_workers)]
+    proc = _spawn(args, log)
     endpoint = f"http://127.0.0.1:{port}"
     children: list[int] = []
     try:
         wait_healthy(endpoint + HEALTH_PATH, proc, log, timeout=90)
+        _wait_for_line(log, READY_LINE, proc)
         processes = json.loads((data / "processes.json").read_text())
         pids = {"dev": processes["pid"]}
         for child in processes["children"]:
