@@ -1,4 +1,4 @@
-"""Encode, decode and rebuild one segment at a time with pyeclib, each fragment framed with a CRC32.
+"""Encode, decode and rebuild one segment at a time with pyeclib, fragments framed by CRC32C.
 
 pyeclib is used through this class only, and its exceptions become ours here: the rest of
 shardgate never sees an ECDriverError. Every method is a pure function of its arguments;
@@ -56,7 +56,7 @@ class Codec:
     def unframe(self, framed: bytes, index: int) -> bytes:
         """The pyeclib fragment inside `framed`, checked to be fragment `index`, intact.
 
-        Raises FragmentCorrupt(index) if the CRC32 does not match, or if the pyeclib
+        Raises FragmentCorrupt(index) if the CRC32C does not match, or if the pyeclib
         header inside names another index (an archive stored under the wrong name).
         """
         self._check_index(index)

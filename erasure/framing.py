@@ -1,18 +1,22 @@
-"""Fragment framing: each stored fragment carries its own CRC32, checked on every read."""
+"""Fragment framing: each stored fragment carries its own CRC32C, checked on every read.
+
+CRC32C (Castagnoli) through awscrt runs at ~20 GB/s with the SSE4.2/ARMv8 instruction,
+several times zlib's CRC32, and this check runs on every byte written and read.
+"""
 
 from __future__ import annotations
 
-import zlib
+from awscrt.checksums import crc32c
 
 from erasure.errors import FragmentCorrupt
 
 CRC_SIZE = 4
-"""Bytes of the big-endian CRC32 that follows every pyeclib fragment."""
+"""Bytes of the big-endian CRC32C that follows every pyeclib fragment."""
 
 
 def frame(fragment: bytes) -> bytes:
-    """Append the big-endian CRC32 of `fragment` (one copy, by the concatenation)."""
-    return fragment + zlib.crc32(fragment).to_bytes(CRC_SIZE, "big")
+    """Append the big-endian CRC32C of `fragment` (one copy, by the concatenation)."""
+    return fragment + crc32c(fragment).to_bytes(CRC_SIZE, "big")
 
 
 def check_frame(framed: bytes | bytearray | memoryview, index: int) -> bytes:
@@ -26,6 +30,6 @@ def check_frame(framed: bytes | bytearray | memoryview, index: int) -> bytes:
         raise FragmentCorrupt(index, f"only {view.nbytes} bytes")
     body = view[:-CRC_SIZE]
     stored = int.from_bytes(view[-CRC_SIZE:], "big")
-    if zlib.crc32(body) != stored:
+    if crc32c(body) != stored:
         raise FragmentCorrupt(index)
     return bytes(body)

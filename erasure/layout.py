@@ -8,7 +8,7 @@ k+m archives have the same length, and segment j starts at the same offset in ea
 Worked example: size = 2.5 MiB = 2,621,440, segment_size = 1 MiB = 1,048,576, 4+2
 `isa_l_rs_vand`. Segments 0 and 1 are full; segment 2 holds 2,621,440 - 2 * 1,048,576 =
 524,288 bytes. A full segment's pyeclib fragment is 1,048,576 / 4 = 262,144 bytes of data
-plus an 80-byte pyeclib header = 262,224, and 262,228 once framed with its CRC32; the last
+plus an 80-byte pyeclib header = 262,224, and 262,228 once framed with its CRC32C; the last
 is 131,072 + 80 + 4 = 131,156. The archive is 2 * 262,228 + 131,156 = 655,612 bytes and
 segment 2's fragment starts at byte 2 * 262,228 = 524,456 of every archive.
 """
@@ -32,7 +32,7 @@ class ArchiveLayout:
     last_segment_size: int
     """Bytes of the last segment (segment_size when size is a multiple of it; 0 if empty)."""
     framed_fragment_size: int
-    """Bytes of one framed fragment of a full segment (pyeclib fragment + CRC32)."""
+    """Bytes of one framed fragment of a full segment (pyeclib fragment + CRC32C)."""
     last_framed_fragment_size: int
     """Bytes of one framed fragment of the last segment (0 if empty)."""
     archive_size: int

@@ -99,7 +99,7 @@ class SegmentSpan:
 def segment_span(layout: ArchiveLayout, start: int, end: int) -> SegmentSpan:
     """Map object bytes [start, end] (inclusive) to whole framed fragments in each archive.
 
-    Whole fragments, because each carries the CRC32 of all of it: a partial one cannot
+    Whole fragments, because each carries the CRC32C of all of it: a partial one cannot
     be checked or decoded. Worked example, a 2.5 MiB object (archive 655,612 bytes) and
     `bytes=1048570-1048585`, 16 bytes across the first segment boundary:
 
