@@ -32,11 +32,13 @@ def _heal_entries(manifest: ObjectManifest) -> list[dict]:
 
 
 def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
-             archive: str | None, inline: bool, heal: list[dict]) -> dict:
+             archive: str | None, inline: bool, heal: list[dict],
+             as_dict: dict | None = None) -> dict:
     return {
         "incarnation": manifest.incarnation, "key": manifest.key,
         "version_id": manifest.version_id, "deleted": manifest.deleted,
-        "manifest": manifest.to_dict(), "summary": manifest.summary(),
+        "manifest": as_dict if as_dict is not None else manifest.to_dict(),
+        "summary": manifest.summary(),
         "stage_id": stage_id, "archive_id": archive, "inline": inline,
         "archives": manifest.archives_on(volume_id), "heal": heal,
     }
@@ -56,12 +58,14 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
     """Commit a single-part object whose archives were staged by `stage_body`."""
     part = manifest.parts[0]
     heal = _heal_entries(manifest)
+    as_dict = manifest.to_dict()  # once, not once per volume
     calls = {}
     for index, stage_id in staged.stage_ids.items():
         volume_id = staged.placement[index]
         archive = part.archive_id(manifest.incarnation, manifest.key, index)
         calls[volume_id] = cluster.volumes.commit_object(
-            volume_id, _payload(manifest, volume_id, stage_id, archive, part.inline, heal))
+            volume_id, _payload(manifest, volume_id, stage_id, archive, part.inline, heal,
+                                as_dict))
     if await _gather_commits(cluster, calls) < cluster.write_quorum:
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes committed the write.")
@@ -71,8 +75,9 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
                           manifest: ObjectManifest) -> None:
     """Commit a manifest whose archives already exist (multipart) or a tombstone."""
     heal = _heal_entries(manifest)
+    as_dict = manifest.to_dict()
     calls = {vid: cluster.volumes.commit_object(vid, _payload(manifest, vid, None, None, False,
-                                                              heal))
+                                                              heal, as_dict))
              for vid in placement}
     if await _gather_commits(cluster, calls) < cluster.write_quorum:
         raise quorum_lost("Too few storage volumes committed the write.")

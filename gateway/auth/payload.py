@@ -6,6 +6,7 @@ signed, so a caller that commits only after the stream ended never stores a forg
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -27,10 +28,15 @@ class PlainReader:
             yield data
 
 
+HASH_BATCH = 1 << 20
+
+
 class Sha256Reader:
     """Hashes the body as it passes; raises XAmzContentSHA256Mismatch at the end if it differs.
 
-    (hashlib releases the GIL on large buffers, but this still runs on the event loop.)
+    Chunks are hashed in batches of HASH_BATCH bytes in a worker thread (hashlib releases
+    the GIL on large buffers), one batch in flight while the next one arrives, so the
+    event loop keeps moving bytes.
     """
 
     def __init__(self, source: AsyncIterable[bytes], expected_hex: str) -> None:
@@ -40,9 +46,22 @@ class Sha256Reader:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         digest = hashlib.sha256()
+        batch: list[bytes] = []
+        batched = 0
+        inflight: asyncio.Future | None = None
         async for data in self._source:
-            digest.update(data)
             yield data
+            batch.append(data)
+            batched += len(data)
+            if batched >= HASH_BATCH:
+                if inflight is not None:
+                    await inflight
+                inflight = asyncio.ensure_future(asyncio.to_thread(digest.update,
+                                                                   b"".join(batch)))
+                batch, batched = [], 0
+        if inflight is not None:
+            await inflight
+        digest.update(b"".join(batch))
         actual = digest.hexdigest()
         if not hmac.compare_digest(actual, self._expected):
             raise S3Error("XAmzContentSHA256Mismatch", extra={
