@@ -3,7 +3,9 @@
 Parts are erasure-coded like objects and placed by the final object's key, so every
 fragment archive of the finished object sits on that key's placement. Upload and part
 records live on the placement's volumes; Complete commits a manifest that lists the
-parts, and the part archives become the object's.
+parts, and the part archives become the object's. Complete and Abort each end the upload
+on the volumes only after claiming it on a write quorum (gateway/multipart_end.py),
+so of two racing requests exactly one wins and the object is never left half-made.
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ import asyncio
 import base64
 import hashlib
 import time
+from dataclasses import replace
 
 from starlette.responses import Response
 
 from gateway.checksums import composite, full_object
-from gateway.commit import commit_manifest
 from gateway.context import RequestContext
 from gateway.errors import S3Error, quorum_lost
+from gateway.multipart_end import (
+    UploadGone,
+    abort_on,
+    claim_quorum,
+    claim_stragglers,
+    commit_where_missing,
+    complete_on,
+    finish_ended,
+)
 from gateway.object_headers import stored_headers
 from gateway.put import stage_verified
+from gateway.reader import find_latest
+from gateway.volume_client import VolumeNotFound
 from gateway.writer import abort_staged
 from gateway.xml import child_text, children, document, iso8601, parse
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
@@ -126,11 +139,19 @@ async def upload_part(ctx: RequestContext) -> Response:
             "upload_id": record["upload_id"], "part_number": number, "stage_id": stage_id,
             "archive_id": part.archive_id(bucket.incarnation, ctx.endpoint.key, index),
             "manifest": {**part.__dict__, "placement": list(part.placement)}}))
-    try:
-        await _quorum_calls(ctx, calls)
-    except S3Error:
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [i for i, r in zip(staged.stage_ids, results, strict=True)
+              if isinstance(r, BaseException)]
+    if len(results) - len(failed) < ctx.cluster.write_quorum:
         await abort_staged(ctx.cluster, staged)
-        raise
+        # the volumes refuse a part once the upload has ended (completed or aborted)
+        gone = sum(isinstance(r, VolumeNotFound) for r in results)
+        if gone > ctx.cluster.width - ctx.cluster.write_quorum:
+            raise S3Error("NoSuchUpload", extra={"UploadId": record["upload_id"]})
+        raise quorum_lost("Too few storage volumes accepted the part.")
+    if failed:
+        await abort_staged(ctx.cluster, replace(staged, stage_ids={
+            i: staged.stage_ids[i] for i in failed}))
     headers = {"ETag": f'"{part.etag}"'}
     if algorithm and checksum and f"x-amz-checksum-{algorithm.lower()}" in ctx.headers \
             or (algorithm and ctx.headers.get("x-amz-trailer")):
@@ -138,23 +159,39 @@ async def upload_part(ctx: RequestContext) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-async def _parts(ctx: RequestContext, upload_id: str,
-                 placement: tuple[str, ...]) -> dict[int, PartManifest]:
-    """Newest committed part per number, merged over the placement's volumes."""
+async def _part_versions(ctx: RequestContext, upload_id: str, placement: tuple[str, ...]
+                         ) -> dict[int, dict[str, tuple[PartManifest, int]]]:
+    """Per part number, every committed version (by archive tag) and how many volumes
+    list it, merged over the placement's volumes."""
     results = await asyncio.gather(*(ctx.cluster.volumes.list_parts(vid, upload_id)
                                      for vid in placement), return_exceptions=True)
     answered = [r for r in results if not isinstance(r, BaseException)]
     if len(answered) <= ctx.cluster.width - ctx.cluster.write_quorum:
         raise quorum_lost("Too few storage volumes answered.")
-    parts: dict[int, PartManifest] = {}
+    versions: dict[int, dict[str, tuple[PartManifest, int]]] = {}
     for rows in answered:
         for row in rows:
             raw = row["manifest"]
             part = PartManifest(**{**raw, "placement": tuple(raw["placement"])})
-            held = parts.get(part.number)
-            if held is None or part.archive_tag > held.archive_tag:
-                parts[part.number] = part
-    return parts
+            seen = versions.setdefault(part.number, {})
+            count = seen[part.archive_tag][1] if part.archive_tag in seen else 0
+            seen[part.archive_tag] = (part, count + 1)
+    return versions
+
+
+async def _parts(ctx: RequestContext, upload_id: str,
+                 placement: tuple[str, ...]) -> dict[int, PartManifest]:
+    """Newest committed part per number (what ListParts shows)."""
+    versions = await _part_versions(ctx, upload_id, placement)
+    return {n: seen[max(seen)][0] for n, seen in versions.items()}
+
+
+def _choose(versions: dict[str, tuple[PartManifest, int]], etag: str) -> PartManifest | None:
+    """The version of a part that Complete uses: the client's ETag, then the one most
+    volumes hold (a re-upload still landing is on few), then the newest."""
+    matching = [(count, tag, part) for tag, (part, count) in versions.items()
+                if part.etag == etag]
+    return max(matching, key=lambda m: (m[0], m[1]))[2] if matching else None
 
 
 def _object_checksum(record: dict, parts: list[PartManifest]) -> tuple[dict[str, str], str]:
@@ -176,10 +213,9 @@ def _object_checksum(record: dict, parts: list[PartManifest]) -> tuple[dict[str,
     return {algorithm: value}, kind
 
 
-async def complete_multipart_upload(ctx: RequestContext) -> Response:
-    bucket = await ctx.bucket()
-    record, placement = await _upload(ctx, bucket.incarnation)
-    root = parse(await ctx.read_small_body(4 * 1024 * 1024))
+def _requested_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
+    """(part number, ETag, checksums) of each <Part> of a Complete body, checked."""
+    root = parse(body)
     requested = []
     for node in children(root, "Part"):
         try:
@@ -197,11 +233,17 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
     numbers = [n for n, _, _ in requested]
     if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
         raise S3Error("InvalidPartOrder")
-    stored = await _parts(ctx, record["upload_id"], placement)
+    return requested
+
+
+async def _chosen_parts(ctx: RequestContext, upload_id: str, placement: tuple[str, ...],
+                        requested: list[tuple[int, str, dict[str, str]]]
+                        ) -> list[PartManifest]:
+    versions = await _part_versions(ctx, upload_id, placement)
     chosen: list[PartManifest] = []
     for number, etag, sums in requested:
-        part = stored.get(number)
-        if part is None or part.etag != etag:
+        part = _choose(versions.get(number, {}), etag)
+        if part is None:
             raise S3Error("InvalidPart", extra={"PartNumber": str(number), "ETag": etag})
         for alg, value in sums.items():
             if part.checksums.get(alg) not in (None, value):
@@ -213,36 +255,97 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
             raise S3Error("EntityTooSmall", extra={"PartNumber": str(part.number),
                                                    "ProposedSize": str(part.size),
                                                    "MinSizeAllowed": str(MIN_PART_SIZE)})
+    return chosen
+
+
+def _complete_result(bucket: str, key: str, manifest: ObjectManifest) -> Response:
+    fields: list[tuple[str, object]] = [
+        ("Location", f"/{bucket}/{key}"), ("Bucket", bucket), ("Key", key),
+        ("ETag", f'"{manifest.etag}"')]
+    for alg, value in manifest.checksums.items():
+        fields.append((f"Checksum{alg}", value))
+    if manifest.checksum_type:
+        fields.append(("ChecksumType", manifest.checksum_type))
+    return Response(document("CompleteMultipartUploadResult", fields), media_type=XML)
+
+
+async def _ended(ctx: RequestContext, bucket: str, incarnation: str, upload_id: str,
+                 token: str, aborting: bool) -> Response:
+    """The upload has ended on most volumes (completed or aborted).
+
+    If the key's latest version is what it became, the volumes still holding it are
+    rolled forward and a Complete answers as the first one did (AWS does so, and a lost
+    answer then costs the client nothing); an Abort frees what is left. Else NoSuchUpload.
+    """
+    key = ctx.endpoint.key
+    latest = await find_latest(ctx.cluster, incarnation, key)
+    completed = latest if latest is not None and latest.upload_id == upload_id else None
+    if upload_id and (completed is not None or aborting):
+        await finish_ended(ctx, ctx.cluster.placement(incarnation, key), upload_id, token,
+                           completed)
+    if aborting or completed is None or completed.owner != ctx.user_id:
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    return _complete_result(bucket, key, completed)
+
+
+async def complete_multipart_upload(ctx: RequestContext) -> Response:
+    bucket = await ctx.bucket()
+    key = ctx.endpoint.key
+    try:
+        record, placement = await _upload(ctx, bucket.incarnation)
+        upload_id = record["upload_id"]
+        requested = _requested_parts(await ctx.read_small_body(4 * 1024 * 1024))
+        try:
+            chosen = await _chosen_parts(ctx, upload_id, placement, requested)
+        except S3Error as exc:
+            if exc.code == "InvalidPart":  # or did an Abort take the parts meanwhile?
+                await _upload(ctx, bucket.incarnation)
+            raise
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload" or not exc.extra.get("UploadId"):
+            raise
+        return await _ended(ctx, bucket.name, bucket.incarnation, exc.extra["UploadId"],
+                            new_version_id(), aborting=False)
     etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
-    etag = f"{etag}-{len(chosen)}"
     checksums, checksum_type = _object_checksum(record, chosen)
     meta = record["manifest"]
     ec = ctx.cluster.config.erasure
     manifest = ObjectManifest(
-        bucket=bucket.name, incarnation=bucket.incarnation, key=ctx.endpoint.key,
+        bucket=bucket.name, incarnation=bucket.incarnation, key=key,
         version_id=new_version_id(), last_modified=time.time(), owner=ctx.user_id,
-        size=sum(p.size for p in chosen), etag=etag, content_type=meta["content_type"],
-        headers=meta["headers"], metadata=meta["metadata"], checksums=checksums,
-        checksum_type=checksum_type,
-        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen))
-    await commit_manifest(ctx.cluster, placement, manifest)
-    await asyncio.gather(*(ctx.cluster.volumes.delete_upload(vid, record["upload_id"], True)
-                           for vid in placement), return_exceptions=True)
-    fields: list[tuple[str, object]] = [
-        ("Location", f"/{bucket.name}/{ctx.endpoint.key}"), ("Bucket", bucket.name),
-        ("Key", ctx.endpoint.key), ("ETag", f'"{etag}"')]
-    for alg, value in checksums.items():
-        fields.append((f"Checksum{alg}", value))
-    if checksum_type:
-        fields.append(("ChecksumType", checksum_type))
-    return Response(document("CompleteMultipartUploadResult", fields), media_type=XML)
+        size=sum(p.size for p in chosen), etag=f"{etag}-{len(chosen)}",
+        content_type=meta["content_type"], headers=meta["headers"],
+        metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
+        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen),
+        upload_id=upload_id)
+    token = manifest.version_id
+    try:
+        claims = await claim_quorum(ctx.cluster, placement, upload_id, token, "complete")
+    except UploadGone:
+        return await _ended(ctx, bucket.name, bucket.incarnation, upload_id, token,
+                            aborting=False)
+    if await complete_on(ctx, claims.held, manifest, token) < ctx.cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes committed the upload.")
+    late = await claim_stragglers(ctx.cluster, claims.contended, upload_id, token, "complete")
+    await complete_on(ctx, late, manifest, token)
+    await commit_where_missing(ctx, claims.missing, manifest)
+    return _complete_result(bucket.name, key, manifest)
 
 
 async def abort_multipart_upload(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     record, placement = await _upload(ctx, bucket.incarnation)
-    await _quorum_calls(ctx, [ctx.cluster.volumes.delete_upload(vid, record["upload_id"], False)
-                              for vid in placement])
+    upload_id = record["upload_id"]
+    token = new_version_id()
+    try:
+        claims = await claim_quorum(ctx.cluster, placement, upload_id, token, "abort")
+    except UploadGone:  # completed (or aborted) by a request that won the race
+        return await _ended(ctx, bucket.name, bucket.incarnation, upload_id, token,
+                            aborting=True)
+    if await abort_on(ctx, claims.held, upload_id, token) < ctx.cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes aborted the upload.")
+    late = await claim_stragglers(ctx.cluster, claims.contended, upload_id, token, "abort")
+    await abort_on(ctx, late, upload_id, token)
     return Response(status_code=204)
 
 

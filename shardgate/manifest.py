@@ -60,6 +60,7 @@ class ObjectManifest:
     checksum_type: str = ""
     erasure: ErasureParams | None = None
     parts: tuple[PartManifest, ...] = ()
+    upload_id: str = ""  # the multipart upload this version completed, so a retry knows it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

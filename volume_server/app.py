@@ -12,13 +12,18 @@ from starlette.middleware import Middleware
 from shardgate.config import ClusterConfig
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
+from volume_server.layout import Layout
 from volume_server.routes import all_routes
 from volume_server.store import Store
 
 
-def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path) -> Starlette:
-    """The app for one volume; its lifespan opens the store and closes it on shutdown."""
-    store = Store(data_dir, volume_id)
+def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
+               layout: Layout | None = None) -> Starlette:
+    """The app for one volume; its lifespan opens the store and closes it on shutdown.
+
+    `layout` may already hold the data directory's lock (taken before serving starts).
+    """
+    store = Store(data_dir, volume_id, layout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

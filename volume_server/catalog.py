@@ -1,8 +1,9 @@
 """Object rows and archive ownership: what a commit inserts and what it supersedes.
 
 These functions run on the index's writer or reader threads (`fn(conn, ...)`). An archive
-is removed only when no object row and no part row owns it any more; the functions
-return the ids whose files the caller must unlink once the transaction has committed.
+is removed only when no object row, no part row and no upload (a replaced part it keeps
+until Complete or Abort) owns it any more; the functions return the ids whose files the
+caller must unlink once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def is_committed(conn: sqlite3.Connection, incarnation: str, key: str, version_i
 
 
 def is_owned(conn: sqlite3.Connection, archive_id: str) -> bool:
-    """True while an object row or a part row still refers to the archive."""
+    """True while an object row, a part row or an upload still refers to the archive."""
     found = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM object_archives WHERE archive_id=?)"
-        " OR EXISTS (SELECT 1 FROM parts WHERE archive_id=?)",
-        (archive_id, archive_id),
+        " OR EXISTS (SELECT 1 FROM parts WHERE archive_id=?)"
+        " OR EXISTS (SELECT 1 FROM upload_archives WHERE archive_id=?)",
+        (archive_id, archive_id, archive_id),
     ).fetchone()
     return bool(found[0])
 
@@ -114,6 +116,13 @@ def _supersede(conn: sqlite3.Connection, incarnation: str, key: str) -> list[str
                          [(a, object_id) for a in owned])
         conn.execute("DELETE FROM objects WHERE id=?", (object_id,))
     return release(conn, freed)
+
+
+def highest_version_id(conn: sqlite3.Connection) -> str:
+    """The largest version id of any row: superseding only drops rows below a kept one,
+    so this is the highest version this volume ever committed ("" if none)."""
+    found = conn.execute("SELECT MAX(version_id) FROM objects").fetchone()
+    return found[0] or ""
 
 
 def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from volume_server.archives import BadRange, Unsatisfiable
 from volume_server.index import IndexClosed
 from volume_server.layout import BadName
 from volume_server.staging import StageBusy, StageError, StageMissing
+from volume_server.uploads import UploadConflict, UploadMissing
 
 log = logging.getLogger("shardgate.volume")
 
@@ -34,7 +35,9 @@ _STATUS: dict[type[Exception], int] = {
     BadRange: 400,
     ClientDisconnect: 400,
     StageMissing: 404,
+    UploadMissing: 404,
     StageBusy: 409,
+    UploadConflict: 409,
     IndexClosed: 503,
 }
 

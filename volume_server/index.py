@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_BATCH = 256
 READ_THREADS = 4
 
+# Schema 2 added upload_archives (archives of replaced parts, owned by their upload until
+# it is completed or aborted) and upload_claims (which complete or abort holds an upload).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
     id INTEGER PRIMARY KEY,
@@ -75,6 +77,18 @@ CREATE TABLE IF NOT EXISTS parts (
     PRIMARY KEY (upload_id, part_number)
 );
 CREATE INDEX IF NOT EXISTS parts_by_archive ON parts (archive_id);
+CREATE TABLE IF NOT EXISTS upload_archives (
+    upload_id TEXT NOT NULL,
+    archive_id TEXT NOT NULL,
+    PRIMARY KEY (upload_id, archive_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS upload_archives_by_archive ON upload_archives (archive_id);
+CREATE TABLE IF NOT EXISTS upload_claims (
+    upload_id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    op TEXT NOT NULL,
+    claimed REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS heal_queue (
     id INTEGER PRIMARY KEY,
     incarnation TEXT NOT NULL,

@@ -7,6 +7,8 @@ small.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from shardgate.config import ConfigError
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "FORMAT"
+LOCK_FILE = "LOCK"
 INDEX_FILE = "index.sqlite"
 STAGING_DIR = "staging"
 FRAGMENTS_DIR = "fragments"
@@ -28,6 +31,10 @@ _STAGE_ID = re.compile(r"[A-Za-z0-9_.-]{1,96}")
 
 class LayoutError(ConfigError):
     """The data directory belongs to another volume or another on-disk format."""
+
+
+class VolumeLocked(LayoutError):
+    """Another process serves this data directory: two would corrupt each other's state."""
 
 
 class BadName(ValueError):
@@ -68,16 +75,57 @@ class Layout:
         self.staging = self.root / STAGING_DIR
         self.fragments = self.root / FRAGMENTS_DIR
         self.index_path = self.root / INDEX_FILE
+        self.lock_path = self.root / LOCK_FILE
+        self._lock_fd: int | None = None
 
     def prepare(self) -> None:
-        """Create or check the directory; empty staging (leftovers of a crash)."""
+        """Lock, create or check the directory, and empty staging (leftovers of a crash).
+
+        The lock comes first: a second process on the same directory must not empty the
+        staging area under the first one's in-flight writes.
+        """
+        self.lock()  # a no-op when the caller already holds it
+        try:
+            self._check_or_write_format()
+            self.fragments.mkdir(exist_ok=True)
+            if self.staging.exists():
+                shutil.rmtree(self.staging)
+            self.staging.mkdir()
+            fsync_dir(self.root)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def lock(self) -> None:
+        """Take the directory's exclusive lock for this process, or raise VolumeLocked.
+
+        flock is released by the kernel when the process dies, so a crash never leaves
+        the directory locked. The holder's pid is written into the file for the message.
+        """
+        if self._lock_fd is not None:
+            return
         self.root.mkdir(parents=True, exist_ok=True)
-        self._check_or_write_format()
-        self.fragments.mkdir(exist_ok=True)
-        if self.staging.exists():
-            shutil.rmtree(self.staging)
-        self.staging.mkdir()
-        fsync_dir(self.root)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise VolumeLocked(f"{self.root}: data directory is in use by another volume "
+                               f"process (pid {holder} holds {self.lock_path})") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        """Release the lock (closing the descriptor drops the flock)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def check(self) -> None:
         """Raise LayoutError if the directory is not (or cannot become) this volume's."""

@@ -30,7 +30,15 @@ def run(config: ClusterConfig, volume_id: str) -> None:
     spec = config.volume(volume_id)
     if not spec.data_dir:
         raise ConfigError(f"volume {volume_id!r} has no data_dir")
-    Layout(spec.data_dir, volume_id).check()  # a wrong directory fails here, not mid-startup
     host, port = listen_address(spec.url)
-    app = create_app(config, volume_id, spec.data_dir)
-    run_app(app, hypercorn_config(host, port, graceful_timeout=10))
+    layout = Layout(spec.data_dir, volume_id)
+    # A wrong or busy directory fails here, with its message, not mid-startup (checked
+    # before locking, so a misconfigured volume leaves another's directory alone). The
+    # lock is then held until the store closes, or the process dies.
+    layout.check()
+    layout.lock()
+    try:
+        app = create_app(config, volume_id, spec.data_dir, layout)
+        run_app(app, hypercorn_config(host, port, graceful_timeout=10))
+    finally:
+        layout.unlock()

@@ -3,6 +3,10 @@
 The order of every change follows DESIGN.md: files are moved (and their directories
 fsynced) before the SQLite transaction that makes them visible, and files nobody owns
 any more are unlinked only after the transaction that disowned them has committed.
+
+The store also keeps a clock: the highest version id it has committed, which every
+stage, commit and latest answer carries, so a gateway whose own clock lags learns of
+newer versions before it mints the next one.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Any
 
-from volume_server import catalog, listing, records, staging
+from volume_server import catalog, listing, records, staging, uploads
 from volume_server.catalog import ObjectCommit
 from volume_server.fileio import LockedFd
 from volume_server.index import Index
@@ -24,21 +29,36 @@ MAX_INLINE_BYTES = 8 << 20
 
 
 class Store:
-    def __init__(self, data_dir: str | Path, volume_id: str) -> None:
+    def __init__(self, data_dir: str | Path, volume_id: str,
+                 layout: Layout | None = None) -> None:
         self.volume_id = volume_id
         self.format = FORMAT_VERSION
-        self.layout = Layout(data_dir, volume_id)
+        self.layout = layout or Layout(data_dir, volume_id)
         self.index = Index(self.layout.index_path)
+        self.clock = ""
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open)
+        self.clock = await self.index.read(catalog.highest_version_id)
 
     def _open(self) -> None:
         self.layout.prepare()
-        self.index.open()
+        try:
+            self.index.open()
+        except BaseException:
+            self.layout.unlock()
+            raise
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.index.close)
+        try:
+            await asyncio.to_thread(self.index.close)
+        finally:
+            self.layout.unlock()
+
+    def _observe(self, version_id: str) -> None:
+        """Advance the clock past a version id this volume has committed."""
+        if version_id > self.clock:
+            self.clock = version_id
 
     # staging and commits
 
@@ -55,6 +75,7 @@ class Store:
         row = commit.row
         if await self.index.read(catalog.is_committed, row.incarnation, row.key,
                                  row.version_id):
+            self._observe(row.version_id)
             if stage_id is not None:
                 await self.discard_stage(stage_id)
             return
@@ -68,20 +89,43 @@ class Store:
                 await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
                                         archive_id)
         orphans = await self.index.write(catalog.commit_object, commit)
+        self._observe(row.version_id)
         if inline and stage_id is not None:
             await self.discard_stage(stage_id)
         await self._unlink(orphans)
 
     async def commit_part(self, upload_id: str, part_number: int, stage_id: str,
                           archive_id: str, manifest: dict[str, Any]) -> None:
+        """Install the staged part and upsert its row; UploadMissing once the upload ended."""
         try:
             await asyncio.to_thread(staging.install_stage, self.layout, stage_id, archive_id)
         except staging.StageMissing:
-            stored = await self.index.read(records.part_archive, upload_id, part_number)
+            stored = await self.index.read(uploads.part_archive, upload_id, part_number)
             if stored != archive_id:
                 raise
-        orphans = await self.index.write(records.commit_part, upload_id, part_number,
-                                         archive_id, manifest)
+        committed, orphans = await self.index.write(uploads.commit_part, upload_id,
+                                                    part_number, archive_id, manifest)
+        await self._unlink(orphans)
+        if not committed:
+            raise uploads.UploadMissing(f"no upload {upload_id}")
+
+    async def claim_upload(self, upload_id: str, token: str, op: str) -> None:
+        await self.index.write(uploads.claim_upload, upload_id, token, op, time.time())
+
+    async def release_claim(self, upload_id: str, token: str) -> None:
+        await self.index.write(uploads.release_claim, upload_id, token)
+
+    async def complete_upload(self, upload_id: str, token: str,
+                              commit: ObjectCommit) -> list[str]:
+        """End the upload by Complete; returns listed archives this volume lacks."""
+        orphans, missing = await self.index.write(uploads.complete_upload, upload_id, token,
+                                                  commit)
+        self._observe(commit.row.version_id)
+        await self._unlink(orphans)
+        return missing
+
+    async def abort_upload(self, upload_id: str, token: str | None) -> None:
+        orphans = await self.index.write(uploads.abort_upload, upload_id, token, time.time())
         await self._unlink(orphans)
 
     async def _unlink(self, archive_ids: list[str]) -> None:
@@ -129,20 +173,16 @@ class Store:
         return await self.index.read(records.list_buckets)
 
     async def put_upload(self, record: dict[str, Any]) -> None:
-        await self.index.write(records.put_upload, record)
+        await self.index.write(uploads.put_upload, record)
 
     async def get_upload(self, upload_id: str) -> dict[str, Any] | None:
-        return await self.index.read(records.get_upload, upload_id)
+        return await self.index.read(uploads.get_upload, upload_id)
 
     async def list_uploads(self, incarnation: str, prefix: str) -> list[dict[str, Any]]:
-        return await self.index.read(records.list_uploads, incarnation, prefix)
+        return await self.index.read(uploads.list_uploads, incarnation, prefix)
 
     async def list_parts(self, upload_id: str) -> list[dict[str, Any]]:
-        return await self.index.read(records.list_parts, upload_id)
-
-    async def delete_upload(self, upload_id: str, keep_archives: bool) -> None:
-        orphans = await self.index.write(records.delete_upload, upload_id, keep_archives)
-        await self._unlink(orphans)
+        return await self.index.read(uploads.list_parts, upload_id)
 
     async def list_heal(self) -> list[dict[str, Any]]:
         return await self.index.read(records.list_heal)

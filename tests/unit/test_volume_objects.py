@@ -76,19 +76,25 @@ async def put_version(client: httpx.AsyncClient, key: str, version: str, data: b
     stage = f"st-{archive[:8]}"
     r = await client.put(f"/stage/{stage}", content=data, params={"size": len(data)})
     assert r.status_code == 200, r.text
-    assert r.json() == {"stage_id": stage, "size": len(data)}
+    assert without_clock(r.json()) == {"stage_id": stage, "size": len(data)}
     body = commit_body(key, version, stage_id=stage, archive_id=archive, archives=[archive],
                        **extra)
     r = await client.post("/objects/commit", json=body)
     assert r.status_code == 200, r.text
-    assert r.json() == {"committed": True}
+    assert without_clock(r.json()) == {"committed": True}
     return archive
+
+
+def without_clock(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer minus its "clock" field (checked on its own in test_clock_*)."""
+    assert isinstance(answer.pop("clock"), str)
+    return answer
 
 
 async def latest(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
     r = await client.get("/objects/latest", params={"incarnation": INC, "key": key})
     assert r.status_code == 200, r.text
-    return r.json()
+    return without_clock(r.json())
 
 
 def fragment_path(data_dir: Path, archive: str) -> Path:
@@ -261,7 +267,7 @@ async def test_commit_retry_is_idempotent(client: httpx.AsyncClient, data_dir: P
     archive = await put_version(client, "k", vid(1), b"data")
     body = commit_body("k", vid(1), stage_id=f"st-{archive[:8]}", archive_id=archive,
                        archives=[archive])
-    assert (await client.post("/objects/commit", json=body)).json() == {"committed": True}
+    assert (await client.post("/objects/commit", json=body)).json()["committed"] is True
     await client.put("/stage/again", content=b"data")
     body["stage_id"] = "again"
     assert (await client.post("/objects/commit", json=body)).status_code == 200
@@ -306,3 +312,35 @@ async def test_concurrent_commits_are_batched_safely(client: httpx.AsyncClient,
     files = [f for _, _, names in os.walk(data_dir / "fragments") for f in names]
     assert len(files) == 10
     assert staged_files(data_dir) == []
+
+
+async def test_clock_is_the_highest_committed_version(data_dir: Path) -> None:
+    """Stage, commit and latest answers (latest's 404 too) carry the volume's clock."""
+    async def clock_of(c: httpx.AsyncClient) -> tuple[str, str, str]:
+        staged = (await c.put("/stage/probe", content=b"x")).json()["clock"]
+        await c.delete("/stage/probe")
+        r = await c.get("/objects/latest", params={"incarnation": INC, "key": "k"})
+        missing = await c.get("/objects/latest", params={"incarnation": INC, "key": "none"})
+        assert missing.status_code == 404 and "error" in missing.json()
+        return staged, r.json()["clock"], missing.json()["clock"]
+
+    app = create_app(config(), VOLUME, data_dir)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://volume",
+            headers=auth()) as c:
+        assert await clock_of(c) == ("", "", "")
+        r = await c.post("/objects/commit", json=commit_body("k", vid(5)))
+        assert r.json() == {"committed": True, "clock": vid(5)}
+        # a late commit of an older version does not move the clock back
+        r = await c.post("/objects/commit", json=commit_body("k", vid(3)))
+        assert r.json() == {"committed": True, "clock": vid(5)}
+        r = await c.post("/objects/commit", json=commit_body("other", vid(4), deleted=True))
+        assert r.json()["clock"] == vid(5)
+        assert await clock_of(c) == (vid(5),) * 3
+        r = await c.post("/objects/commit", json=commit_body("other", vid(9), deleted=True))
+        assert r.json()["clock"] == vid(9)
+    app = create_app(config(), VOLUME, data_dir)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://volume",
+            headers=auth()) as c:
+        assert await clock_of(c) == (vid(9),) * 3  # read back from SQLite at startup

@@ -1,4 +1,4 @@
-"""Buckets, multipart uploads and parts, the heal queue, and what survives a restart."""
+"""Buckets, the heal queue, and what survives a restart (uploads: test_volume_uploads.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.manifest import archive_id
 from shardgate.tokens import mint_token
 from volume_server.app import create_app
-from volume_server.layout import LayoutError
+from volume_server.layout import LayoutError, VolumeLocked
 
 pytestmark = pytest.mark.anyio
 
@@ -59,10 +59,6 @@ def bucket(stamp: int, **changes: Any) -> dict[str, Any]:
             "created": 100.0 + stamp, "deleted": False, "stamp": stamp, **changes}
 
 
-def fragment_path(data_dir: Path, archive: str) -> Path:
-    return data_dir / "fragments" / archive[:2] / archive[2:4] / archive
-
-
 async def test_bucket_upsert_keeps_highest_stamp(client: httpx.AsyncClient) -> None:
     assert (await client.get("/buckets/photos")).status_code == 404
     r = await client.put("/buckets/photos", json=bucket(2))
@@ -85,93 +81,6 @@ async def test_bucket_upsert_keeps_highest_stamp(client: httpx.AsyncClient) -> N
 
 async def stage(client: httpx.AsyncClient, stage_id: str, data: bytes) -> None:
     assert (await client.put(f"/stage/{stage_id}", content=data)).status_code == 200
-
-
-async def commit_part(client: httpx.AsyncClient, upload: str, number: int, tag: str,
-                      data: bytes) -> str:
-    archive = archive_id(INC, "big", tag, 0)
-    await stage(client, f"p-{tag}", data)
-    r = await client.post("/parts/commit", json={
-        "upload_id": upload, "part_number": number, "stage_id": f"p-{tag}",
-        "archive_id": archive, "manifest": {"number": number, "tag": tag}})
-    assert r.status_code == 200, r.text
-    assert r.json() == {"committed": True}
-    return archive
-
-
-def upload(upload_id: str, key: str = "big", incarnation: str = INC,
-           initiated: float = 1.0) -> dict[str, Any]:
-    return {"incarnation": incarnation, "bucket": "b", "key": key, "upload_id": upload_id,
-            "initiated": initiated, "owner": "alice", "manifest": {"content_type": "x/y"}}
-
-
-async def test_upload_records(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/uploads/u1")).status_code == 404
-    assert (await client.put("/uploads/u1", json=upload("u1"))).json() == {"stored": True}
-    await client.put("/uploads/u2", json=upload("u2", key="alpha", initiated=2.0))
-    await client.put("/uploads/u3", json=upload("u3", incarnation="other"))
-    assert (await client.get("/uploads/u1")).json() == upload("u1")
-    listed = (await client.get("/uploads", params={"incarnation": INC})).json()["uploads"]
-    assert [u["upload_id"] for u in listed] == ["u2", "u1"]
-    listed = (await client.get("/uploads", params={"incarnation": INC, "prefix": "bi"})).json()
-    assert [u["upload_id"] for u in listed["uploads"]] == ["u1"]
-    assert len((await client.get("/uploads")).json()["uploads"]) == 3
-    assert (await client.put("/uploads/u9", json=upload("u1"))).status_code == 400
-
-
-async def test_parts_lifecycle_and_abort(client: httpx.AsyncClient, data_dir: Path) -> None:
-    await client.put("/uploads/u1", json=upload("u1"))
-    first = await commit_part(client, "u1", 2, "t2", b"part two")
-    replaced = await commit_part(client, "u1", 1, "t1", b"part one")
-    again = await commit_part(client, "u1", 1, "t1b", b"part one, again")
-    assert not fragment_path(data_dir, replaced).exists()
-    parts = (await client.get("/uploads/u1/parts")).json()["parts"]
-    assert parts == [
-        {"part_number": 1, "archive_id": again, "manifest": {"number": 1, "tag": "t1b"}},
-        {"part_number": 2, "archive_id": first, "manifest": {"number": 2, "tag": "t2"}}]
-    assert (await client.get(f"/archives/{again}")).content == b"part one, again"
-    # a retried part commit whose stage is already installed succeeds
-    r = await client.post("/parts/commit", json={
-        "upload_id": "u1", "part_number": 1, "stage_id": "p-t1b", "archive_id": again,
-        "manifest": {}})
-    assert r.status_code == 200
-    r = await client.post("/parts/commit", json={
-        "upload_id": "u1", "part_number": 3, "stage_id": "nothing", "archive_id": again,
-        "manifest": {}})
-    assert r.status_code == 404
-    r = await client.post("/parts/commit", json={
-        "upload_id": "u1", "part_number": 0, "stage_id": "p", "archive_id": again})
-    assert r.status_code == 400
-
-    assert (await client.delete("/uploads/u1", params={"keep_archives": 0})).status_code == 204
-    assert (await client.get("/uploads/u1")).status_code == 404
-    assert (await client.get("/uploads/u1/parts")).json() == {"parts": []}
-    assert not fragment_path(data_dir, first).exists()
-    assert not fragment_path(data_dir, again).exists()
-    assert (await client.delete("/uploads/u1")).status_code == 204
-
-
-async def test_complete_keeps_archives_for_the_object(client: httpx.AsyncClient,
-                                                      data_dir: Path) -> None:
-    await client.put("/uploads/u1", json=upload("u1"))
-    a1 = await commit_part(client, "u1", 1, "c1", b"one")
-    a2 = await commit_part(client, "u1", 2, "c2", b"two")
-    r = await client.post("/objects/commit", json={
-        "incarnation": INC, "key": "big", "version_id": "0" * 31 + "1", "deleted": False,
-        "manifest": {}, "summary": {"size": 6, "etag": "x-2", "last_modified": 1.0,
-                                    "owner": "alice"},
-        "stage_id": None, "archive_id": None, "inline": False, "archives": [a1, a2],
-        "heal": []})
-    assert r.status_code == 200
-    r = await client.delete("/uploads/u1", params={"keep_archives": 1})
-    assert r.status_code == 204
-    assert fragment_path(data_dir, a1).exists() and fragment_path(data_dir, a2).exists()
-    # a later overwrite of the key releases the completed upload's archives
-    r = await client.post("/objects/commit", json={
-        "incarnation": INC, "key": "big", "version_id": "0" * 31 + "2", "deleted": True,
-        "manifest": {}, "summary": {}})
-    assert r.status_code == 200
-    assert not fragment_path(data_dir, a1).exists()
 
 
 async def test_heal_queue_survives_restart(data_dir: Path) -> None:
@@ -226,5 +135,44 @@ async def test_sqlite_is_wal_with_full_sync(client: httpx.AsyncClient, data_dir:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         conn.close()
-    assert {"objects", "inline_archives", "buckets", "uploads", "parts",
-            "heal_queue"} <= tables
+    assert {"objects", "inline_archives", "buckets", "uploads", "parts", "heal_queue",
+            "upload_archives", "upload_claims"} <= tables
+
+
+async def test_second_process_on_a_data_dir_is_refused(data_dir: Path) -> None:
+    async with running(data_dir) as client:
+        await stage(client, "in-flight", b"being committed")
+        with pytest.raises(VolumeLocked, match=f"in use by another volume process \\(pid "
+                                               f"{os.getpid()} "):
+            async with running(data_dir):
+                pass
+        # the refused start did not empty the running volume's staging area
+        assert os.listdir(data_dir / "staging") == ["in-flight"]
+        assert (await client.get("/health")).status_code == 200
+    async with running(data_dir) as client:  # the lock went with the first store
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_schema_1_index_is_upgraded(data_dir: Path) -> None:
+    import sqlite3
+
+    async with running(data_dir) as client:
+        await client.put("/buckets/b", json=bucket(1, name="b"))
+    conn = sqlite3.connect(data_dir / "index.sqlite")
+    try:
+        conn.executescript("DROP TABLE upload_archives; DROP TABLE upload_claims;"
+                           " PRAGMA user_version=1;")
+    finally:
+        conn.close()
+    async with running(data_dir) as client:
+        assert (await client.get("/buckets/b")).status_code == 200
+        await client.put("/uploads/u1", json={
+            "incarnation": INC, "bucket": "b", "key": "k", "upload_id": "u1", "initiated": 1.0,
+            "owner": "alice", "manifest": {}})
+        r = await client.post("/uploads/u1/claim", json={"token": "t", "op": "abort"})
+        assert r.status_code == 200, r.text
+    conn = sqlite3.connect(data_dir / "index.sqlite")
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        conn.close()

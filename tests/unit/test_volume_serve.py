@@ -83,3 +83,38 @@ def test_run_refuses_another_volumes_data_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no data_dir"):
         run(ClusterConfig(volumes=(VolumeSpec(id="v1", url="http://127.0.0.1:1"),),
                           jwt_secret=SECRET), "v1")
+
+
+def test_second_volume_process_on_the_same_data_dir_exits(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    configs = []
+    for n in (1, 2):
+        path = tmp_path / f"cluster{n}.toml"
+        path.write_text(
+            f'jwt_secret = "{SECRET}"\n'
+            "[erasure]\nk = 2\nm = 1\n"
+            f'[[volumes]]\nid = "v1"\nurl = "http://127.0.0.1:{free_port()}"\n'
+            f'data_dir = "{data_dir}"\n'
+            '[[volumes]]\nid = "v2"\nurl = "http://127.0.0.1:2"\n'
+            '[[volumes]]\nid = "v3"\nurl = "http://127.0.0.1:3"\n'
+        )
+        configs.append(path)
+    first = subprocess.Popen([sys.executable, "-m", "shardgate", "volume", "--config",
+                              str(configs[0]), "--id", "v1"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not (data_dir / "staging").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (data_dir / "staging" / "in-flight").write_bytes(b"first volume's write")
+        second = subprocess.run([sys.executable, "-m", "shardgate", "volume", "--config",
+                                 str(configs[1]), "--id", "v1"], cwd=REPO,
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert "in use by another volume process" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert (data_dir / "staging" / "in-flight").exists()
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=20)

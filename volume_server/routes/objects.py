@@ -73,17 +73,19 @@ def parse_commit(body: dict[str, Any]) -> tuple[ObjectCommit, str | None, str | 
 
 async def commit_object(request: Request) -> JSONResponse:
     commit, stage_id, archive_id, inline = parse_commit(await json_body(request))
-    await store_of(request).commit_object(commit, stage_id, archive_id, inline)
-    return JSONResponse({"committed": True})
+    store = store_of(request)
+    await store.commit_object(commit, stage_id, archive_id, inline)
+    return JSONResponse({"committed": True, "clock": store.clock})
 
 
 async def latest(request: Request) -> JSONResponse:
     incarnation = query_text(request, "incarnation", required=True)
     key = query_text(request, "key", required=True)
-    found = await store_of(request).latest(incarnation, key)
+    store = store_of(request)
+    found = await store.latest(incarnation, key)
     if found is None:
-        raise ApiError(404, "no committed version")
-    return JSONResponse(found)
+        return JSONResponse({"error": "no committed version", "clock": store.clock}, 404)
+    return JSONResponse({**found, "clock": store.clock})
 
 
 async def list_objects(request: Request) -> JSONResponse:

@@ -18,8 +18,9 @@ async def put_stage(request: Request) -> Response:
     expected = None
     if request.query_params.get("size"):
         expected = query_int(request, "size", 0, 0, MAX_STAGE_BYTES)
-    size = await store_of(request).stage(stage_id, request.stream(), expected)
-    return JSONResponse({"stage_id": stage_id, "size": size})
+    store = store_of(request)
+    size = await store.stage(stage_id, request.stream(), expected)
+    return JSONResponse({"stage_id": stage_id, "size": size, "clock": store.clock})
 
 
 async def delete_stage(request: Request) -> Response:

@@ -1,4 +1,8 @@
-"""Multipart uploads and their parts: /uploads/... and POST /parts/commit."""
+"""Multipart uploads and their parts: /uploads/... and POST /parts/commit.
+
+An upload ends by Complete or Abort, each claimed first (POST /uploads/{id}/claim) so that
+only one of two racing gateways can act (volume_server/uploads.py).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,17 @@ from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
 from volume_server.params import field, json_body, number, query_flag, query_text, text
 from volume_server.routes import store_of
+from volume_server.routes.objects import parse_commit
+from volume_server.uploads import CLAIM_OPS
 
 MAX_PART_NUMBER = 10_000
+MAX_TOKEN = 96
+
+
+def _token(value: str) -> str:
+    if len(value) > MAX_TOKEN:
+        raise ApiError(400, "token is too long")
+    return value
 
 
 async def put_upload(request: Request) -> JSONResponse:
@@ -44,10 +57,41 @@ async def list_parts(request: Request) -> JSONResponse:
     return JSONResponse({"parts": parts})
 
 
-async def delete_upload(request: Request) -> Response:
-    keep = query_flag(request, "keep_archives", False)
-    await store_of(request).delete_upload(request.path_params["upload_id"], keep)
+async def abort_upload(request: Request) -> Response:
+    if query_flag(request, "keep_archives", False):
+        raise ApiError(400, "keep_archives=1 is gone: complete with POST "
+                            "/uploads/{upload_id}/complete")
+    token = query_text(request, "token") or None
+    await store_of(request).abort_upload(request.path_params["upload_id"],
+                                         None if token is None else _token(token))
     return Response(status_code=204)
+
+
+async def claim_upload(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    op = text(body, "op")
+    if op not in CLAIM_OPS:
+        raise ApiError(400, f"op must be one of {', '.join(CLAIM_OPS)}")
+    await store_of(request).claim_upload(request.path_params["upload_id"],
+                                         _token(text(body, "token")), op)
+    return JSONResponse({"claimed": True})
+
+
+async def release_claim(request: Request) -> Response:
+    token = _token(query_text(request, "token", required=True))
+    await store_of(request).release_claim(request.path_params["upload_id"], token)
+    return Response(status_code=204)
+
+
+async def complete_upload(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    token = _token(text(body, "token"))
+    commit, stage_id, _, _ = parse_commit(body)
+    if stage_id is not None:
+        raise ApiError(400, "a complete commits existing part archives, not a stage")
+    store = store_of(request)
+    missing = await store.complete_upload(request.path_params["upload_id"], token, commit)
+    return JSONResponse({"committed": True, "missing": missing, "clock": store.clock})
 
 
 async def list_uploads(request: Request) -> JSONResponse:
@@ -75,7 +119,10 @@ routes = [
     Route("/uploads", list_uploads, methods=["GET"]),
     Route("/uploads/{upload_id}", put_upload, methods=["PUT"]),
     Route("/uploads/{upload_id}", get_upload, methods=["GET"]),
-    Route("/uploads/{upload_id}", delete_upload, methods=["DELETE"]),
+    Route("/uploads/{upload_id}", abort_upload, methods=["DELETE"]),
     Route("/uploads/{upload_id}/parts", list_parts, methods=["GET"]),
+    Route("/uploads/{upload_id}/claim", claim_upload, methods=["POST"]),
+    Route("/uploads/{upload_id}/claim", release_claim, methods=["DELETE"]),
+    Route("/uploads/{upload_id}/complete", complete_upload, methods=["POST"]),
     Route("/parts/commit", commit_part, methods=["POST"]),
 ]
