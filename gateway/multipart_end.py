@@ -3,10 +3,10 @@
 Complete and Abort of one upload can race (two clients, or a client retrying on another
 gateway). Each first claims the upload on the placement's volumes under a token of its
 own; a volume grants one live claim at a time and lets only its holder complete or
-abort there (docs/volume-api.md). An op acts only once it holds a write quorum of claims,
-and a write quorum is a majority of the placement, so of two racing ops at most one
-acts; the other lets go of what it claimed. Nothing is changed before a quorum is held,
-so a race that leaves neither with a quorum costs a retry, never the object.
+abort there (docs/volume-api.md). An op acts only once it holds claims on a write quorum
+that is also a majority of the placement, so of two racing ops at most one acts; the
+other lets go of what it claimed. Nothing is changed before a quorum is held, so a race
+that leaves neither with a quorum costs a retry, never the object.
 
 Acting is one call per volume: a Complete is a compare-and-set that commits the object
 row and frees the archives of parts it does not use; an Abort frees everything.
@@ -79,20 +79,27 @@ async def release(cluster: Cluster, volumes: list[str], upload_id: str, token: s
     await asyncio.gather(*(one(vid) for vid in volumes))
 
 
+def claim_quorum_size(cluster: Cluster) -> int:
+    """The write quorum, raised to a majority of the placement where it is less (m > k + 1),
+    since only a majority keeps two racing ops from both holding one."""
+    return max(cluster.write_quorum, cluster.width // 2 + 1)
+
+
 async def claim_quorum(cluster: Cluster, placement: tuple[str, ...], upload_id: str,
                        token: str, op: str) -> Claims:
-    """Claim the upload on a write quorum of its placement, or raise.
+    """Claim the upload on a write quorum (and majority) of its placement, or raise.
 
-    UploadGone when more than width - quorum volumes lack it (completed or aborted: no
+    UploadGone when more than width - that many volumes lack it (completed or aborted: no
     op can ever hold a quorum again); 503 when volumes are down, or when another op
     still holds part of the placement after a few jittered rounds.
     """
+    needed = claim_quorum_size(cluster)
     for attempt in range(ROUNDS):
         claims = await _claim_round(cluster, list(placement), upload_id, token, op)
-        if len(claims.held) >= cluster.write_quorum:
+        if len(claims.held) >= needed:
             return claims
         await release(cluster, claims.held, upload_id, token)
-        if len(claims.missing) > cluster.width - cluster.write_quorum:
+        if len(claims.missing) > cluster.width - needed:
             raise UploadGone(upload_id)
         if not claims.contended:
             break
