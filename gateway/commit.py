@@ -7,17 +7,19 @@ record of what needs healing survives the loss of any one of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable
 
 from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
 from gateway.fanout import answered, first_answers
+from gateway.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from gateway.writer import Staged, abort_staged
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.commit")
-COMMIT_GRACE_SECONDS = 0.5
+COMMIT_GRACE_SECONDS = 2.0
 
 
 def _heal_entries(manifest: ObjectManifest) -> list[dict]:
@@ -54,6 +56,18 @@ async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> int:
     return len(answered(results))
 
 
+async def _commit_or_unstage(cluster: Cluster, volume_id: str, stage_id: str,
+                             payload: dict) -> dict:
+    """Commit one volume; if that fails (even after the quorum answered and this call went
+    on in the background) remove its staged archive rather than leave it behind."""
+    try:
+        return await cluster.volumes.commit_object(volume_id, payload)
+    except Exception:
+        with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):
+            await cluster.volumes.abort_stage(volume_id, stage_id)
+        raise
+
+
 async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest) -> None:
     """Commit a single-part object whose archives were staged by `stage_body`."""
     part = manifest.parts[0]
@@ -63,9 +77,9 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
     for index, stage_id in staged.stage_ids.items():
         volume_id = staged.placement[index]
         archive = part.archive_id(manifest.incarnation, manifest.key, index)
-        calls[volume_id] = cluster.volumes.commit_object(
-            volume_id, _payload(manifest, volume_id, stage_id, archive, part.inline, heal,
-                                as_dict))
+        calls[volume_id] = _commit_or_unstage(
+            cluster, volume_id, stage_id,
+            _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict))
     if await _gather_commits(cluster, calls) < cluster.write_quorum:
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes committed the write.")

@@ -24,12 +24,6 @@ from gateway.cluster import Cluster
 from gateway.context import RequestContext
 from gateway.errors import quorum_lost
 from gateway.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
-from gateway.volume_client_multipart import (
-    abort_upload,
-    claim_upload,
-    complete_upload,
-    release_claim,
-)
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.multipart")
@@ -55,7 +49,7 @@ class Claims:
 
 async def _claim_round(cluster: Cluster, volumes: list[str], upload_id: str, token: str,
                        op: str) -> Claims:
-    results = await asyncio.gather(*(claim_upload(cluster.volumes, vid, upload_id, token, op)
+    results = await asyncio.gather(*(cluster.volumes.claim_upload(vid, upload_id, token, op)
                                      for vid in volumes), return_exceptions=True)
     claims = Claims()
     for vid, result in zip(volumes, results, strict=True):
@@ -74,7 +68,7 @@ async def release(cluster: Cluster, volumes: list[str], upload_id: str, token: s
     """Let go of claims (best effort: an unreleased claim expires on its own)."""
     async def one(vid: str) -> None:
         with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):
-            await release_claim(cluster.volumes, vid, upload_id, token)
+            await cluster.volumes.release_claim(vid, upload_id, token)
 
     await asyncio.gather(*(one(vid) for vid in volumes))
 
@@ -149,7 +143,7 @@ async def complete_on(ctx: RequestContext, volumes: list[str], manifest: ObjectM
     """Compare-and-set the object row on claimed volumes; returns how many did."""
     heal = missed_writes(manifest)
     results = await asyncio.gather(*(
-        complete_upload(ctx.cluster.volumes, vid, manifest.upload_id,
+        ctx.cluster.volumes.complete_upload(vid, manifest.upload_id,
                         {**commit_payload(manifest, vid, heal), "token": token})
         for vid in volumes), return_exceptions=True)
     failed = []
@@ -181,7 +175,7 @@ async def commit_where_missing(ctx: RequestContext, volumes: list[str],
 async def abort_on(ctx: RequestContext, volumes: list[str], upload_id: str,
                    token: str) -> int:
     """Delete the upload on claimed volumes, freeing its archives; returns how many did."""
-    results = await asyncio.gather(*(abort_upload(ctx.cluster.volumes, vid, upload_id, token)
+    results = await asyncio.gather(*(ctx.cluster.volumes.abort_upload(vid, upload_id, token)
                                      for vid in volumes), return_exceptions=True)
     failed = [vid for vid, r in zip(volumes, results, strict=True)
               if isinstance(r, BaseException)]

@@ -203,10 +203,25 @@ class VolumeClient:
     async def list_parts(self, volume_id: str, upload_id: str) -> list[dict]:
         return (await self._request(volume_id, "GET", f"/uploads/{upload_id}/parts"))["parts"]
 
-    async def delete_upload(self, volume_id: str, upload_id: str, keep_archives: bool) -> None:
+    async def claim_upload(self, volume_id: str, upload_id: str, token: str,
+                           op: str) -> None:
+        """Hold the upload for `token` ("complete" or "abort"); 409 if another holds it."""
+        await self._request(volume_id, "POST", f"/uploads/{upload_id}/claim",
+                            json_body={"token": token, "op": op})
+
+    async def release_claim(self, volume_id: str, upload_id: str, token: str) -> None:
+        await self._request(volume_id, "DELETE", f"/uploads/{upload_id}/claim",
+                            params={"token": token})
+
+    async def complete_upload(self, volume_id: str, upload_id: str, payload: dict) -> dict:
+        """The compare-and-set commit of a claimed upload: `/objects/commit` body + token."""
+        return await self._request(volume_id, "POST", f"/uploads/{upload_id}/complete",
+                                   json_body=payload)
+
+    async def abort_upload(self, volume_id: str, upload_id: str, token: str) -> None:
+        """Delete a claimed upload and free its archives; VolumeNotFound if it is gone."""
         await self._request(volume_id, "DELETE", f"/uploads/{upload_id}",
-                            params={"keep_archives": "1" if keep_archives else "0"},
-                            allow_404=True)
+                            params={"token": token})
 
     async def list_uploads(self, volume_id: str, incarnation: str, prefix: str) -> list[dict]:
         return (await self._request(volume_id, "GET", "/uploads",
