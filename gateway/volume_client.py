@@ -134,9 +134,13 @@ class VolumeClient:
     # -- fragment archives ---------------------------------------------------------------
 
     async def stage(self, volume_id: str, stage_id: str, body: AsyncIterator[bytes],
-                    size: int | None = None) -> dict:
-        params = {"size": str(size)} if size is not None else None
-        return await self._request(volume_id, "PUT", f"/stage/{stage_id}", params=params,
+                    size: int | None = None, inline: bool = False) -> dict:
+        """Stage one archive; `inline` lets the volume hold it in memory until the commit
+        (the object is below the inline threshold, so its archive goes into SQLite)."""
+        params = {"size": str(size)} if size is not None else {}
+        if inline:
+            params["inline"] = "1"
+        return await self._request(volume_id, "PUT", f"/stage/{stage_id}", params=params or None,
                                    data=body)
 
     async def abort_stage(self, volume_id: str, stage_id: str) -> None:

@@ -98,9 +98,12 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     batch = uuid.uuid4().hex
     lanes = [_Lane(i, vid, f"{batch}.{i}") for i, vid in enumerate(placement)]
     archive_size = codec.layout(expected_size).archive_size if expected_size is not None else None
+    # The same rule as the commit's inline choice: a volume may then hold the stage in memory.
+    inline = expected_size is not None and expected_size < cluster.config.gateway.inline_threshold
     for lane in lanes:
         lane.task = asyncio.create_task(
-            cluster.volumes.stage(lane.volume_id, lane.stage_id, lane.body(), archive_size))
+            cluster.volumes.stage(lane.volume_id, lane.stage_id, lane.body(), archive_size,
+                                  inline=inline))
         lane.task.add_done_callback(lane.on_done)
 
     async def push(fragments: list[bytes]) -> None:

@@ -64,12 +64,17 @@ def is_owned(conn: sqlite3.Connection, archive_id: str) -> bool:
 
 
 def release(conn: sqlite3.Connection, archive_ids: set[str]) -> list[str]:
-    """Drop the inline copies of archives nobody owns; return those ids (files to unlink)."""
+    """Drop the inline copies of archives nobody owns; return the ids whose files to unlink.
+
+    An archive kept inline never had a file, so it is left out: overwriting a small
+    object then needs no unlink (and no thread hand-off) after the commit.
+    """
     orphans = []
     for archive_id in sorted(archive_ids):
         if not is_owned(conn, archive_id):
-            conn.execute("DELETE FROM inline_archives WHERE archive_id=?", (archive_id,))
-            orphans.append(archive_id)
+            cur = conn.execute("DELETE FROM inline_archives WHERE archive_id=?", (archive_id,))
+            if cur.rowcount == 0:
+                orphans.append(archive_id)
     return orphans
 
 

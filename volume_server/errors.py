@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from volume_server.archives import BadRange, Unsatisfiable
 from volume_server.index import IndexClosed
 from volume_server.layout import BadName
-from volume_server.staging import StageBusy, StageError, StageMissing
+from volume_server.staging import StageBusy, StageError, StageFull, StageMissing
 from volume_server.uploads import UploadConflict, UploadMissing
 
 log = logging.getLogger("shardgate.volume")
@@ -39,6 +39,7 @@ _STATUS: dict[type[Exception], int] = {
     StageBusy: 409,
     UploadConflict: 409,
     IndexClosed: 503,
+    StageFull: 503,
 }
 
 

@@ -7,6 +7,10 @@ any more are unlinked only after the transaction that disowned them has committe
 The store also keeps a clock: the highest version id it has committed, which every
 stage, commit and latest answer carries, so a gateway whose own clock lags learns of
 newer versions before it mints the next one.
+
+Archives the gateway keeps inline are staged in memory (`staging.MemoryStages`) and reach
+disk only in the commit transaction, whose fsync (synchronous=FULL) is the one that makes
+the write durable; that commit runs as a single writer-thread job.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ class Store:
         self.format = FORMAT_VERSION
         self.layout = layout or Layout(data_dir, volume_id)
         self.index = Index(self.layout.index_path)
+        self.memory = staging.MemoryStages()
         self.clock = ""
 
     async def open(self) -> None:
@@ -63,16 +70,45 @@ class Store:
     # staging and commits
 
     async def stage(self, stage_id: str, body: AsyncIterable[bytes],
-                    expected: int | None) -> int:
-        return await staging.write_stage(self.layout, stage_id, body, expected)
+                    expected: int | None, inline: bool = False) -> int:
+        """Stage an archive: in memory when it will be kept inline, else as a file."""
+        if inline:
+            size = await self.memory.receive(stage_id, body, expected)
+            if self.layout.staged_path(stage_id).exists():  # replaced a staged file
+                await asyncio.to_thread(staging.discard_stage, self.layout, stage_id)
+            return size
+        size = await staging.write_stage(self.layout, stage_id, body, expected)
+        self.memory.discard(stage_id)
+        return size
 
     async def discard_stage(self, stage_id: str) -> None:
-        await asyncio.to_thread(staging.discard_stage, self.layout, stage_id)
+        """Drop a stage, in memory or on disk (a stage id is never in both)."""
+        if not self.memory.discard(stage_id):
+            await asyncio.to_thread(staging.discard_stage, self.layout, stage_id)
+
+    async def _materialize(self, stage_id: str) -> None:
+        """Write an in-memory stage out as a staged file, for a commit that wants a file."""
+        data = self.memory.get(stage_id)
+        if data is not None:
+            await asyncio.to_thread(staging.write_staged_file, self.layout, stage_id, data)
+            self.memory.discard(stage_id)
 
     async def commit_object(self, commit: ObjectCommit, stage_id: str | None,
                             archive_id: str | None, inline: bool) -> None:
         """Make a staged archive (if any) and the object row visible, then clean up."""
         row = commit.row
+        held = None
+        if stage_id is not None and inline and archive_id is not None:
+            held = self.memory.get(stage_id)
+        if held is not None:
+            # One writer job: the already-committed check, the inline archive and the row
+            # share the transaction, and the stage leaves memory only once it committed.
+            commit = replace(commit, inline=(archive_id, held))
+            orphans = await self.index.write(catalog.commit_object, commit)
+            self._observe(row.version_id)
+            self.memory.discard(stage_id)
+            await self._unlink(orphans)
+            return
         if await self.index.read(catalog.is_committed, row.incarnation, row.key,
                                  row.version_id):
             self._observe(row.version_id)
@@ -86,6 +122,7 @@ class Store:
                 commit = ObjectCommit(row, commit.versioned, (archive_id, data),
                                       commit.heal, commit.queued)
             else:
+                await self._materialize(stage_id)
                 await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
                                         archive_id)
         orphans = await self.index.write(catalog.commit_object, commit)
@@ -98,6 +135,7 @@ class Store:
                           archive_id: str, manifest: dict[str, Any]) -> None:
         """Install the staged part and upsert its row; UploadMissing once the upload ended."""
         try:
+            await self._materialize(stage_id)
             await asyncio.to_thread(staging.install_stage, self.layout, stage_id, archive_id)
         except staging.StageMissing:
             stored = await self.index.read(uploads.part_archive, upload_id, part_number)
@@ -140,12 +178,19 @@ class Store:
     # archives
 
     async def open_archive(self, archive_id: str) -> LockedFd | bytes | None:
-        """An open file, the inline bytes, or None when this volume lacks the archive."""
-        path = self.layout.archive_path(archive_id)
+        """An open file, the inline bytes, or None when this volume lacks the archive.
+
+        One reader-thread job tries the file, then the inline table, so a small object's
+        GET costs a single thread hand-off.
+        """
+        return await self.index.read(self._open_archive, archive_id)
+
+    def _open_archive(self, conn: sqlite3.Connection, archive_id: str
+                      ) -> LockedFd | bytes | None:
         try:
-            return await asyncio.to_thread(LockedFd.open, path, os.O_RDONLY)
+            return LockedFd.open(self.layout.archive_path(archive_id), os.O_RDONLY)
         except FileNotFoundError:
-            return await self.index.read(catalog.inline_archive, archive_id)
+            return catalog.inline_archive(conn, archive_id)
 
     async def delete_archive(self, archive_id: str) -> None:
         await self.index.write(catalog.drop_inline, archive_id)

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from volume_server.errors import ApiError
 from volume_server.layout import check_stage_id
 from volume_server.params import query_int
 from volume_server.routes import store_of
@@ -18,8 +19,11 @@ async def put_stage(request: Request) -> Response:
     expected = None
     if request.query_params.get("size"):
         expected = query_int(request, "size", 0, 0, MAX_STAGE_BYTES)
+    inline = request.query_params.get("inline", "0")
+    if inline not in ("0", "1"):
+        raise ApiError(400, "inline must be 0 or 1")
     store = store_of(request)
-    size = await store.stage(stage_id, request.stream(), expected)
+    size = await store.stage(stage_id, request.stream(), expected, inline == "1")
     return JSONResponse({"stage_id": stage_id, "size": size, "clock": store.clock})
 
 
