@@ -62,6 +62,22 @@ def document(tag: str, children: Iterable[tuple[str, Any]]) -> bytes:
     return render(element(tag, children))
 
 
+def stream_open(tag: str) -> bytes:
+    """Start of a document whose children are sent one by one (`fragment`)."""
+    return _DECL + f'<{tag} xmlns="{S3_NS}">'.encode()
+
+
+def fragment(tag: str, children: Iterable[tuple[str, Any]]) -> bytes:
+    """One child element of a streamed document."""
+    node = ET.Element(tag)
+    add_children(node, children)
+    return ET.tostring(node, encoding="utf-8", xml_declaration=False)
+
+
+def stream_close(tag: str) -> bytes:
+    return f"</{tag}>".encode()
+
+
 def error_document(code: str, message: str, request_id: str,
                    extra: dict[str, str] | None = None) -> bytes:
     root = ET.Element("Error")

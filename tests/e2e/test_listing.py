@@ -86,3 +86,16 @@ def test_invalid_bucket_name(s3):
     with pytest.raises(ClientError) as err:
         s3.create_bucket(Bucket="Invalid_Name")
     assert err.value.response["Error"]["Code"] in ("InvalidBucketName",)
+
+
+def test_delete_objects_full_batch_streams_answer(s3, bucket):
+    """1,000 keys, the most one request may carry (s3fs and aws s3 rm send full batches)."""
+    keys = [f"batch/{i:04d}" for i in range(1000)]
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"x"), keys))
+    result = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert sorted(d["Key"] for d in result["Deleted"]) == keys
+    assert "Errors" not in result
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="batch/")["KeyCount"] == 0

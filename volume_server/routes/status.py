@@ -11,7 +11,8 @@ from volume_server.routes import store_of
 
 async def health(request: Request) -> JSONResponse:
     store = store_of(request)
-    return JSONResponse({"id": store.volume_id, "format": store.format, "status": "ok"})
+    return JSONResponse({"id": store.volume_id, "format": store.format, "status": "ok",
+                         "clock": store.clock})
 
 
 async def heal(request: Request) -> JSONResponse:
