@@ -28,10 +28,17 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
     """The newest committed manifest (None if absent or deleted); 503 if undecidable."""
     placement = cluster.placement(incarnation, key)
     enough = cluster.width - cluster.write_quorum + 1
+    # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
+    # goes to them next); only if one of them fails are the others asked as well.
+    order = sorted(placement, key=cluster.suspect)
     results = await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
-                                   for vid in placement}, enough)
+                                   for vid in order[:enough]}, enough)
+    if sum(not isinstance(r, BaseException) for r in results.values()) < enough:
+        results |= await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
+                                        for vid in order[enough:]},
+                                       enough - len(answered_of(results)))
     cluster.note_answers(results)
-    answered = [r for r in results.values() if not isinstance(r, BaseException)]
+    answered = answered_of(results)
     # A committed version lives on >= quorum of the placement: only when more than
     # width - quorum volumes answered is one of them sure to hold the newest version
     # (or its tombstone); with fewer, an older version or a deleted key could show.
@@ -45,6 +52,10 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
     if newest["deleted"]:
         return None
     return ObjectManifest.from_dict(newest["manifest"])
+
+
+def answered_of(results: dict) -> list:
+    return [r for r in results.values() if not isinstance(r, BaseException)]
 
 
 class _PartReader:
