@@ -75,10 +75,9 @@ class GatewayApp:
         self.config = config
         self.cluster = cluster or Cluster.build(config)
         self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
-        self._secrets = {u.access_key: u for u in config.users}
 
     def _secret(self, access_key: str) -> str | None:
-        user = self._secrets.get(access_key)
+        user = self.config.user_by_access_key(access_key)
         return user.secret_key if user else None
 
     async def health(self, request: Request) -> Response:
@@ -99,7 +98,8 @@ class GatewayApp:
                                 datetime.now(UTC), gw.clock_skew_seconds)
             if auth is None:
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
-            user = self._secrets[auth.access_key]
+            user = self.config.user_by_access_key(auth.access_key)
+            assert user is not None  # authenticate() found its secret
             ctx = RequestContext(request, endpoint, headers, request_id, self.cluster,
                                  self.buckets, user, auth)
             response = await HANDLERS[endpoint.operation](ctx)

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from starlette.responses import Response
 
-from gateway.checksums import composite, full_object
+from gateway.checksums import ALGORITHMS, CRC_ALGORITHMS, composite, full_object
 from gateway.context import RequestContext
 from gateway.errors import S3Error, quorum_lost
 from gateway.multipart_end import (
@@ -43,7 +43,6 @@ XML = "application/xml"
 MAX_PART_SIZE = 5 * 1024**3
 MIN_PART_SIZE = 5 * 1024**2
 MAX_PARTS = 10_000
-CRC_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME")
 
 
 async def _quorum_calls(ctx: RequestContext, calls: list) -> list:
@@ -83,7 +82,7 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
     content_type, kept, metadata = stored_headers(ctx.headers)
     algorithm = ctx.headers.get("x-amz-checksum-algorithm", "").upper() or None
     checksum_type = ctx.headers.get("x-amz-checksum-type", "").upper() or None
-    if algorithm and algorithm not in (*CRC_ALGORITHMS, "SHA1", "SHA256"):
+    if algorithm and algorithm not in ALGORITHMS:
         raise S3Error("InvalidRequest", f"Checksum algorithm {algorithm} is not supported.")
     if checksum_type and checksum_type not in ("COMPOSITE", "FULL_OBJECT"):
         raise S3Error("InvalidRequest", "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT.")
@@ -127,7 +126,8 @@ async def upload_part(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     number = _part_number(ctx)
     record, placement = await _upload(ctx, bucket.incarnation)
-    staged, algorithm, checksum = await stage_verified(ctx, placement, MAX_PART_SIZE)
+    verified = await stage_verified(ctx, placement, MAX_PART_SIZE)
+    staged, algorithm, checksum = verified.staged, verified.algorithm, verified.checksum
     tag = f"{record['upload_id']}.{number:05d}.{new_version_id()}"
     checksums = {algorithm: checksum} if algorithm and checksum else {}
     part = PartManifest(number, staged.size, staged.digests.md5_hex, tag,
@@ -153,9 +153,7 @@ async def upload_part(ctx: RequestContext) -> Response:
         await abort_staged(ctx.cluster, replace(staged, stage_ids={
             i: staged.stage_ids[i] for i in failed}))
     headers = {"ETag": f'"{part.etag}"'}
-    if algorithm and checksum and f"x-amz-checksum-{algorithm.lower()}" in ctx.headers \
-            or (algorithm and ctx.headers.get("x-amz-trailer")):
-        headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+    headers.update(verified.echo_headers())
     return Response(status_code=200, headers=headers)
 
 
@@ -223,8 +221,7 @@ def _requested_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
         except ValueError as exc:
             raise S3Error("MalformedXML") from exc
         etag = (child_text(node, "ETag") or "").strip().strip('"')
-        sums = {alg: child_text(node, f"Checksum{alg}") for alg in
-                (*CRC_ALGORITHMS, "SHA1", "SHA256")}
+        sums = {alg: child_text(node, f"Checksum{alg}") for alg in ALGORITHMS}
         requested.append((number, etag, {k: v for k, v in sums.items() if v}))
     if not requested:
         raise S3Error("MalformedXML", "You must specify at least one part.")

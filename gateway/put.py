@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from typing import NamedTuple
 
 from starlette.responses import Response
 
@@ -57,12 +58,23 @@ def declared_size(headers: dict[str, str]) -> int | None:
     return size
 
 
-async def stage_verified(ctx: RequestContext, placement: tuple[str, ...],
-                         max_size: int) -> tuple[Staged, str | None, str | None]:
-    """Stage the request body; abort unless its size and digests are what was declared.
+class Verified(NamedTuple):
+    """A staged body whose size and digests matched what the client declared."""
 
-    Returns (staged, checksum algorithm, checksum base64).
-    """
+    staged: Staged
+    algorithm: str | None  # the client's checksum algorithm, else the default one
+    checksum: str | None  # its base64 value
+    requested: bool  # the client named the algorithm (so the answer echoes the value)
+
+    def echo_headers(self) -> dict[str, str]:
+        if not (self.requested and self.algorithm and self.checksum):
+            return {}
+        return {f"x-amz-checksum-{self.algorithm.lower()}": self.checksum}
+
+
+async def stage_verified(ctx: RequestContext, placement: tuple[str, ...],
+                         max_size: int) -> Verified:
+    """Stage the request body; abort unless its size and digests are what was declared."""
     headers = ctx.headers
     md5 = content_md5(headers)
     algorithm, expected = algorithm_from_headers(headers)
@@ -93,7 +105,7 @@ async def stage_verified(ctx: RequestContext, placement: tuple[str, ...],
     except BaseException:
         await abort_staged(ctx.cluster, staged)
         raise
-    return staged, digests.algorithm, actual
+    return Verified(staged, digests.algorithm, actual, algorithm is not None)
 
 
 async def put_object(ctx: RequestContext) -> Response:
@@ -103,7 +115,8 @@ async def put_object(ctx: RequestContext) -> Response:
     cluster = ctx.cluster
     placement = cluster.placement(bucket.incarnation, key)
     await check_write_conditions(ctx, bucket.incarnation, key)
-    staged, algorithm, checksum = await stage_verified(ctx, placement, MAX_OBJECT_SIZE)
+    verified = await stage_verified(ctx, placement, MAX_OBJECT_SIZE)
+    staged, algorithm, checksum = verified.staged, verified.algorithm, verified.checksum
     try:
         await check_write_conditions(ctx, bucket.incarnation, key)
     except BaseException:
@@ -125,9 +138,8 @@ async def put_object(ctx: RequestContext) -> Response:
         checksum_type="FULL_OBJECT" if checksums else "",
         erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
     await commit_staged(cluster, staged, manifest)
-    headers = {"ETag": f'"{etag}"'}
-    if algorithm and checksum and algorithm in _requested(ctx.headers):
-        headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+    headers = {"ETag": f'"{etag}"', **verified.echo_headers()}
+    if len(headers) > 1:
         headers["x-amz-checksum-type"] = "FULL_OBJECT"
     return Response(status_code=200, headers=headers)
 
@@ -154,9 +166,3 @@ async def check_write_conditions(ctx: RequestContext, incarnation: str, key: str
         wanted = [t.strip().strip('"') for t in if_match.split(",")]
         if "*" not in wanted and current.etag not in wanted:
             raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
-
-
-def _requested(headers: dict[str, str]) -> set[str]:
-    """Checksum algorithms the client asked for (so the default one stays quiet)."""
-    algorithm, _ = algorithm_from_headers(headers)
-    return {algorithm} if algorithm else set()

@@ -232,8 +232,5 @@ class VolumeClient:
                                     params={"incarnation": incarnation, "prefix": prefix}))[
             "uploads"]
 
-    async def heal_entries(self, volume_id: str) -> list[dict]:
-        return (await self._request(volume_id, "GET", "/heal"))["entries"]
-
     async def health(self, volume_id: str) -> dict:
         return await self._request(volume_id, "GET", "/health")

@@ -25,7 +25,13 @@ from pathlib import Path
 
 import tomli_w
 
-from shardgate.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, User, load_config
+from shardgate.config import (
+    DEFAULT_ACCESS_KEY,
+    DEFAULT_SECRET_KEY,
+    ClusterConfig,
+    User,
+    load_config,
+)
 from shardgate.tokens import mint_token
 
 CONFIG_NAME = "cluster.toml"
@@ -176,7 +182,8 @@ def run_dev(opts: DevOptions) -> int:
         _stop_all([p for _, _, p in children])
 
 
-def _write_processes(data: Path, config, children) -> None:
+def _write_processes(data: Path, config: ClusterConfig,
+                     children: list[tuple[str, str, subprocess.Popen]]) -> None:
     urls = {v.id: v.url for v in config.volumes}
     entries = [{"role": role, "id": ident, "pid": proc.pid,
                 "url": urls.get(ident, f"http://{config.gateway.host}:{config.gateway.port}")}

@@ -69,11 +69,6 @@ class Sha256Reader:
                 "S3ComputedContentSHA256": actual})
 
 
-def verified_sha256(source: AsyncIterable[bytes], expected_hex: str) -> AsyncIterator[bytes]:
-    """The body, hashed on the way; raises XAmzContentSHA256Mismatch after the last byte."""
-    return Sha256Reader(source, expected_hex).__aiter__()
-
-
 def decoded_content_length(headers: Mapping[str, str]) -> int | None:
     """x-amz-decoded-content-length as an int (None when absent)."""
     raw = headers.get("x-amz-decoded-content-length")
