@@ -11,39 +11,23 @@ import httpx
 import pytest
 
 from tests.unit.test_volume_objects import (
-    VOLUME,
     aid,
-    auth,
     commit_body,
-    config,
     fragment_path,
     latest,
     staged_files,
     vid,
 )
+from tests.unit.volume_support import running_app
 from volume_server import staging
-from volume_server.app import create_app
 from volume_server.store import Store
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
 async def app_client(data_dir: Path) -> AsyncIterator[tuple[Store, httpx.AsyncClient]]:
-    app = create_app(config(), VOLUME, data_dir)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers=auth()) as c:
+    async with running_app(data_dir) as (app, c):
         yield app.state.store, c
 
 

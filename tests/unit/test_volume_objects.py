@@ -11,43 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.manifest import archive_id
-from shardgate.tokens import mint_token
+from tests.unit.volume_support import INC, VOLUME, auth, config, running
 from volume_server.app import create_app
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "volume-test-secret-0123456789abcdef"
-VOLUME = "v1"
-INC = "inc1"
-
-
-def config() -> ClusterConfig:
-    return ClusterConfig(volumes=(VolumeSpec(id=VOLUME, url="http://127.0.0.1:1"),),
-                         jwt_secret=SECRET)
-
-
-def auth() -> dict[str, str]:
-    return {"authorization": f"Bearer {mint_token(SECRET, VOLUME, 'write')}"}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
 @pytest.fixture
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(config(), VOLUME, data_dir)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers=auth()) as c:
+    async with running(data_dir) as c:
         yield c
 
 
@@ -324,10 +296,7 @@ async def test_clock_is_the_highest_committed_version(data_dir: Path) -> None:
         assert missing.status_code == 404 and "error" in missing.json()
         return staged, r.json()["clock"], missing.json()["clock"]
 
-    app = create_app(config(), VOLUME, data_dir)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers=auth()) as c:
+    async with running(data_dir) as c:
         assert await clock_of(c) == ("", "", "")
         r = await c.post("/objects/commit", json=commit_body("k", vid(5)))
         assert r.json() == {"committed": True, "clock": vid(5)}
@@ -339,8 +308,5 @@ async def test_clock_is_the_highest_committed_version(data_dir: Path) -> None:
         assert await clock_of(c) == (vid(5),) * 3
         r = await c.post("/objects/commit", json=commit_body("other", vid(9), deleted=True))
         assert r.json()["clock"] == vid(9)
-    app = create_app(config(), VOLUME, data_dir)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers=auth()) as c:
+    async with running(data_dir) as c:
         assert await clock_of(c) == (vid(9),) * 3  # read back from SQLite at startup

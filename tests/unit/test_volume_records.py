@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -12,41 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.manifest import archive_id
-from shardgate.tokens import mint_token
-from volume_server.app import create_app
+from tests.unit.volume_support import INC, VOLUME, running
 from volume_server.layout import LayoutError, VolumeLocked
 
 pytestmark = pytest.mark.anyio
-
-SECRET = "volume-test-secret-0123456789abcdef"
-VOLUME = "v1"
-INC = "inc1"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@contextlib.asynccontextmanager
-async def running(data_dir: Path, volume_id: str = VOLUME
-                  ) -> AsyncIterator[httpx.AsyncClient]:
-    config = ClusterConfig(volumes=(VolumeSpec(id=volume_id, url="http://127.0.0.1:1"),),
-                           jwt_secret=SECRET)
-    app = create_app(config, volume_id, data_dir)
-    token = mint_token(SECRET, volume_id, "write")
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers={"authorization": f"Bearer {token}"}) as c:
-        yield c
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
 
 @pytest.fixture
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:

@@ -14,39 +14,18 @@ from typing import Any
 import httpx
 import pytest
 
-from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.manifest import archive_id
-from shardgate.tokens import mint_token
+from tests.unit.volume_support import INC, running
 from volume_server import uploads
-from volume_server.app import create_app
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "volume-test-secret-0123456789abcdef"
-VOLUME = "v1"
-INC = "inc1"
 KEY = "big"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "data"
-
-
-@pytest.fixture
 async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    config = ClusterConfig(volumes=(VolumeSpec(id=VOLUME, url="http://127.0.0.1:1"),),
-                           jwt_secret=SECRET)
-    app = create_app(config, VOLUME, data_dir)
-    token = mint_token(SECRET, VOLUME, "write")
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://volume",
-            headers={"authorization": f"Bearer {token}"}) as c:
+    async with running(data_dir) as c:
         yield c
 
 
