@@ -20,13 +20,15 @@ from starlette.routing import Route
 from gateway import bucket, delete, get, listing, multipart, put
 from gateway.auth.canonical import headers_from_asgi
 from gateway.auth.sigv4 import authenticate
-from gateway.bucket_records import BucketRecords
-from gateway.cluster import Cluster
+from gateway.catch_all import EveryRequest
 from gateway.context import RequestContext
 from gateway.drain import DrainUnreadBody
 from gateway.errors import S3Error
+from gateway.objects.cluster import Cluster
+from gateway.objects.layer import ObjectLayer
+from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
 from gateway.router import route
-from gateway.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document
 from shardgate.config import ClusterConfig
 
@@ -73,8 +75,7 @@ def _error_response(error: S3Error, request_id: str, method: str,
 class GatewayApp:
     def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
         self.config = config
-        self.cluster = cluster or Cluster.build(config)
-        self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
+        self.objects = ObjectLayer(config, cluster)
 
     def _secret(self, access_key: str) -> str | None:
         user = self.config.user_by_access_key(access_key)
@@ -100,8 +101,9 @@ class GatewayApp:
                 raise S3Error("AccessDenied", "Anonymous access is not allowed.")
             user = self.config.user_by_access_key(auth.access_key)
             assert user is not None  # authenticate() found its secret
-            ctx = RequestContext(request, endpoint, headers, request_id, self.cluster,
-                                 self.buckets, user, auth)
+            refuse_unsupported(endpoint.operation, headers)
+            ctx = RequestContext(request, endpoint, headers, request_id, self.objects, user,
+                                 auth)
             response = await HANDLERS[endpoint.operation](ctx)
         except S3Error as exc:
             response = _error_response(exc, request_id, method, resource)
@@ -122,18 +124,29 @@ class GatewayApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        await self.cluster.volumes.start()
+        await self.objects.start()
         try:
             yield
         finally:
-            await self.cluster.volumes.close()
+            await self.objects.close()
 
 
-def create_app(config: ClusterConfig, cluster: Cluster | None = None) -> DrainUnreadBody:
-    """The gateway as a pure ASGI app (the serving layer is swappable)."""
+def create_app(config: ClusterConfig, cluster: Cluster | None = None
+               ) -> Callable[..., Awaitable[None]]:
+    """The gateway as a pure ASGI app (the serving layer is swappable).
+
+    Outermost first: the body idle timeout (it also stops the drain waiting on a silent
+    client), the drain of unread bodies (a SlowDown answer included), the concurrency
+    limit (the health check bypasses it).
+    """
+    from gateway.body_idle import BodyIdleTimeout
+    from gateway.limits import ConcurrencyLimit
+
     gateway = GatewayApp(config, cluster)
-    methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]
     app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
-                            Route("/{path:path}", gateway.handle, methods=methods)],
+                            EveryRequest(gateway.handle)],
                     lifespan=gateway.lifespan)
-    return DrainUnreadBody(app)
+    gw = config.gateway
+    limited = ConcurrencyLimit(app, gw.max_concurrent_requests, gw.max_queued_requests,
+                               gw.queue_wait_seconds, bypass=(HEALTH_PATH,))
+    return BodyIdleTimeout(DrainUnreadBody(limited), gw.body_idle_timeout_seconds)

@@ -1,4 +1,4 @@
-"""The request context a handler gets: a verified user, the endpoint, the cluster."""
+"""The request context a handler gets: a verified user, the endpoint, the object layer."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from starlette.requests import Request
 
 from gateway.auth.sigv4 import AuthContext
 from gateway.body import RequestBody
-from gateway.bucket_records import BucketRecord, BucketRecords
 from gateway.checksums import Checksum, algorithm_from_headers, trailer_checksum, verify
-from gateway.cluster import Cluster
 from gateway.errors import S3Error
+from gateway.objects.bucket_records import BucketRecord
+from gateway.objects.layer import ObjectLayer
 from gateway.router import Endpoint
-from shardgate.config import User
+from shardgate.config import ClusterConfig, User
 
 
 @dataclass
@@ -22,8 +22,7 @@ class RequestContext:
     endpoint: Endpoint
     headers: dict[str, str]
     request_id: str
-    cluster: Cluster
-    buckets: BucketRecords
+    objects: ObjectLayer
     user: User
     auth: AuthContext | None
 
@@ -33,7 +32,11 @@ class RequestContext:
 
     async def bucket(self) -> BucketRecord:
         """The endpoint's bucket, owned by this user (AccessDenied otherwise)."""
-        return await self.buckets.require(self.endpoint.bucket, self.user_id)
+        return await self.objects.bucket(self.endpoint.bucket, self.user_id)
+
+    @property
+    def config(self) -> ClusterConfig:
+        return self.objects.config
 
     def body(self) -> RequestBody:
         return RequestBody(self.request, self.headers, self.auth)

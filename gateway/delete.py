@@ -3,57 +3,25 @@ bring a deleted object back (DESIGN.md, read path step 1)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import time
 from collections.abc import AsyncIterator
 
 from starlette.responses import Response, StreamingResponse
 
-from gateway.cluster import Cluster
-from gateway.commit import commit_manifest
 from gateway.context import RequestContext
-from gateway.errors import S3Error, quorum_lost
-from gateway.fanout import answered, first_answers
+from gateway.errors import S3Error
 from gateway.put import content_md5
-from gateway.reader import find_latest
 from gateway.router import MAX_KEY_BYTES
 from gateway.xml import child_text, children, fragment, parse, stream_close, stream_open
-from shardgate.manifest import ObjectManifest
-from shardgate.versionid import new_version_id
 
 XML = "application/xml"
 MAX_DELETE_KEYS = 1000
 MAX_DELETE_BODY = 2 * 1024 * 1024
-PARALLEL_DELETES = 32
-
-
-async def sync_clock(cluster: Cluster) -> None:
-    """Move our clock past every version committed before now: each volume reports its
-    newest version id, and asking all but write_quorum - 1 of them meets every quorum."""
-    need = len(cluster.volume_ids) - cluster.write_quorum + 1
-    results = await first_answers({vid: cluster.volumes.health(vid)
-                                   for vid in cluster.volume_ids}, need)
-    if len(answered(results)) < need:
-        raise quorum_lost("Too few storage volumes answered.")
-
-
-async def write_tombstone(ctx: RequestContext, incarnation: str, bucket: str, key: str,
-                          clock_synced: bool = False) -> None:
-    if not clock_synced:
-        # Reading the key first moves our clock past its newest version (see put_object),
-        # so the tombstone is newer than what it deletes.
-        await find_latest(ctx.cluster, incarnation, key)
-    manifest = ObjectManifest(bucket=bucket, incarnation=incarnation, key=key,
-                              version_id=new_version_id(), last_modified=time.time(),
-                              owner=ctx.user_id, deleted=True)
-    await commit_manifest(ctx.cluster, ctx.cluster.placement(incarnation, key), manifest)
 
 
 async def delete_object(ctx: RequestContext) -> Response:
-    bucket = await ctx.bucket()
-    await write_tombstone(ctx, bucket.incarnation, bucket.name, ctx.endpoint.key)
+    await ctx.objects.delete(await ctx.bucket(), ctx.endpoint.key, ctx.user_id)
     return Response(status_code=204)
 
 
@@ -68,7 +36,7 @@ async def delete_objects(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     raw = await ctx.read_small_body(MAX_DELETE_BODY)
     _check_md5(ctx, raw)
-    root = parse(raw, MAX_DELETE_BODY)
+    root = parse(raw, MAX_DELETE_BODY, expected_root="Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
     objects = children(root, "Object")
     if len(objects) > MAX_DELETE_KEYS:
@@ -79,34 +47,30 @@ async def delete_objects(ctx: RequestContext) -> Response:
         if key is None:
             raise S3Error("MalformedXML")
         keys.append(key)
-    await sync_clock(ctx.cluster)
-    limiter = asyncio.Semaphore(PARALLEL_DELETES)
-
-    async def one(key: str) -> tuple[str, S3Error | None]:
-        if not key or len(key.encode()) > MAX_KEY_BYTES:
-            return key, S3Error("KeyTooLongError" if key else "InvalidArgument")
-        async with limiter:
-            try:
-                await write_tombstone(ctx, bucket.incarnation, bucket.name, key,
-                                      clock_synced=True)
-            except S3Error as exc:
-                return key, exc
-        return key, None
+    invalid = [(k, S3Error("KeyTooLongError" if k else "InvalidArgument")) for k in keys
+               if not k or len(k.encode()) > MAX_KEY_BYTES]
+    valid = [k for k in keys if k and len(k.encode()) <= MAX_KEY_BYTES]
+    results = ctx.objects.delete_many(bucket, valid, ctx.user_id)
+    # The first result means the batch is valid and the clock synced: the answer can start.
+    first = await anext(results, None) if valid else None
 
     async def answer() -> AsyncIterator[bytes]:
         yield stream_open("DeleteResult")
-        tasks = [asyncio.ensure_future(one(k)) for k in keys]
+        for key, error in invalid:
+            yield fragment("Error", [("Key", key), ("Code", error.code),
+                                     ("Message", error.message)])
+        finished = first
         try:
-            for finished in asyncio.as_completed(tasks):
-                key, error = await finished
+            while finished is not None:
+                key, error = finished
                 if error is not None:
                     yield fragment("Error", [("Key", key), ("Code", error.code),
                                              ("Message", error.message)])
                 elif not quiet:
                     yield fragment("Deleted", [("Key", key)])
+                finished = await anext(results, None)
         finally:
-            for task in tasks:
-                task.cancel()
+            await results.aclose()  # a client that left stops the rest
         yield stream_close("DeleteResult")
 
     return StreamingResponse(answer(), media_type=XML)

@@ -9,7 +9,7 @@ from gateway.conditions import NOT_MODIFIED, evaluate
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
-from gateway.reader import ObjectReader, find_latest
+from gateway.objects.reader import ObjectReader
 from gateway.xml import http_date
 from shardgate.manifest import ObjectManifest
 
@@ -25,11 +25,7 @@ _OVERRIDES = {
 
 
 async def _manifest(ctx: RequestContext) -> ObjectManifest:
-    bucket = await ctx.bucket()
-    manifest = await find_latest(ctx.cluster, bucket.incarnation, ctx.endpoint.key)
-    if manifest is None:
-        raise S3Error("NoSuchKey", extra={"Key": ctx.endpoint.key})
-    return manifest
+    return await ctx.objects.head(await ctx.bucket(), ctx.endpoint.key)
 
 
 def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str, str],
@@ -78,8 +74,7 @@ async def get_object(ctx: RequestContext) -> Response:
     if status == 304:
         return Response(status_code=304, headers=headers)
     start, end = wanted if wanted is not None else (0, manifest.size - 1)
-    reader = ObjectReader(ctx.cluster, manifest, start, end)
-    await reader.prepare()
+    reader = await ctx.objects.open(manifest, start, end)
     return ObjectResponse(reader, status, headers)
 
 

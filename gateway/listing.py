@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
-from gateway.list_merge import ListPage, merge_list
+from gateway.objects.list_merge import ListPage
 from gateway.xml import document, iso8601
 
 XML = "application/xml"
@@ -67,8 +67,7 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
         after = max(after, start_after)
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
-    page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
-                            after, max_keys)
+    page = await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)),
         ("Delimiter", enc(delimiter) if delimiter else None),
@@ -92,8 +91,7 @@ async def list_objects(ctx: RequestContext) -> Response:
     marker = ep.param("marker", "") or ""
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
-    page = await merge_list(ctx.cluster, bucket.incarnation, prefix, delimiter,
-                            marker, max_keys)
+    page = await ctx.objects.list(bucket, prefix, delimiter, marker, max_keys)
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)), ("Marker", enc(marker)),
         ("Delimiter", enc(delimiter) if delimiter else None),

@@ -10,7 +10,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from gateway.cluster import Cluster
+from gateway.objects.cluster import Cluster
 from tests.e2e.cluster import REGION, DevCluster
 
 

@@ -1,4 +1,4 @@
-"""gateway.bucket_records: bucket names, and majority-quorum records over fake volumes."""
+"""gateway.objects.bucket_records: bucket names, and majority-quorum records over fake volumes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway import bucket_records
-from gateway.bucket_records import BucketRecord, BucketRecords, validate_bucket_name
 from gateway.errors import S3Error
+from gateway.objects import bucket_records
+from gateway.objects.bucket_records import BucketRecord, BucketRecords, validate_bucket_name
 
 
 @pytest.mark.parametrize("name", [

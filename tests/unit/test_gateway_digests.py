@@ -1,4 +1,4 @@
-"""gateway.digests: streamed MD5 and flexible checksum against hashlib, zlib and known vectors."""
+"""gateway.objects.digests: streamed MD5 and flexible checksums against known vectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from gateway.digests import BodyDigests
 from gateway.errors import S3Error
+from gateway.objects.digests import BodyDigests
 
 DATA = bytes(range(256)) * 1000 + b"tail"
 

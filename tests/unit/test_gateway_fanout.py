@@ -1,10 +1,10 @@
-"""gateway.fanout: stop waiting once enough volumes answered; slow ones are left behind."""
+"""gateway.objects.fanout: stop waiting once enough volumes answered; slow ones are left behind."""
 
 from __future__ import annotations
 
 import asyncio
 
-from gateway.fanout import Unanswered, answered, first_answers
+from gateway.objects.fanout import Unanswered, answered, first_answers
 
 
 async def _after(seconds: float, value: object) -> object:

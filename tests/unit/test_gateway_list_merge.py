@@ -1,4 +1,4 @@
-"""gateway.list_merge: merging per-volume sorted pages into one S3 listing page."""
+"""gateway.objects.list_merge: merging per-volume sorted pages into one S3 listing page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import S3Error
-from gateway.list_merge import PAGE, ListedKey, ListPage, merge_list
+from gateway.objects.list_merge import PAGE, ListedKey, ListPage, merge_list
 
 
 def key(name: str, version: int, deleted: bool = False) -> dict[str, Any]:

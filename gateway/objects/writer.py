@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 
 from erasure import Segmenter
-from gateway.cluster import Cluster
-from gateway.digests import BodyDigests
 from gateway.errors import quorum_lost
-from gateway.fanout import first_answers
-from gateway.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.objects.cluster import Cluster
+from gateway.objects.digests import BodyDigests
+from gateway.objects.fanout import first_answers
+from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
 
-log = logging.getLogger("shardgate.gateway.writer")
+log = logging.getLogger("shardgate.gateway.objects.writer")
 
 QUEUE_DEPTH = 4
 STALL_SECONDS = 10.0  # a volume that takes no fragment for this long is dropped

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from erasure import Codec
-from gateway.volume_client import VolumeClient
+from gateway.objects.volume_client import VolumeClient
 from placement import Ring, RingNode
 from shardgate.config import ClusterConfig
 from shardgate.manifest import ErasureParams

@@ -14,10 +14,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from erasure import FragmentCorrupt, segment_span
-from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
-from gateway.fanout import first_answers
-from gateway.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from gateway.objects.cluster import Cluster
+from gateway.objects.fanout import first_answers
+from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest, PartManifest
 from shardgate.versionid import observe_version_id
 

@@ -11,14 +11,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable
 
-from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
-from gateway.fanout import answered, first_answers
-from gateway.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
-from gateway.writer import Staged, abort_staged
+from gateway.objects.cluster import Cluster
+from gateway.objects.fanout import answered, first_answers
+from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
+from gateway.objects.writer import Staged, abort_staged
 from shardgate.manifest import ObjectManifest
 
-log = logging.getLogger("shardgate.gateway.commit")
+log = logging.getLogger("shardgate.gateway.objects.commit")
 COMMIT_GRACE_SECONDS = 2.0
 
 

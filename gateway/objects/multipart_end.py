@@ -20,10 +20,9 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from gateway.cluster import Cluster
-from gateway.context import RequestContext
 from gateway.errors import quorum_lost
-from gateway.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
+from gateway.objects.cluster import Cluster
+from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.multipart")
@@ -138,12 +137,12 @@ def missed_writes(manifest: ObjectManifest) -> list[dict]:
             for index, holder in enumerate(part.placement) if holder is None]
 
 
-async def complete_on(ctx: RequestContext, volumes: list[str], manifest: ObjectManifest,
+async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectManifest,
                       token: str) -> int:
     """Compare-and-set the object row on claimed volumes; returns how many did."""
     heal = missed_writes(manifest)
     results = await asyncio.gather(*(
-        ctx.cluster.volumes.complete_upload(vid, manifest.upload_id,
+        cluster.volumes.complete_upload(vid, manifest.upload_id,
                         {**commit_payload(manifest, vid, heal), "token": token})
         for vid in volumes), return_exceptions=True)
     failed = []
@@ -154,11 +153,11 @@ async def complete_on(ctx: RequestContext, volumes: list[str], manifest: ObjectM
         elif result.get("missing"):
             log.warning("complete of %s on %s: archives missing there, queued for healing: "
                         "%s", manifest.upload_id, vid, result["missing"])
-    await release(ctx.cluster, failed, manifest.upload_id, token)
+    await release(cluster, failed, manifest.upload_id, token)
     return len(volumes) - len(failed)
 
 
-async def commit_where_missing(ctx: RequestContext, volumes: list[str],
+async def commit_where_missing(cluster: Cluster, volumes: list[str],
                                manifest: ObjectManifest) -> None:
     """Volumes that never had the upload still get the object row (so they supersede
     the key's older versions), with their fragments queued for healing."""
@@ -167,23 +166,23 @@ async def commit_where_missing(ctx: RequestContext, volumes: list[str],
             {"archive_id": archive, "index": None, "reason": "upload not on this volume"}
             for archive in manifest.archives_on(vid)]
         with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):
-            await ctx.cluster.volumes.commit_object(vid, commit_payload(manifest, vid, heal))
+            await cluster.volumes.commit_object(vid, commit_payload(manifest, vid, heal))
 
     await asyncio.gather(*(one(vid) for vid in volumes))
 
 
-async def abort_on(ctx: RequestContext, volumes: list[str], upload_id: str,
+async def abort_on(cluster: Cluster, volumes: list[str], upload_id: str,
                    token: str) -> int:
     """Delete the upload on claimed volumes, freeing its archives; returns how many did."""
-    results = await asyncio.gather(*(ctx.cluster.volumes.abort_upload(vid, upload_id, token)
+    results = await asyncio.gather(*(cluster.volumes.abort_upload(vid, upload_id, token)
                                      for vid in volumes), return_exceptions=True)
     failed = [vid for vid, r in zip(volumes, results, strict=True)
               if isinstance(r, BaseException)]
-    await release(ctx.cluster, failed, upload_id, token)
+    await release(cluster, failed, upload_id, token)
     return len(volumes) - len(failed)
 
 
-async def finish_ended(ctx: RequestContext, placement: tuple[str, ...], upload_id: str,
+async def finish_ended(cluster: Cluster, placement: tuple[str, ...], upload_id: str,
                        token: str, completed: ObjectManifest | None) -> None:
     """Tidy the volumes still holding an upload that ended on most of them (a gateway
     died half-way): roll them forward to the version it became, else abort them there.
@@ -191,9 +190,9 @@ async def finish_ended(ctx: RequestContext, placement: tuple[str, ...], upload_i
     Safe against a winner still at work: its claims keep us off the write quorum of
     volumes it acts on, so only volumes outside it are touched.
     """
-    claims = await _claim_round(ctx.cluster, list(placement), upload_id, token,
+    claims = await _claim_round(cluster, list(placement), upload_id, token,
                                 "abort" if completed is None else "complete")
     if completed is None:
-        await abort_on(ctx, claims.held, upload_id, token)
+        await abort_on(cluster, claims.held, upload_id, token)
     else:
-        await complete_on(ctx, claims.held, completed, token)
+        await complete_on(cluster, claims.held, completed, token)

@@ -12,9 +12,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from gateway.cluster import Cluster
 from gateway.errors import S3Error, quorum_lost
-from gateway.fanout import answered, first_answers
+from gateway.objects.cluster import Cluster
+from gateway.objects.fanout import answered, first_answers
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP = re.compile(r"^\d+\.\d+\.\d+\.\d+$")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from gateway.cluster import Cluster
 from gateway.errors import quorum_lost
+from gateway.objects.cluster import Cluster
 
 PAGE = 1000
 

@@ -1,0 +1,238 @@
+"""The object layer: the one interface the S3 protocol layer uses to store and read objects.
+
+Handlers parse, authorise and render; everything that touches volumes (placement,
+quorums, stage-then-commit, the read rule, tombstones, healing hooks) happens behind the
+methods here, which take and return plain dataclasses. Errors are S3Error values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from gateway.errors import S3Error, quorum_lost
+from gateway.objects import uploads
+from gateway.objects.bucket_records import BucketRecord, BucketRecords
+from gateway.objects.cluster import Cluster
+from gateway.objects.commit import commit_manifest, commit_staged
+from gateway.objects.fanout import answered, first_answers
+from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
+from gateway.objects.list_merge import ListPage, merge_list
+from gateway.objects.reader import ObjectReader, find_latest
+from gateway.objects.writer import abort_staged
+from shardgate.config import ClusterConfig
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.versionid import new_version_id
+
+PARALLEL_DELETES = 32
+
+
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """What a write stores besides the bytes."""
+
+    owner: str
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteConditions:
+    """S3 conditional writes: If-None-Match "*" and If-Match (ETags)."""
+
+    if_none_match: bool = False
+    if_match: tuple[str, ...] | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.if_none_match or self.if_match is not None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    manifest: ObjectManifest
+    verified: Verified
+
+
+class ObjectLayer:
+    def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
+        self.config = config
+        self.cluster = cluster or Cluster.build(config)
+        self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
+
+    async def start(self) -> None:
+        await self.cluster.volumes.start()
+
+    async def close(self) -> None:
+        await self.cluster.volumes.close()
+
+    # buckets
+
+    async def bucket(self, name: str, user_id: str) -> BucketRecord:
+        """The live bucket, owned by `user_id` (NoSuchBucket / AccessDenied otherwise)."""
+        return await self.buckets.require(name, user_id)
+
+    async def list_buckets(self, user_id: str) -> list[BucketRecord]:
+        return await self.buckets.list_for(user_id)
+
+    async def create_bucket(self, name: str, user_id: str) -> BucketRecord:
+        return await self.buckets.create(name, user_id)
+
+    async def delete_bucket(self, bucket: BucketRecord) -> None:
+        page = await merge_list(self.cluster, bucket.incarnation, "", "", "", 1)
+        if page.keys:
+            raise S3Error("BucketNotEmpty", extra={"BucketName": bucket.name})
+        await self.buckets.delete(bucket)
+
+    # reads
+
+    async def head(self, bucket: BucketRecord, key: str) -> ObjectManifest:
+        """The key's current version by the read rule (NoSuchKey if absent or deleted)."""
+        manifest = await find_latest(self.cluster, bucket.incarnation, key)
+        if manifest is None:
+            raise S3Error("NoSuchKey", extra={"Key": key})
+        return manifest
+
+    async def open(self, manifest: ObjectManifest, start: int, end: int) -> ObjectReader:
+        """A reader of bytes [start, end]; the first segment is fetched now, so a failure
+        is an error before any header goes out."""
+        reader = ObjectReader(self.cluster, manifest, start, end)
+        await reader.prepare()
+        return reader
+
+    async def list(self, bucket: BucketRecord, prefix: str, delimiter: str, after: str,
+                   max_keys: int) -> ListPage:
+        return await merge_list(self.cluster, bucket.incarnation, prefix, delimiter, after,
+                                max_keys)
+
+    # writes
+
+    async def put(self, bucket: BucketRecord, key: str, body: Payload, expect: Expectations,
+                  attrs: ObjectAttributes, conditions: WriteConditions) -> PutResult:
+        """Stage, verify, re-check the conditions, then commit on the write quorum."""
+        cluster = self.cluster
+        placement = cluster.placement(bucket.incarnation, key)
+        await self.check_conditions(bucket, key, conditions)
+        verified = await stage_verified(cluster, placement, body, expect)
+        staged = verified.staged
+        try:
+            await self.check_conditions(bucket, key, conditions)
+        except BaseException:
+            await abort_staged(cluster, staged)
+            raise
+        # Chosen only now: the stage answers carried each volume's clock, so this id is
+        # newer than any version a quorum of the placement has committed.
+        version_id = new_version_id()
+        ec = cluster.config.erasure
+        inline = staged.size < cluster.config.gateway.inline_threshold
+        etag = staged.digests.md5_hex
+        checksums = {verified.algorithm: verified.checksum}
+        part = PartManifest(1, staged.size, etag, version_id, staged.staged_placement(),
+                            inline, checksums)
+        manifest = ObjectManifest(
+            bucket=bucket.name, incarnation=bucket.incarnation, key=key,
+            version_id=version_id, last_modified=time.time(), owner=attrs.owner,
+            size=staged.size, etag=etag, content_type=attrs.content_type,
+            headers=attrs.headers, metadata=attrs.metadata, checksums=checksums,
+            checksum_type="FULL_OBJECT",
+            erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
+        await commit_staged(cluster, staged, manifest)
+        return PutResult(manifest, verified)
+
+    async def check_conditions(self, bucket: BucketRecord, key: str,
+                               conditions: WriteConditions) -> None:
+        """Checked before the body and again just before commit. Between that last check
+        and the commit another writer can still slip in (docs/decisions.md)."""
+        if not conditions.any:
+            return
+        current = await find_latest(self.cluster, bucket.incarnation, key)
+        if conditions.if_none_match and current is not None:
+            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
+        if conditions.if_match is not None:
+            if current is None:
+                raise S3Error("NoSuchKey", extra={"Key": key})
+            if "*" not in conditions.if_match and current.etag not in conditions.if_match:
+                raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
+
+    async def delete(self, bucket: BucketRecord, key: str, owner: str) -> None:
+        """Tombstone the key, so a volume that was down cannot bring it back."""
+        # Reading the key first moves our clock past its newest version (see put), so the
+        # tombstone is newer than what it deletes.
+        await find_latest(self.cluster, bucket.incarnation, key)
+        await self._tombstone(bucket, key, owner)
+
+    async def delete_many(self, bucket: BucketRecord, keys: list[str], owner: str
+                          ) -> AsyncIterator[tuple[str, S3Error | None]]:
+        """Delete up to 1,000 keys, yielding each (key, error or None) as it finishes."""
+        await self._sync_clock()
+        limiter = asyncio.Semaphore(PARALLEL_DELETES)
+
+        async def one(key: str) -> tuple[str, S3Error | None]:
+            async with limiter:
+                try:
+                    await self._tombstone(bucket, key, owner)
+                except S3Error as exc:
+                    return key, exc
+            return key, None
+
+        tasks = [asyncio.ensure_future(one(k)) for k in keys]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                yield await finished
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str) -> None:
+        manifest = ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation,
+                                  key=key, version_id=new_version_id(),
+                                  last_modified=time.time(), owner=owner, deleted=True)
+        await commit_manifest(self.cluster, self.cluster.placement(bucket.incarnation, key),
+                              manifest)
+
+    async def _sync_clock(self) -> None:
+        """Move our clock past every version committed before now: each volume reports
+        its newest version id, and asking all but write_quorum - 1 meets every quorum."""
+        cluster = self.cluster
+        need = len(cluster.volume_ids) - cluster.write_quorum + 1
+        results = await first_answers({vid: cluster.volumes.health(vid)
+                                       for vid in cluster.volume_ids}, need)
+        if len(answered(results)) < need:
+            raise quorum_lost("Too few storage volumes answered.")
+
+    # multipart uploads
+
+    async def create_upload(self, bucket: BucketRecord, key: str, attrs: ObjectAttributes,
+                            checksum_algorithm: str | None, checksum_type: str | None) -> str:
+        return await uploads.create(self.cluster, bucket, key, attrs.owner, {
+            "content_type": attrs.content_type, "headers": attrs.headers,
+            "metadata": attrs.metadata, "checksum_algorithm": checksum_algorithm,
+            "checksum_type": checksum_type})
+
+    async def upload(self, bucket: BucketRecord, key: str, upload_id: str,
+                     user_id: str) -> uploads.Upload:
+        return await uploads.find(self.cluster, bucket.incarnation, key, upload_id, user_id)
+
+    async def upload_part(self, bucket: BucketRecord, upload: uploads.Upload, number: int,
+                          body: Payload, expect: Expectations
+                          ) -> tuple[PartManifest, Verified]:
+        return await uploads.upload_part(self.cluster, bucket, upload, number, body, expect)
+
+    async def list_parts(self, upload: uploads.Upload) -> dict[int, PartManifest]:
+        return await uploads.newest_parts(self.cluster, upload)
+
+    async def complete_upload(self, bucket: BucketRecord, key: str, upload_id: str,
+                              user_id: str, requested: list[uploads.RequestedPart]
+                              ) -> ObjectManifest:
+        return await uploads.complete(self.cluster, bucket, key, upload_id, user_id,
+                                      requested)
+
+    async def abort_upload(self, bucket: BucketRecord, key: str, upload_id: str,
+                           user_id: str) -> None:
+        await uploads.abort(self.cluster, bucket, key, upload_id, user_id)
+
+    async def list_uploads(self, bucket: BucketRecord, prefix: str) -> list[dict]:
+        return await uploads.list_all(self.cluster, bucket.incarnation, prefix)

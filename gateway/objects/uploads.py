@@ -1,0 +1,299 @@
+"""Multipart uploads in the object layer: records, parts, and ending an upload once.
+
+Parts are erasure-coded like objects and placed by the final object's key, so every
+fragment archive of the finished object sits on that key's placement. Upload and part
+records live on the placement's volumes; Complete commits a manifest that lists the
+parts, and the part archives become the object's. Complete and Abort each end the upload
+only after claiming it on a write quorum (multipart_end), so of two racing requests
+exactly one wins and the object is never left half-made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from dataclasses import dataclass, replace
+
+from gateway.checksums import CRC_ALGORITHMS, composite, full_object
+from gateway.errors import S3Error, quorum_lost
+from gateway.objects.bucket_records import BucketRecord
+from gateway.objects.cluster import Cluster
+from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
+from gateway.objects.multipart_end import (
+    UploadGone,
+    abort_on,
+    claim_quorum,
+    claim_stragglers,
+    commit_where_missing,
+    complete_on,
+    finish_ended,
+)
+from gateway.objects.reader import find_latest
+from gateway.objects.volume_client import VolumeNotFound
+from gateway.objects.writer import abort_staged
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.versionid import new_version_id
+
+MIN_PART_SIZE = 5 * 1024**2
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload's record as the volumes keep it, and the placement it lives on."""
+
+    record: dict
+    placement: tuple[str, ...]
+
+    @property
+    def upload_id(self) -> str:
+        return self.record["upload_id"]
+
+    @property
+    def owner(self) -> str:
+        return self.record["owner"]
+
+    @property
+    def meta(self) -> dict:
+        return self.record["manifest"]
+
+
+@dataclass(frozen=True)
+class RequestedPart:
+    """One <Part> of a CompleteMultipartUpload body."""
+
+    number: int
+    etag: str
+    checksums: dict[str, str]
+
+
+async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
+                 meta: dict) -> str:
+    upload_id = new_version_id()
+    record = {"incarnation": bucket.incarnation, "bucket": bucket.name, "key": key,
+              "upload_id": upload_id, "initiated": time.time(), "owner": owner,
+              "manifest": meta}
+    placement = cluster.placement(bucket.incarnation, key)
+    results = await asyncio.gather(*(cluster.volumes.put_upload(vid, record)
+                                     for vid in placement), return_exceptions=True)
+    if sum(not isinstance(r, BaseException) for r in results) < cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes accepted the upload record.")
+    return upload_id
+
+
+async def find(cluster: Cluster, incarnation: str, key: str, upload_id: str,
+               user_id: str) -> Upload:
+    """The upload record for this key (NoSuchUpload if absent)."""
+    placement = cluster.placement(incarnation, key)
+    if not upload_id or len(upload_id) > 64 or not upload_id.isalnum():
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    results = await asyncio.gather(*(cluster.volumes.get_upload(vid, upload_id)
+                                     for vid in placement), return_exceptions=True)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    found = [r for r in answered if r]
+    if not found:
+        if len(answered) > cluster.width - cluster.write_quorum:
+            raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+        raise quorum_lost("Too few storage volumes answered.")
+    record = found[0]
+    if record["key"] != key or record["incarnation"] != incarnation:
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    if record["owner"] != user_id:
+        raise S3Error("AccessDenied")
+    return Upload(record, placement)
+
+
+async def upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, number: int,
+                      body: Payload, expect: Expectations) -> tuple[PartManifest, Verified]:
+    verified = await stage_verified(cluster, upload.placement, body, expect)
+    staged = verified.staged
+    tag = f"{upload.upload_id}.{number:05d}.{new_version_id()}"
+    part = PartManifest(number, staged.size, staged.digests.md5_hex, tag,
+                        staged.staged_placement(), False,
+                        {verified.algorithm: verified.checksum})
+    key = upload.record["key"]
+    calls = []
+    for index, stage_id in staged.stage_ids.items():
+        volume_id = staged.placement[index]
+        calls.append(cluster.volumes.commit_part(volume_id, {
+            "upload_id": upload.upload_id, "part_number": number, "stage_id": stage_id,
+            "archive_id": part.archive_id(bucket.incarnation, key, index),
+            "manifest": {**part.__dict__, "placement": list(part.placement)}}))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failed = [i for i, r in zip(staged.stage_ids, results, strict=True)
+              if isinstance(r, BaseException)]
+    if len(results) - len(failed) < cluster.write_quorum:
+        await abort_staged(cluster, staged)
+        # the volumes refuse a part once the upload has ended (completed or aborted)
+        gone = sum(isinstance(r, VolumeNotFound) for r in results)
+        if gone > cluster.width - cluster.write_quorum:
+            raise S3Error("NoSuchUpload", extra={"UploadId": upload.upload_id})
+        raise quorum_lost("Too few storage volumes accepted the part.")
+    if failed:
+        await abort_staged(cluster, replace(staged, stage_ids={
+            i: staged.stage_ids[i] for i in failed}))
+    return part, verified
+
+
+async def _part_versions(cluster: Cluster, upload_id: str, placement: tuple[str, ...]
+                         ) -> dict[int, dict[str, tuple[PartManifest, int]]]:
+    """Per part number, every committed version (by archive tag) and how many volumes
+    list it, merged over the placement's volumes."""
+    results = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
+                                     for vid in placement), return_exceptions=True)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    if len(answered) <= cluster.width - cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes answered.")
+    versions: dict[int, dict[str, tuple[PartManifest, int]]] = {}
+    for rows in answered:
+        for row in rows:
+            raw = row["manifest"]
+            part = PartManifest(**{**raw, "placement": tuple(raw["placement"])})
+            seen = versions.setdefault(part.number, {})
+            count = seen[part.archive_tag][1] if part.archive_tag in seen else 0
+            seen[part.archive_tag] = (part, count + 1)
+    return versions
+
+
+async def newest_parts(cluster: Cluster, upload: Upload) -> dict[int, PartManifest]:
+    """Newest committed part per number (what ListParts shows)."""
+    versions = await _part_versions(cluster, upload.upload_id, upload.placement)
+    return {n: seen[max(seen)][0] for n, seen in versions.items()}
+
+
+def _choose(versions: dict[str, tuple[PartManifest, int]], etag: str) -> PartManifest | None:
+    """The version of a part that Complete uses: the client's ETag, then the one most
+    volumes hold (a re-upload still landing is on few), then the newest."""
+    matching = [(count, tag, part) for tag, (part, count) in versions.items()
+                if part.etag == etag]
+    return max(matching, key=lambda m: (m[0], m[1]))[2] if matching else None
+
+
+def _object_checksum(meta: dict, parts: list[PartManifest]) -> tuple[dict[str, str], str]:
+    algorithm, kind = meta.get("checksum_algorithm"), meta.get("checksum_type")
+    if not algorithm:
+        common = {next(iter(p.checksums), None) for p in parts}
+        if len(common) != 1 or None in common or next(iter(common)) not in CRC_ALGORITHMS:
+            return {}, ""
+        algorithm, kind = common.pop(), "FULL_OBJECT"
+    if any(algorithm not in p.checksums for p in parts):
+        return {}, ""
+    digests = [base64.b64decode(p.checksums[algorithm]) for p in parts]
+    if kind == "FULL_OBJECT":
+        value = full_object([(d, p.size) for d, p in zip(digests, parts, strict=True)],
+                            algorithm)
+    else:
+        value = composite(digests, algorithm)
+    return {algorithm: value}, kind
+
+
+async def _chosen_parts(cluster: Cluster, upload: Upload,
+                        requested: list[RequestedPart]) -> list[PartManifest]:
+    versions = await _part_versions(cluster, upload.upload_id, upload.placement)
+    chosen: list[PartManifest] = []
+    for want in requested:
+        part = _choose(versions.get(want.number, {}), want.etag)
+        if part is None:
+            raise S3Error("InvalidPart", extra={"PartNumber": str(want.number),
+                                                "ETag": want.etag})
+        for alg, value in want.checksums.items():
+            if part.checksums.get(alg) not in (None, value):
+                raise S3Error("InvalidPart", f"The {alg} checksum of part {want.number} "
+                                             "does not match.")
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise S3Error("EntityTooSmall", extra={"PartNumber": str(part.number),
+                                                   "ProposedSize": str(part.size),
+                                                   "MinSizeAllowed": str(MIN_PART_SIZE)})
+    return chosen
+
+
+async def _ended(cluster: Cluster, incarnation: str, key: str, upload_id: str,
+                 user_id: str, token: str, aborting: bool) -> ObjectManifest:
+    """The upload has ended on most volumes (completed or aborted).
+
+    If the key's latest version is what it became, the volumes still holding it are
+    rolled forward and a Complete answers as the first one did (AWS does so, and a lost
+    answer then costs the client nothing); an Abort frees what is left. Else NoSuchUpload.
+    """
+    latest = await find_latest(cluster, incarnation, key)
+    completed = latest if latest is not None and latest.upload_id == upload_id else None
+    if upload_id and (completed is not None or aborting):
+        await finish_ended(cluster, cluster.placement(incarnation, key), upload_id, token,
+                           completed)
+    if aborting or completed is None or completed.owner != user_id:
+        raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
+    return completed
+
+
+async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: str,
+                   user_id: str, requested: list[RequestedPart]) -> ObjectManifest:
+    """Commit the object the chosen parts make; a retry after success answers the same."""
+    try:
+        upload = await find(cluster, bucket.incarnation, key, upload_id, user_id)
+        try:
+            chosen = await _chosen_parts(cluster, upload, requested)
+        except S3Error as exc:
+            if exc.code == "InvalidPart":  # or did an Abort take the parts meanwhile?
+                await find(cluster, bucket.incarnation, key, upload_id, user_id)
+            raise
+    except S3Error as exc:
+        if exc.code != "NoSuchUpload" or not exc.extra.get("UploadId"):
+            raise
+        return await _ended(cluster, bucket.incarnation, key, exc.extra["UploadId"],
+                            user_id, new_version_id(), aborting=False)
+    etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
+    checksums, checksum_type = _object_checksum(upload.meta, chosen)
+    meta = upload.meta
+    ec = cluster.config.erasure
+    manifest = ObjectManifest(
+        bucket=bucket.name, incarnation=bucket.incarnation, key=key,
+        version_id=new_version_id(), last_modified=time.time(), owner=user_id,
+        size=sum(p.size for p in chosen), etag=f"{etag}-{len(chosen)}",
+        content_type=meta["content_type"], headers=meta["headers"],
+        metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
+        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen),
+        upload_id=upload_id)
+    token = manifest.version_id
+    try:
+        claims = await claim_quorum(cluster, upload.placement, upload_id, token, "complete")
+    except UploadGone:
+        return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
+                            aborting=False)
+    if await complete_on(cluster, claims.held, manifest, token) < cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes committed the upload.")
+    late = await claim_stragglers(cluster, claims.contended, upload_id, token, "complete")
+    await complete_on(cluster, late, manifest, token)
+    await commit_where_missing(cluster, claims.missing, manifest)
+    return manifest
+
+
+async def abort(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: str,
+                user_id: str) -> None:
+    upload = await find(cluster, bucket.incarnation, key, upload_id, user_id)
+    token = new_version_id()
+    try:
+        claims = await claim_quorum(cluster, upload.placement, upload_id, token, "abort")
+    except UploadGone:  # completed (or aborted) by a request that won the race
+        await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
+                     aborting=True)
+        return
+    if await abort_on(cluster, claims.held, upload_id, token) < cluster.write_quorum:
+        raise quorum_lost("Too few storage volumes aborted the upload.")
+    late = await claim_stragglers(cluster, claims.contended, upload_id, token, "abort")
+    await abort_on(cluster, late, upload_id, token)
+
+
+async def list_all(cluster: Cluster, incarnation: str, prefix: str) -> list[dict]:
+    """Every open upload under `prefix`, merged over all volumes, sorted by key."""
+    results = await asyncio.gather(*(cluster.volumes.list_uploads(vid, incarnation, prefix)
+                                     for vid in cluster.volume_ids), return_exceptions=True)
+    found: dict[str, dict] = {}
+    for rows in results:
+        if isinstance(rows, BaseException):
+            continue
+        for row in rows:
+            found[row["upload_id"]] = row
+    return sorted(found.values(), key=lambda r: (r["key"], r["upload_id"]))
