@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from erasure.params import check_params
@@ -26,25 +27,58 @@ def _ec(value: str) -> tuple[int, int]:
     return k, m
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Append '(default: X)' to every option's help, except where there is no value to
+    show (None or ''): those options say in words what happens without them."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default == "":
+            return action.help
+        return super()._get_help_string(action)
+
+
+def package_version() -> str:
+    """The installed distribution's version, so `--version` never drifts from it."""
+    try:
+        return metadata.version("shardgate")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed; run scripts/dev or pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shardgate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="shardgate", description=__doc__,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="run a local cluster: one gateway + N volume servers")
-    dev.add_argument("--data", default="./shardgate-data", type=Path)
-    dev.add_argument("--port", default=9000, type=int)
-    dev.add_argument("--volumes", default=6, type=int)
-    dev.add_argument("--ec", default=(4, 2), type=_ec, help="K+M, default 4+2")
-    dev.add_argument("--users", type=Path, help="TOML file with [[users]] tables")
-    dev.add_argument("--tls-cert", default="")
-    dev.add_argument("--tls-key", default="")
-    dev.add_argument("--segment-size", default=1 << 20, type=int)
-    dev.add_argument("--gateway-workers", default=1, type=int,
-                     help="gateway worker processes (default 1)")
-    gw = sub.add_parser("gateway", help="run one gateway")
-    gw.add_argument("--config", required=True, type=Path)
-    vol = sub.add_parser("volume", help="run one volume server")
-    vol.add_argument("--config", required=True, type=Path)
-    vol.add_argument("--id", required=True)
+    dev = sub.add_parser("dev", help="run a local cluster: one gateway + N volume servers",
+                         formatter_class=HelpFormatter)
+    dev.add_argument("--data", default="./shardgate-data", type=Path, metavar="DIR",
+                     help="directory for config, logs and volume data (one dev per directory)")
+    dev.add_argument("--port", default=9000, type=int, metavar="N",
+                     help="gateway port on 127.0.0.1")
+    dev.add_argument("--volumes", default=6, type=int, metavar="N",
+                     help="number of volume servers")
+    dev.add_argument("--ec", default="4+2", type=_ec, metavar="K+M",
+                     help="erasure code K+M: K data and M parity fragments per stripe")
+    dev.add_argument("--users", type=Path, metavar="FILE",
+                     help="TOML file with [[users]] tables (default: one user from "
+                          "SHARDGATE_ACCESS_KEY / SHARDGATE_SECRET_KEY, or the built-in pair)")
+    dev.add_argument("--tls-cert", default="", metavar="FILE",
+                     help="PEM certificate: serve HTTPS with h2 by ALPN (default: plain HTTP)")
+    dev.add_argument("--tls-key", default="", metavar="FILE",
+                     help="PEM private key for --tls-cert (default: none)")
+    dev.add_argument("--segment-size", default=1 << 20, type=int, metavar="BYTES",
+                     help="bytes per erasure-coded segment")
+    dev.add_argument("--gateway-workers", default=1, type=int, metavar="N",
+                     help="gateway worker processes")
+    gw = sub.add_parser("gateway", help="run one gateway", formatter_class=HelpFormatter)
+    gw.add_argument("--config", required=True, type=Path, metavar="FILE",
+                    help="cluster TOML file (required)")
+    vol = sub.add_parser("volume", help="run one volume server", formatter_class=HelpFormatter)
+    vol.add_argument("--config", required=True, type=Path, metavar="FILE",
+                     help="cluster TOML file (required)")
+    vol.add_argument("--id", required=True,
+                     help="this volume's id in the cluster file's [[volumes]] (required)")
     return parser
 
 
