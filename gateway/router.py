@@ -2,16 +2,25 @@
 
 Path-style addressing (`/bucket/key`) and virtual-hosted style (`bucket.<domain>/key`
 when a domain is configured). Sub-resources we do not serve yet map to NotImplemented.
+Every bucket name is checked here, so no name that could not address a bucket (`..`,
+`x/..` from `x%2F..`) ever reaches a volume URL.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
 from gateway.errors import S3Error
 
 MAX_KEY_BYTES = 1024
+
+# Names that may address a bucket: S3's legacy (us-east-1) rules, 3 to 255 letters of
+# either case, digits, '.', '-' and '_', starting with a letter or digit. AWS answers
+# NoSuchBucket for such a name that does not exist and InvalidBucketName for anything
+# else; creation applies the stricter current rules (bucket_records.validate_bucket_name).
+_ADDRESSABLE_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,254}")
 
 # Query parameters that name an operation we do not implement yet.
 _UNSUPPORTED_SUBRESOURCES = (
@@ -56,10 +65,18 @@ def split_path(raw_path: str, host: str = "", domain: str = "") -> tuple[str, st
         raise S3Error("InvalidURI") from exc
 
 
+def check_bucket_name(bucket: str) -> None:
+    """InvalidBucketName unless `bucket` could name a bucket (see _ADDRESSABLE_BUCKET)."""
+    if not _ADDRESSABLE_BUCKET.fullmatch(bucket):
+        raise S3Error("InvalidBucketName", extra={"BucketName": bucket})
+
+
 def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: str = "",
           headers: dict[str, str] | None = None) -> Endpoint:
     headers = headers or {}
     bucket, key = split_path(raw_path, host, domain)
+    if bucket:
+        check_bucket_name(bucket)
     query = tuple(parse_qsl(raw_query, keep_blank_values=True))
     names = {k for k, _ in query}
     if len(key.encode()) > MAX_KEY_BYTES:

@@ -2,10 +2,17 @@
 
 Responses are built with ElementTree; request bodies are parsed with defusedxml so
 entity tricks cannot blow up memory, and are size-capped before parsing.
+
+Keys may hold any character, but XML 1.0 text cannot carry C0 controls other than tab,
+newline and carriage return, and a raw carriage return reads back as a newline. So a
+carriage return goes out as `&#13;` (which reads back exactly) and the others as S3 writes
+them, `&#x1;`: not well-formed XML 1.0, which is why clients list with encoding-type=url
+(boto3 always does) to get such keys back exactly.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,6 +25,9 @@ from gateway.errors import S3Error
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 1024 * 1024
 _DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+# In ElementTree's UTF-8 output these bytes only ever come from text (attributes are
+# escaped): C0 controls XML 1.0 text cannot hold raw, and U+FFFE / U+FFFF.
+_NOT_XML_TEXT = re.compile(rb"[\x00-\x08\x0b-\x1f]|\xef\xbf[\xbe\xbf]")
 
 
 def iso8601(epoch: float) -> str:
@@ -54,8 +64,19 @@ def add_children(parent: ET.Element, children: Iterable[tuple[str, Any]]) -> Non
             child.text = str(value)
 
 
+def _char_ref(match: re.Match[bytes]) -> bytes:
+    char = match.group().decode()
+    return b"&#13;" if char == "\r" else f"&#x{ord(char):x};".encode()
+
+
+def _tostring(node: ET.Element) -> bytes:
+    """ElementTree's UTF-8 serialization with the characters above written as references."""
+    return _NOT_XML_TEXT.sub(_char_ref, ET.tostring(node, encoding="utf-8",
+                                                     xml_declaration=False))
+
+
 def render(root: ET.Element) -> bytes:
-    return _DECL + ET.tostring(root, encoding="utf-8")
+    return _DECL + _tostring(root)
 
 
 def document(tag: str, children: Iterable[tuple[str, Any]]) -> bytes:
@@ -71,7 +92,7 @@ def fragment(tag: str, children: Iterable[tuple[str, Any]]) -> bytes:
     """One child element of a streamed document."""
     node = ET.Element(tag)
     add_children(node, children)
-    return ET.tostring(node, encoding="utf-8", xml_declaration=False)
+    return _tostring(node)
 
 
 def stream_close(tag: str) -> bytes:
@@ -91,17 +112,28 @@ def local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse(body: bytes, limit: int = MAX_XML_BODY) -> ET.Element:
+def parse(body: bytes, limit: int = MAX_XML_BODY, expected_root: str | None = None
+          ) -> ET.Element:
     """Parse a request body; callers with larger documents (CompleteMultipartUpload with
-    10,000 parts and checksums, DeleteObjects with 1,000 keys) pass their own limit."""
+    10,000 parts and checksums, DeleteObjects with 1,000 keys) pass their own limit.
+
+    `expected_root` is the document element the operation's schema names (with or without
+    the S3 namespace): any other root is MalformedXML, as S3 answers, rather than a body
+    whose children are silently not found.
+    """
     if len(body) > limit:
         raise S3Error("MaxMessageLengthExceeded")
     if not body.strip():
         raise S3Error("MalformedXML")
     try:
-        return SafeET.fromstring(body)
+        root = SafeET.fromstring(body)
     except Exception as exc:  # defusedxml raises several types; all mean "bad XML" here
         raise S3Error("MalformedXML") from exc
+    if expected_root is not None and local(root.tag) != expected_root:
+        raise S3Error("MalformedXML", f"The XML you provided was not well-formed or did not "
+                      f"validate against our published schema: expected a root element "
+                      f"<{expected_root}>, not <{local(root.tag)}>.")
+    return root
 
 
 def child_text(node: ET.Element, name: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shardgate.config import ClusterConfig, ConfigError
@@ -24,6 +26,26 @@ def listen_address(url: str) -> tuple[str, int]:
     return host, port
 
 
+def check_index(path: Path) -> None:
+    """Fail with one line naming the file if SQLite cannot read the index (say, a header
+    overwritten by garbage): opening the store happens inside the server's start-up, where
+    the same error would be a traceback. Reads the header and the schema only, not every
+    page, so start-up stays fast on a large index.
+    """
+    if not path.exists():
+        return  # a new volume: the store creates it
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+            conn.execute("SELECT name FROM sqlite_master").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"volume index {path} is not a usable SQLite database: {exc}") \
+            from exc
+
+
 def run(config: ClusterConfig, volume_id: str) -> None:
     """Serve `volume_id` from its configured data directory; returns after a signal."""
     raise_mmap_threshold()
@@ -38,6 +60,7 @@ def run(config: ClusterConfig, volume_id: str) -> None:
     layout.check()
     layout.lock()
     try:
+        check_index(layout.index_path)
         app = create_app(config, volume_id, spec.data_dir, layout)
         run_app(app, hypercorn_config(host, port, graceful_timeout=10))
     finally:

@@ -55,13 +55,18 @@ def payload_mode(declared: str) -> tuple[str, str | None]:
                   extra={"ArgumentName": "x-amz-content-sha256", "ArgumentValue": declared})
 
 
-def signed_headers(value: str, headers: Mapping[str, str], presigned: bool) -> list[str]:
-    """The SignedHeaders list; `host` must be in it, and for a presigned URL every x-amz-*
-    header sent (a URL holder must not add e.g. x-amz-copy-source to what was granted)."""
+def signed_headers(value: str, headers: Mapping[str, str]) -> list[str]:
+    """The SignedHeaders list, refusing a request that sent headers it did not sign.
+
+    `host` must be signed, and so must every x-amz-* header sent, in the header form as in
+    a presigned URL: S3 refuses both, since an unsigned x-amz-* header could be added or
+    changed by anyone on the path (x-amz-meta-*, x-amz-copy-source, x-amz-acl). botocore,
+    the AWS CLI, the other AWS SDKs and the CRT signer sign every x-amz-* header they send.
+    """
     signed = [name.strip().lower() for name in value.split(";") if name.strip()]
-    missing = [] if "host" in signed else ["host"]
-    if presigned:
-        missing += sorted(n for n in headers if n.startswith("x-amz-") and n not in signed)
+    listed = set(signed)
+    missing = [] if "host" in listed else ["host"]
+    missing += sorted(n for n in headers if n.startswith("x-amz-") and n not in listed)
     if missing:
         raise S3Error("AccessDenied", "There were headers present in the request which were "
                       "not signed", extra={"HeadersNotSigned": ", ".join(missing)})

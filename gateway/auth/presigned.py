@@ -65,7 +65,7 @@ def authenticate_query(method: str, raw_path: str, pairs: list[tuple[bytes, byte
             "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
     declared = headers.get("x-amz-content-sha256", UNSIGNED_PAYLOAD)
     mode, sha = checks.payload_mode(declared)
-    signed = checks.signed_headers(params["X-Amz-SignedHeaders"], headers, presigned=True)
+    signed = checks.signed_headers(params["X-Amz-SignedHeaders"], headers)
     query = canonical.canonical_query(pairs, exclude="X-Amz-Signature")
     key = canonical.signing_key(secret, date, region, checks.SERVICE)
     signature = checks.verify_signature(method, raw_path, query, headers, signed, declared,

@@ -100,7 +100,7 @@ def _authenticate_header(method: str, raw_path: str, pairs: list[tuple[bytes, by
         raise S3Error("InvalidRequest",
                       "Missing required header for this request: x-amz-content-sha256")
     mode, sha = checks.payload_mode(declared)
-    signed = checks.signed_headers(parts["SignedHeaders"], headers, presigned=False)
+    signed = checks.signed_headers(parts["SignedHeaders"], headers)
     query = canonical.canonical_query(pairs)
     key = canonical.signing_key(secret, date, region, checks.SERVICE)
     signature = checks.verify_signature(method, raw_path, query, headers, signed, declared,
