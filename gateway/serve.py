@@ -20,7 +20,8 @@ def run(config: ClusterConfig, config_path: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s "
                                                    "%(name)s: %(message)s")
     gw = config.gateway
-    hconfig = hypercorn_config(gw.host, gw.port, certfile=gw.tls_cert, keyfile=gw.tls_key)
+    hconfig = hypercorn_config(gw.host, gw.port, certfile=gw.tls_cert, keyfile=gw.tls_key,
+                               keep_alive_timeout=gw.keep_alive_timeout_seconds)
     if gw.workers <= 1:
         run_app(create_app(config), hconfig)
         return

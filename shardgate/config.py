@@ -68,6 +68,12 @@ class GatewaySpec:
     inline_threshold: int = 128 * 1024
     clock_skew_seconds: int = 900
     bucket_cache_seconds: float = 1.0
+    # Bounds against slow or hostile clients (gateway.body_idle, gateway.limits).
+    body_idle_timeout_seconds: float = 20.0
+    keep_alive_timeout_seconds: float = 75.0
+    max_concurrent_requests: int = 256
+    max_queued_requests: int = 512
+    queue_wait_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,21 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from shardgate.config import ConfigError
+
 
 def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str = "",
                      **settings: Any) -> Config:
+    """Hypercorn settings; `settings` overrides any of them by Hypercorn's name.
+
+    keep_alive_timeout is Hypercorn's one clock for a connection with no request in
+    progress: it runs from the connection's start, or the end of its last answer, until a
+    request's headers are complete. So it also cuts off a client sending its headers byte
+    by byte (slowloris). 75 s outlasts the 60 s idle timeout of common load balancers,
+    which must close first. read_timeout stays unset: it times every socket read, and an
+    HTTP/1.1 client sends nothing while it downloads a large object or waits for a slow
+    answer. A silent request body is cut off by the gateway instead (gateway.body_idle).
+    """
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = "-" if os.environ.get("SHARDGATE_ACCESS_LOG") else None
@@ -31,6 +43,8 @@ def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str =
         config.alpn_protocols = ["h2", "http/1.1"]
     for name, value in settings.items():
         setattr(config, name, value)
+    if not config.keep_alive_timeout > 0:
+        raise ConfigError("the keep-alive timeout must be positive")
     return config
 
 
