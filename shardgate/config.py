@@ -77,10 +77,29 @@ class GatewaySpec:
 
 
 @dataclass(frozen=True)
+class DurabilitySpec:
+    """How long superseded data stays readable, and when the volumes and healer act."""
+
+    # Archives of a superseded or deleted version stay readable this long, so a reader
+    # streaming it while it is overwritten completes byte-exact.
+    grace_seconds: float = 900.0
+    # A row with no durable notice after this long, and a staged file this old, are
+    # taken for the leftovers of a gateway that died: the row is queued for heal and
+    # the staged file removed.
+    unmarked_seconds: float = 300.0
+    # How often each volume's janitor runs and each healer polls the heal queues.
+    janitor_interval_seconds: float = 10.0
+    heal_interval_seconds: float = 2.0
+    # The healer's parallel objects per gateway process.
+    heal_concurrency: int = 4
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     volumes: tuple[VolumeSpec, ...]
     erasure: ErasureSpec = field(default_factory=ErasureSpec)
     gateway: GatewaySpec = field(default_factory=GatewaySpec)
+    durability: DurabilitySpec = field(default_factory=DurabilitySpec)
     users: tuple[User, ...] = ()
     jwt_secret: str = ""
     token_ttl_seconds: int = 120
@@ -105,7 +124,8 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-_TOP_LEVEL = {"volumes", "erasure", "gateway", "users", "jwt_secret", "token_ttl_seconds"}
+_TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
+              "token_ttl_seconds"}
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
@@ -160,6 +180,7 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
             f"got {len(volumes)}"
         )
     gateway = _build(GatewaySpec, _section(raw, "gateway"), "[gateway]")
+    durability = _build(DurabilitySpec, _section(raw, "durability"), "[durability]")
     users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
     if len({u.access_key for u in users}) != len(users):
         raise ConfigError("user access keys must be unique")
@@ -170,6 +191,7 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         volumes=volumes,
         erasure=erasure,
         gateway=gateway,
+        durability=durability,
         users=users,
         jwt_secret=secret,
         token_ttl_seconds=_positive_int(raw.get("token_ttl_seconds", 120), "token_ttl_seconds"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from starlette.middleware import Middleware
 from shardgate.config import ClusterConfig
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
+from volume_server.janitor import run_forever
 from volume_server.layout import Layout
 from volume_server.routes import all_routes
 from volume_server.store import Store
@@ -28,9 +30,13 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        janitor = asyncio.create_task(run_forever(store, config.durability))
         try:
             yield
         finally:
+            janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await janitor
             await store.close()
 
     app = Starlette(
@@ -40,4 +46,5 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.durability = config.durability
     return app

@@ -4,6 +4,12 @@ These functions run on the index's writer or reader threads (`fn(conn, ...)`). A
 is removed only when no object row, no part row and no upload (a replaced part it keeps
 until Complete or Abort) owns it any more; the functions return the ids whose files the
 caller must unlink once the transaction has committed.
+
+A committed row is first *pending*: older rows of the key stay, because the new version
+may yet fail to reach its write quorum. Only the gateway's durable notice (or a commit
+that says the version is already durable) supersedes them, and even then their archives
+are *retired*, not freed: they stay readable for the grace period, so a reader streaming
+the old version completes (docs/durability.md).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ class ObjectCommit:
     inline: tuple[str, bytes] | None = None
     heal: tuple[HealEntry, ...] = ()
     queued: float = 0.0
+    durable: bool = False  # known committed on a write quorum (healing, tombstone repair)
+    grace: float = 0.0  # seconds superseded archives stay readable
 
 
 def is_committed(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str) -> bool:
@@ -79,18 +87,27 @@ def release(conn: sqlite3.Connection, archive_ids: set[str]) -> list[str]:
 
 
 def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
-    """Insert the row (a no-op if already there); supersede older rows if unversioned."""
+    """Insert the row, pending (a no-op if already there); supersede older rows only if
+    the commit says the version is durable."""
     row = commit.row
     if is_committed(conn, row.incarnation, row.key, row.version_id):
+        if commit.durable:
+            return mark_durable(conn, row.incarnation, row.key, row.version_id, (),
+                                commit.queued, commit.grace, commit.versioned)[1]
         return []
+    if not commit.versioned and _durable_newer(conn, row):
+        # A late commit of a version already superseded here: nobody can ever read it.
+        return [] if commit.inline is not None else release(conn, set(row.archives))
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
                      commit.inline)
     cur = conn.execute(
         "INSERT INTO objects (incarnation, key, version_id, deleted, manifest, size, etag,"
-        " last_modified, owner, archives) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_modified, owner, archives, durable, committed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row.incarnation, row.key, row.version_id, int(row.deleted), json.dumps(row.manifest),
-         row.size, row.etag, row.last_modified, row.owner, json.dumps(list(row.archives))),
+         row.size, row.etag, row.last_modified, row.owner, json.dumps(list(row.archives)),
+         int(commit.durable), commit.queued),
     )
     object_id = cur.lastrowid
     conn.executemany("INSERT OR IGNORE INTO object_archives (archive_id, object_id) VALUES (?, ?)",
@@ -101,17 +118,47 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
         [(row.incarnation, row.key, row.version_id, h.archive_id, h.index, h.reason,
           commit.queued) for h in commit.heal],
     )
-    if commit.versioned:
-        return []
-    return _supersede(conn, row.incarnation, row.key)
+    if commit.durable and not commit.versioned:
+        return _supersede(conn, row.incarnation, row.key, row.version_id, commit.queued,
+                          commit.grace)
+    return []
 
 
-def _supersede(conn: sqlite3.Connection, incarnation: str, key: str) -> list[str]:
-    """Delete every row of the key but the newest; return the archives left unowned."""
+def _durable_newer(conn: sqlite3.Connection, row: ObjectRow) -> bool:
+    found = conn.execute("SELECT 1 FROM objects WHERE incarnation=? AND key=? AND"
+                         " version_id > ? AND durable=1 LIMIT 1",
+                         (row.incarnation, row.key, row.version_id)).fetchone()
+    return found is not None
+
+
+def mark_durable(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+                 heal: tuple[HealEntry, ...], now: float, grace: float,
+                 versioned: bool = False) -> tuple[bool, list[str]]:
+    """The gateway's durable notice: the version is committed on a write quorum, so the
+    rows it supersedes may go (their archives retired for `grace` seconds). Heal entries
+    the notice carries (volumes that missed the commit) are queued in the same
+    transaction. -> (False if this volume has no such row (it missed the commit),
+    archive ids to unlink now: only with no grace at all)."""
+    conn.executemany(
+        "INSERT INTO heal_queue (incarnation, key, version_id, archive_id, idx, reason, queued)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(incarnation, key, version_id, h.archive_id, h.index, h.reason, now) for h in heal])
+    cur = conn.execute("UPDATE objects SET durable=1 WHERE incarnation=? AND key=? AND"
+                       " version_id=?", (incarnation, key, version_id))
+    if cur.rowcount == 0:
+        return False, []
+    if versioned:
+        return True, []
+    return True, _supersede(conn, incarnation, key, version_id, now, grace)
+
+
+def _supersede(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+               now: float, grace: float) -> list[str]:
+    """Delete the key's rows older than a durable version; retire their archives for
+    `grace` seconds (with no grace, free them: the ids whose files to unlink)."""
     older = conn.execute(
-        "SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND version_id <"
-        " (SELECT MAX(version_id) FROM objects WHERE incarnation=? AND key=?)",
-        (incarnation, key, incarnation, key),
+        "SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND version_id < ?",
+        (incarnation, key, version_id),
     ).fetchall()
     freed: set[str] = set()
     for object_id, archives in older:
@@ -120,7 +167,47 @@ def _supersede(conn: sqlite3.Connection, incarnation: str, key: str) -> list[str
         conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
                          [(a, object_id) for a in owned])
         conn.execute("DELETE FROM objects WHERE id=?", (object_id,))
-    return release(conn, freed)
+    if grace <= 0:
+        return release(conn, freed)
+    retire(conn, freed, now + grace)
+    return []
+
+
+def retire(conn: sqlite3.Connection, archive_ids: set[str], until: float) -> None:
+    """Keep archives nobody owns any more until `until`, then `sweep_retired` frees them."""
+    conn.executemany("INSERT OR REPLACE INTO retired (archive_id, until) VALUES (?, ?)",
+                     [(a, until) for a in sorted(archive_ids)])
+
+
+def retired_archives(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    return [(r[0], r[1]) for r in conn.execute("SELECT archive_id, until FROM retired")]
+
+
+def sweep_retired(conn: sqlite3.Connection, now: float) -> list[str]:
+    """Free retired archives past their grace that nobody owns again; ids to unlink."""
+    due = [r[0] for r in conn.execute("SELECT archive_id FROM retired WHERE until <= ?",
+                                      (now,))]
+    conn.executemany("DELETE FROM retired WHERE archive_id=?", [(a,) for a in due])
+    return release(conn, set(due))
+
+
+def unmarked_rows(conn: sqlite3.Connection, before: float) -> list[dict[str, Any]]:
+    """Pending rows committed before `before` with no heal entry yet: a gateway died
+    between commit and durable notice, or the version never reached its quorum."""
+    rows = conn.execute(
+        "SELECT incarnation, key, version_id FROM objects o WHERE durable=0 AND committed < ?"
+        " AND NOT EXISTS (SELECT 1 FROM heal_queue h WHERE h.incarnation=o.incarnation AND"
+        " h.key=o.key AND h.version_id=o.version_id) LIMIT 1000", (before,))
+    return [dict(r) for r in rows]
+
+
+def queue_heal(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+               reason: str, now: float, archive_id: str | None = None,
+               index: int | None = None) -> None:
+    conn.execute(
+        "INSERT INTO heal_queue (incarnation, key, version_id, archive_id, idx, reason, queued)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (incarnation, key, version_id, archive_id, index, reason, now))
 
 
 def highest_version_id(conn: sqlite3.Connection) -> str:
@@ -130,16 +217,38 @@ def highest_version_id(conn: sqlite3.Connection) -> str:
     return found[0] or ""
 
 
-def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> dict[str, Any] | None:
+MAX_PENDING_LISTED = 16
+
+
+def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[str, Any]]:
+    """The key's rows from the newest down to the newest durable one, newest first: the
+    evidence the gateway's read rule weighs (pending rows may never reach a quorum)."""
     found = conn.execute(
-        "SELECT version_id, deleted, manifest FROM objects WHERE incarnation=? AND key=?"
-        " ORDER BY version_id DESC LIMIT 1",
-        (incarnation, key),
-    ).fetchone()
-    if found is None:
+        "SELECT version_id, deleted, durable, manifest FROM objects WHERE incarnation=? AND"
+        " key=? ORDER BY version_id DESC LIMIT ?",
+        (incarnation, key, MAX_PENDING_LISTED),
+    ).fetchall()
+    versions = []
+    for row in found:
+        versions.append({"version_id": row["version_id"], "deleted": bool(row["deleted"]),
+                         "durable": bool(row["durable"]),
+                         "manifest": json.loads(row["manifest"])})
+        if row["durable"]:
+            break
+    return versions
+
+
+def version(conn: sqlite3.Connection, incarnation: str, key: str,
+            version_id: str) -> dict[str, Any] | None:
+    """One row by version id (the healer's view of what this volume holds)."""
+    row = conn.execute(
+        "SELECT version_id, deleted, durable, manifest, archives FROM objects WHERE"
+        " incarnation=? AND key=? AND version_id=?", (incarnation, key, version_id)).fetchone()
+    if row is None:
         return None
-    return {"version_id": found["version_id"], "deleted": bool(found["deleted"]),
-            "manifest": json.loads(found["manifest"])}
+    return {"version_id": row["version_id"], "deleted": bool(row["deleted"]),
+            "durable": bool(row["durable"]), "manifest": json.loads(row["manifest"]),
+            "archives": json.loads(row["archives"])}
 
 
 def inline_archive(conn: sqlite3.Connection, archive_id: str) -> bytes | None:

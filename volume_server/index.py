@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_BATCH = 256
 READ_THREADS = 4
 
+# Schema 3 added objects.durable / objects.committed (a row stays pending until the
+# gateway's durable notice) and retired (archives kept readable for a grace period).
 # Schema 2 added upload_archives (archives of replaced parts, owned by their upload until
 # it is completed or aborted) and upload_claims (which complete or abort holds an upload).
 SCHEMA = """
@@ -38,7 +40,14 @@ CREATE TABLE IF NOT EXISTS objects (
     etag TEXT NOT NULL,
     last_modified REAL NOT NULL,
     owner TEXT NOT NULL,
-    archives TEXT NOT NULL
+    archives TEXT NOT NULL,
+    durable INTEGER NOT NULL DEFAULT 0,
+    committed REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS objects_pending ON objects (durable, committed);
+CREATE TABLE IF NOT EXISTS retired (
+    archive_id TEXT PRIMARY KEY,
+    until REAL NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS objects_newest
     ON objects (incarnation, key, version_id DESC);
@@ -146,6 +155,11 @@ class Index:
         if stored > SCHEMA_VERSION:
             conn.close()
             raise RuntimeError(f"{self._path}: schema {stored} is newer than {SCHEMA_VERSION}")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+        if columns and "durable" not in columns:
+            # Rows of schema 2 superseded their predecessors at commit: all are durable.
+            conn.execute("ALTER TABLE objects ADD COLUMN durable INTEGER NOT NULL DEFAULT 1")
+            conn.execute("ALTER TABLE objects ADD COLUMN committed REAL NOT NULL DEFAULT 0")
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._closed = False

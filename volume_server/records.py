@@ -36,8 +36,21 @@ def list_buckets(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [_bucket(r) for r in conn.execute("SELECT * FROM buckets ORDER BY name")]
 
 
-def list_heal(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT * FROM heal_queue ORDER BY id")
+def drop_heal(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+              up_to: int) -> int:
+    """Remove a version's heal entries once it is healed (those queued up to id `up_to`:
+    an entry queued during the heal stays for the next round)."""
+    return conn.execute("DELETE FROM heal_queue WHERE incarnation=? AND key=? AND"
+                        " version_id=? AND id<=?",
+                        (incarnation, key, version_id, up_to)).rowcount
+
+
+def heal_depth(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM heal_queue").fetchone()[0]
+
+
+def list_heal(conn: sqlite3.Connection, limit: int = 1 << 31) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM heal_queue ORDER BY id LIMIT ?", (limit,))
     return [{"incarnation": r["incarnation"], "key": r["key"], "version_id": r["version_id"],
              "archive_id": r["archive_id"], "index": r["idx"], "reason": r["reason"],
              "queued": r["queued"]} for r in rows]

@@ -217,3 +217,19 @@ def read_stage(layout: Layout, stage_id: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise StageError(f"staged file {stage_id!r} is too large to keep inline")
     return data
+
+
+def remove_stale(layout: Layout, cutoff: float, memory: MemoryStages) -> int:
+    """Remove staged files (and partial ones) untouched since `cutoff`: their gateway
+    died between stage and commit, or gave up. Returns how many went (blocking)."""
+    memory.expire()
+    removed = 0
+    with os.scandir(layout.staging) as entries:
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    return removed

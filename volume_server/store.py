@@ -198,8 +198,21 @@ class Store:
 
     # object rows
 
-    async def latest(self, incarnation: str, key: str) -> dict[str, Any] | None:
+    async def latest(self, incarnation: str, key: str) -> list[dict[str, Any]]:
         return await self.index.read(catalog.latest, incarnation, key)
+
+    async def version(self, incarnation: str, key: str,
+                      version_id: str) -> dict[str, Any] | None:
+        return await self.index.read(catalog.version, incarnation, key, version_id)
+
+    async def mark_durable(self, incarnation: str, key: str, version_id: str,
+                           heal: tuple[catalog.HealEntry, ...], grace: float,
+                           versioned: bool = False) -> bool:
+        found, orphans = await self.index.write(catalog.mark_durable, incarnation, key,
+                                                version_id, heal, time.time(), grace,
+                                                versioned)
+        await self._unlink(orphans)
+        return found
 
     async def list_objects(self, incarnation: str, prefix: str, start_after: str,
                            delimiter: str, limit: int) -> dict[str, Any]:
@@ -229,5 +242,40 @@ class Store:
     async def list_parts(self, upload_id: str) -> list[dict[str, Any]]:
         return await self.index.read(uploads.list_parts, upload_id)
 
-    async def list_heal(self) -> list[dict[str, Any]]:
-        return await self.index.read(records.list_heal)
+    async def list_heal(self, limit: int = 1 << 31) -> list[dict[str, Any]]:
+        return await self.index.read(records.list_heal, limit)
+
+    async def queue_heal(self, incarnation: str, key: str, version_id: str,
+                         archive_id: str | None, index: int | None, reason: str) -> None:
+        await self.index.write(catalog.queue_heal, incarnation, key, version_id, reason,
+                               time.time(), archive_id, index)
+
+    async def retired(self) -> list[tuple[str, float]]:
+        return await self.index.read(catalog.retired_archives)
+
+    async def drop_heal(self, incarnation: str, key: str, version_id: str, up_to: int) -> int:
+        return await self.index.write(records.drop_heal, incarnation, key, version_id, up_to)
+
+    async def heal_depth(self) -> int:
+        return await self.index.read(records.heal_depth)
+
+    # the janitor's rounds (volume_server/janitor.py)
+
+    async def sweep_retired(self) -> int:
+        """Free retired archives whose grace has passed; how many files went."""
+        orphans = await self.index.write(catalog.sweep_retired, time.time())
+        await self._unlink(orphans)
+        return len(orphans)
+
+    async def queue_unmarked(self, older_than: float) -> int:
+        """Queue for heal every pending row that got no durable notice in time."""
+        now = time.time()
+        rows = await self.index.read(catalog.unmarked_rows, now - older_than)
+        for row in rows:
+            await self.index.write(catalog.queue_heal, row["incarnation"], row["key"],
+                                   row["version_id"], "no durable notice", now)
+        return len(rows)
+
+    async def remove_stale_stages(self, older_than: float) -> int:
+        return await asyncio.to_thread(staging.remove_stale, self.layout,
+                                       time.time() - older_than, self.memory)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -9,9 +11,10 @@ from erasure import Codec
 from gateway.objects.volume_client import VolumeClient
 from placement import Ring, RingNode
 from shardgate.config import ClusterConfig
-from shardgate.manifest import ErasureParams
+from shardgate.manifest import ErasureParams, ObjectManifest
 
 SUSPECT_SECONDS = 10.0
+log = logging.getLogger("shardgate.gateway.cluster")
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Cluster:
     volumes: VolumeClient
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
     _suspect_until: dict[str, float] = field(default_factory=dict)
+    _background: set[asyncio.Task] = field(default_factory=set)
 
     @classmethod
     def build(cls, config: ClusterConfig, volumes: VolumeClient | None = None) -> Cluster:
@@ -49,6 +53,25 @@ class Cluster:
 
     def suspect(self, volume_id: str) -> bool:
         return self._suspect_until.get(volume_id, 0.0) > time.monotonic()
+
+    def report_corrupt(self, volume_id: str, manifest: ObjectManifest, archive_id: str,
+                       index: int, reason: str) -> None:
+        """Queue a fragment that failed its checksum for healing, on the volume that holds
+        it (in the background: the read that found it goes on from other fragments)."""
+        entry = {"incarnation": manifest.incarnation, "key": manifest.key,
+                 "version_id": manifest.version_id, "archive_id": archive_id,
+                 "index": index, "reason": reason}
+        task = asyncio.create_task(self._queue_heal(volume_id, entry))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _queue_heal(self, volume_id: str, entry: dict) -> None:
+        for target in [volume_id, *(v for v in self.volume_ids if v != volume_id)]:
+            try:  # the holder first; if it is down, any other volume keeps the record
+                await self.volumes.queue_heal(target, [entry])
+                return
+            except Exception as exc:  # noqa: BLE001 - try the next volume
+                log.warning("could not queue heal on %s: %r", target, exc)
 
     def codec_for(self, params: ErasureParams | None) -> Codec:
         """The codec an object was written with (its manifest records the parameters)."""

@@ -1,12 +1,16 @@
-"""Write path, phase two: commit a manifest on the volumes (DESIGN.md step 5).
+"""Write path, phase two: commit a manifest on the volumes, then declare it durable.
 
-Only committed versions are visible. A write that reached the quorum but missed some
-fragment indexes records heal-queue entries on every volume it commits to, so the
-record of what needs healing survives the loss of any one of them.
+Only committed versions are visible, and a committed row is pending until the durable
+notice: once the commit reached the write quorum, every volume that committed is told
+so, and only then drops the versions it supersedes (docs/durability.md). A write that
+missed fragment indexes at staging records heal entries with its commit; one whose
+commit missed volumes records them with the durable notice, on every volume that has
+the version, so the record of what needs healing survives the loss of any one of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
@@ -46,14 +50,58 @@ def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
     }
 
 
-async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> int:
-    """Commits that succeeded; a slow volume's commit goes on after the quorum answers."""
+async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> list[str]:
+    """Volumes whose commit succeeded; a slow volume's commit goes on after the quorum
+    answers (and, if it lands, that volume gets its durable notice at its next heal)."""
     results = await first_answers(calls, cluster.write_quorum, grace=COMMIT_GRACE_SECONDS,
                                   cancel_rest=False)
     for volume_id, result in results.items():
         if isinstance(result, BaseException):
             log.warning("commit on %s failed: %r", volume_id, result)
-    return len(answered(results))
+    return list(answered(results))
+
+
+def _missed_commit(manifest: ObjectManifest, placement: tuple[str, ...],
+                   committed: set[str]) -> list[dict]:
+    """Heal entries for the placement's volumes that did not commit the version."""
+    entries = []
+    for index, volume_id in enumerate(placement):
+        if volume_id in committed:
+            continue
+        archive = None
+        if manifest.parts and manifest.parts[0].placement[index] is not None:
+            archive = manifest.parts[0].archive_id(manifest.incarnation, manifest.key, index)
+        entries.append({"archive_id": archive, "index": index,
+                        "reason": f"missed commit on {volume_id}"})
+    return entries
+
+
+async def declare_durable(cluster: Cluster, manifest: ObjectManifest,
+                          placement: tuple[str, ...], committed: set[str]) -> None:
+    """Tell every volume that committed: the version is on the write quorum, so the
+    versions it supersedes may go. Volumes that missed the commit are queued for heal.
+    A notice that is lost is made up by the volume itself (a pending row past
+    durability.unmarked_seconds is queued for heal, and healing marks it)."""
+    heal = _missed_commit(manifest, placement, committed)
+    payload = {"incarnation": manifest.incarnation, "key": manifest.key,
+               "version_id": manifest.version_id, "heal": heal}
+    results = await asyncio.gather(*(cluster.volumes.mark_durable(vid, payload)
+                                     for vid in committed), return_exceptions=True)
+    for vid, result in zip(committed, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("durable notice to %s failed: %r", vid, result)
+
+
+_NOTICES: set[asyncio.Task] = set()
+
+
+def notify_durable(cluster: Cluster, manifest: ObjectManifest, placement: tuple[str, ...],
+                   committed: set[str]) -> None:
+    """Send the durable notice in the background: the answer to the client need not wait
+    for it, since readers already count a version on the write quorum as committed."""
+    task = asyncio.create_task(declare_durable(cluster, manifest, placement, committed))
+    _NOTICES.add(task)
+    task.add_done_callback(_NOTICES.discard)
 
 
 async def _commit_or_unstage(cluster: Cluster, volume_id: str, stage_id: str,
@@ -80,9 +128,13 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
         calls[volume_id] = _commit_or_unstage(
             cluster, volume_id, stage_id,
             _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict))
-    if await _gather_commits(cluster, calls) < cluster.write_quorum:
+    committed = await _gather_commits(cluster, calls)
+    if len(committed) < cluster.write_quorum:
+        # Volumes that did commit keep a pending row that no reader can mistake for an
+        # acknowledged version; the healer rolls it back (the janitor queues it).
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes committed the write.")
+    notify_durable(cluster, manifest, staged.placement, set(committed))
 
 
 async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
@@ -93,5 +145,7 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
     calls = {vid: cluster.volumes.commit_object(vid, _payload(manifest, vid, None, None, False,
                                                               heal, as_dict))
              for vid in placement}
-    if await _gather_commits(cluster, calls) < cluster.write_quorum:
+    committed = await _gather_commits(cluster, calls)
+    if len(committed) < cluster.write_quorum:
         raise quorum_lost("Too few storage volumes committed the write.")
+    notify_durable(cluster, manifest, placement, set(committed))

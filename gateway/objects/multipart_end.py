@@ -138,8 +138,8 @@ def missed_writes(manifest: ObjectManifest) -> list[dict]:
 
 
 async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectManifest,
-                      token: str) -> int:
-    """Compare-and-set the object row on claimed volumes; returns how many did."""
+                      token: str) -> list[str]:
+    """Compare-and-set the object row on claimed volumes; returns those that did."""
     heal = missed_writes(manifest)
     results = await asyncio.gather(*(
         cluster.volumes.complete_upload(vid, manifest.upload_id,
@@ -154,21 +154,23 @@ async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectMani
             log.warning("complete of %s on %s: archives missing there, queued for healing: "
                         "%s", manifest.upload_id, vid, result["missing"])
     await release(cluster, failed, manifest.upload_id, token)
-    return len(volumes) - len(failed)
+    return [vid for vid in volumes if vid not in failed]
 
 
 async def commit_where_missing(cluster: Cluster, volumes: list[str],
-                               manifest: ObjectManifest) -> None:
+                               manifest: ObjectManifest) -> list[str]:
     """Volumes that never had the upload still get the object row (so they supersede
     the key's older versions), with their fragments queued for healing."""
-    async def one(vid: str) -> None:
+    async def one(vid: str) -> str | None:
         heal = missed_writes(manifest) + [
             {"archive_id": archive, "index": None, "reason": "upload not on this volume"}
             for archive in manifest.archives_on(vid)]
         with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):
             await cluster.volumes.commit_object(vid, commit_payload(manifest, vid, heal))
+            return vid
+        return None
 
-    await asyncio.gather(*(one(vid) for vid in volumes))
+    return [vid for vid in await asyncio.gather(*(one(vid) for vid in volumes)) if vid]
 
 
 async def abort_on(cluster: Cluster, volumes: list[str], upload_id: str,

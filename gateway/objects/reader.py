@@ -1,8 +1,8 @@
-"""Read path: find the newest committed version, then stream decoded byte ranges.
+"""Read path: find the current version by the read rule, then stream decoded ranges.
 
-The read rule (DESIGN.md): ask the placement's volumes, the newest version committed on
-any reachable one wins; if fewer than k of its fragments can be read, answer 503 rather
-than fall back to an older version. For a range only the framed fragments of the
+The read rule (read_rule.py, docs/durability.md) serves the newest version proven
+committed on the write quorum; if fewer than k of its fragments can be read, the answer
+is 503 rather than an older version. For a range only the framed fragments of the
 segments it touches are fetched, data fragments first, a parity fragment replacing any
 that fails or fails its checksum.
 """
@@ -11,47 +11,53 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from erasure import FragmentCorrupt, segment_span
 from gateway.errors import quorum_lost
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
+from gateway.objects.read_rule import Undecided, decide
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest, PartManifest
 from shardgate.versionid import observe_version_id
 
 THREAD_THRESHOLD = 64 * 1024
+log = logging.getLogger("shardgate.gateway.reader")
 
 
 async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
-    """The newest committed manifest (None if absent or deleted); 503 if undecidable."""
+    """The current manifest by the read rule (None if absent or deleted); 503 if the
+    volumes that answer cannot decide."""
     placement = cluster.placement(incarnation, key)
     enough = cluster.width - cluster.write_quorum + 1
     # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
-    # goes to them next); only if one of them fails are the others asked as well.
+    # goes to them next); the others only if those cannot decide.
     order = sorted(placement, key=cluster.suspect)
     results = await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
                                    for vid in order[:enough]}, enough)
-    if sum(not isinstance(r, BaseException) for r in results.values()) < enough:
+    try:
+        decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
+    except Undecided:
         results |= await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
-                                        for vid in order[enough:]},
-                                       enough - len(answered_of(results)))
+                                        for vid in order[enough:]}, len(order) - enough)
+        try:
+            decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
+        except Undecided as exc:
+            cluster.note_answers(results)
+            raise quorum_lost("Too few storage volumes answered.") from exc
     cluster.note_answers(results)
-    answered = answered_of(results)
-    # A committed version lives on >= quorum of the placement: only when more than
-    # width - quorum volumes answered is one of them sure to hold the newest version
-    # (or its tombstone); with fewer, an older version or a deleted key could show.
-    if len(answered) <= cluster.width - cluster.write_quorum:
-        raise quorum_lost("Too few storage volumes answered.")
-    found = [r for r in answered if r]
-    if not found:
+    newest = max((row["version_id"] for rows in answered_of(results) for row in rows),
+                 default="")
+    if newest:
+        observe_version_id(newest)
+    if decision.skipped:
+        log.info("%s/%s: versions %s never reached the write quorum", incarnation, key,
+                 decision.skipped)
+    if decision.current is None:
         return None
-    newest = max(found, key=lambda r: r["version_id"])
-    observe_version_id(newest["version_id"])
-    if newest["deleted"]:
-        return None
-    return ObjectManifest.from_dict(newest["manifest"])
+    return ObjectManifest.from_dict(decision.current["manifest"])
 
 
 def answered_of(results: dict) -> list:
@@ -85,13 +91,14 @@ class _PartReader:
             self.streams[index] = await self.cluster.volumes.open_archive(
                 volume_id, archive, self.layout.archive_offset(segment), self.span.archive_end)
 
-    async def ensure(self, segment: int) -> None:
-        """Open streams (data indexes first) until k fragments can be had."""
-        while len(self.streams) < self.k and self.untried:
-            wanted = self.k - len(self.streams)
+    async def ensure(self, segment: int, bad: set[int]) -> None:
+        """Open streams (data indexes first) until k good fragments of `segment` can be
+        had; `bad` are indexes whose fragment of this segment already failed."""
+        while len(set(self.streams) - bad) < self.k and self.untried:
+            wanted = self.k - len(set(self.streams) - bad)
             batch, self.untried = self.untried[:wanted], self.untried[wanted:]
             await asyncio.gather(*(self._open(i, segment) for i in batch))
-        if len(self.streams) < self.k:
+        if len(set(self.streams) - bad) < self.k:
             self.close()
             raise quorum_lost("Too few fragments of the object are readable.")
 
@@ -101,11 +108,15 @@ class _PartReader:
             stream.close()
 
     async def _segment(self, segment: int) -> bytes:
+        """Decode one segment from any k good fragments. A fragment that fails its
+        checksum costs only this segment's copy: its stream stays open (it is positioned
+        at the next segment) and one more index is opened to stand in for it here."""
         size = self.layout.framed_length(segment)
         fragments: dict[int, bytes] = {}
+        bad: set[int] = set()
         while True:
-            await self.ensure(segment)
-            pending = [i for i in self.streams if i not in fragments]
+            await self.ensure(segment, bad)
+            pending = [i for i in self.streams if i not in fragments and i not in bad]
             results = await asyncio.gather(*(self.streams[i].read_exactly(size)
                                              for i in pending), return_exceptions=True)
             for index, result in zip(pending, results, strict=True):
@@ -119,9 +130,23 @@ class _PartReader:
                 if size >= THREAD_THRESHOLD:
                     return await asyncio.to_thread(self.codec.decode_segment, fragments)
                 return self.codec.decode_segment(fragments)
-            except FragmentCorrupt as bad:
-                fragments.pop(bad.index, None)
-                self._drop(bad.index)
+            except FragmentCorrupt as corrupt:
+                fragments.pop(corrupt.index, None)
+                bad.add(corrupt.index)
+                self._report(corrupt, segment)
+
+    def _report(self, corrupt: FragmentCorrupt, segment: int) -> None:
+        """Log a checksum failure and queue its fragment for healing on its volume."""
+        volume_id = self.part.placement[corrupt.index]
+        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key,
+                                       corrupt.index)
+        log.warning("corrupt fragment: volume %s, object %s/%s version %s, part %d, "
+                    "segment %d, index %d: %s", volume_id, self.manifest.bucket,
+                    self.manifest.key, self.manifest.version_id, self.part.number, segment,
+                    corrupt.index, corrupt.reason)
+        if volume_id is not None:
+            self.cluster.report_corrupt(volume_id, self.manifest, archive, corrupt.index,
+                                        f"checksum failure in segment {segment}")
 
     async def decode_first(self) -> None:
         """Decode the first segment now, so a failure is a 503 before any header is sent."""

@@ -20,6 +20,7 @@ from gateway.checksums import CRC_ALGORITHMS, composite, full_object
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
+from gateway.objects.commit import notify_durable
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.multipart_end import (
     UploadGone,
@@ -262,11 +263,13 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
     except UploadGone:
         return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
                             aborting=False)
-    if await complete_on(cluster, claims.held, manifest, token) < cluster.write_quorum:
+    committed = await complete_on(cluster, claims.held, manifest, token)
+    if len(committed) < cluster.write_quorum:
         raise quorum_lost("Too few storage volumes committed the upload.")
     late = await claim_stragglers(cluster, claims.contended, upload_id, token, "complete")
-    await complete_on(cluster, late, manifest, token)
-    await commit_where_missing(cluster, claims.missing, manifest)
+    committed += await complete_on(cluster, late, manifest, token)
+    committed += await commit_where_missing(cluster, claims.missing, manifest)
+    notify_durable(cluster, manifest, upload.placement, set(committed))
     return manifest
 
 

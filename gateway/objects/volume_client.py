@@ -152,10 +152,34 @@ class VolumeClient:
     async def commit_part(self, volume_id: str, payload: dict) -> dict:
         return await self._request(volume_id, "POST", "/parts/commit", json_body=payload)
 
-    async def latest(self, volume_id: str, incarnation: str, key: str) -> dict | None:
-        return await self._request(volume_id, "GET", "/objects/latest",
-                                   params={"incarnation": incarnation, "key": key},
-                                   allow_404=True)
+    async def latest(self, volume_id: str, incarnation: str, key: str) -> list[dict]:
+        """The key's rows from the newest down to the newest durable one, newest first."""
+        answer = await self._request(volume_id, "GET", "/objects/latest",
+                                     params={"incarnation": incarnation, "key": key})
+        return answer["versions"]
+
+    async def version(self, volume_id: str, incarnation: str, key: str,
+                      version_id: str) -> dict | None:
+        return await self._request(volume_id, "GET", "/objects/version",
+                                   params={"incarnation": incarnation, "key": key,
+                                           "version_id": version_id}, allow_404=True)
+
+    async def mark_durable(self, volume_id: str, payload: dict) -> bool:
+        """The durable notice; False if the volume lacks the version (missed its commit)."""
+        answer = await self._request(volume_id, "POST", "/objects/durable", json_body=payload)
+        return bool(answer.get("found"))
+
+    async def heal_entries(self, volume_id: str, limit: int) -> dict:
+        return await self._request(volume_id, "GET", "/heal", params={"limit": str(limit)})
+
+    async def queue_heal(self, volume_id: str, entries: list[dict]) -> None:
+        await self._request(volume_id, "POST", "/heal", json_body={"entries": entries})
+
+    async def heal_done(self, volume_id: str, incarnation: str, key: str, version_id: str,
+                        up_to: int) -> None:
+        await self._request(volume_id, "POST", "/heal/done", json_body={
+            "incarnation": incarnation, "key": key, "version_id": version_id,
+            "up_to": up_to})
 
     async def open_archive(self, volume_id: str, archive_id: str, start: int,
                            end: int) -> ArchiveStream:
@@ -185,11 +209,11 @@ class VolumeClient:
     # -- buckets -------------------------------------------------------------------------
 
     async def put_bucket(self, volume_id: str, record: dict) -> dict:
-        return await self._request(volume_id, "PUT", f"/buckets/{quote(record['name'])}",
+        return await self._request(volume_id, "PUT", f"/buckets/{quote(record['name'], safe='')}",
                                    json_body=record)
 
     async def get_bucket(self, volume_id: str, name: str) -> dict | None:
-        return await self._request(volume_id, "GET", f"/buckets/{quote(name)}",
+        return await self._request(volume_id, "GET", f"/buckets/{quote(name, safe='')}",
                                    allow_404=True)
 
     async def list_buckets(self, volume_id: str) -> list[dict]:

@@ -35,11 +35,13 @@ REUPLOAD_JITTER = 0.2  # seconds: about what staging a 5 MiB part takes here
 
 
 def fragment_files(cluster: DevCluster) -> set[tuple[str, str]]:
-    """(volume id, archive id) of every fragment archive file in the cluster."""
+    """(volume id, archive id) of every fragment archive file in the cluster, less the
+    retired ones (superseded, kept readable for the grace period, then freed)."""
     found = set()
     for spec in cluster.config.volumes:
+        retired = set(volume_json(cluster, spec.id, "/retired")["archives"])
         for _, _, names in os.walk(Path(spec.data_dir) / "fragments"):
-            found.update((spec.id, name) for name in names)
+            found.update((spec.id, name) for name in names if name not in retired)
     return found
 
 
@@ -61,8 +63,8 @@ def object_archives(cluster: DevCluster, bucket: str, key: str) -> set[tuple[str
     answers = []
     for vid in placement(cluster, bucket, key):
         try:
-            answers.append(volume_json(cluster, vid, f"/objects/latest?incarnation={inc}"
-                                                     f"&key={key}"))
+            answers += volume_json(cluster, vid, f"/objects/latest?incarnation={inc}"
+                                                 f"&key={key}")["versions"]
         except urllib.error.HTTPError:
             continue
     manifest = ObjectManifest.from_dict(max(answers, key=lambda a: a["version_id"])

@@ -56,7 +56,7 @@ async def test_heal_queue_survives_restart(data_dir: Path) -> None:
     heal = [{"archive_id": archive_id(INC, "k", "t", 4), "index": 4, "reason": "v5 down"},
             {"archive_id": archive_id(INC, "k", "t", 5), "index": 5, "reason": "v6 down"}]
     async with running(data_dir) as client:
-        assert (await client.get("/heal")).json() == {"entries": []}
+        assert (await client.get("/heal")).json() == {"entries": [], "depth": 0}
         r = await client.post("/objects/commit", json={
             "incarnation": INC, "key": "k", "version_id": "0" * 31 + "1", "deleted": False,
             "manifest": {}, "summary": {}, "heal": heal})
@@ -142,6 +142,6 @@ async def test_schema_1_index_is_upgraded(data_dir: Path) -> None:
         assert r.status_code == 200, r.text
     conn = sqlite3.connect(data_dir / "index.sqlite")
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     finally:
         conn.close()

@@ -77,7 +77,7 @@ def complete_body(token: str, version: str, archives: list[str], **extra: Any
             "deleted": False, "manifest": {"version_id": version, "upload_id": "u1"},
             "summary": {"size": 6, "etag": "x-2", "last_modified": 1.0, "owner": "alice"},
             "stage_id": None, "archive_id": None, "inline": False, "archives": archives,
-            "heal": []}
+            "heal": [], "durable": True}
     body.update(extra)
     return body
 
@@ -88,9 +88,12 @@ async def claim(client: httpx.AsyncClient, token: str, op: str,
     return r.status_code
 
 
-async def latest_status(client: httpx.AsyncClient) -> int:
+async def newest_row(client: httpx.AsyncClient) -> dict[str, Any] | None:
+    """The newest row the volume lists for KEY, or None."""
     r = await client.get("/objects/latest", params={"incarnation": INC, "key": KEY})
-    return r.status_code
+    assert r.status_code == 200, r.text
+    versions = r.json()["versions"]
+    return versions[0] if versions else None
 
 
 async def test_upload_records(client: httpx.AsyncClient) -> None:
@@ -174,7 +177,7 @@ async def test_claims_exclude_each_other(client: httpx.AsyncClient) -> None:
     assert await claim(client, "t-abort", "abort") == 200
     r = await client.post("/uploads/u1/complete", json=complete_body("t-complete", vid(1), []))
     assert r.status_code == 409
-    assert await latest_status(client) == 404
+    assert await newest_row(client) is None
     assert (await client.delete("/uploads/u1", params={"token": "t-abort"})).status_code == 204
     assert await claim(client, "t-abort", "abort") == 404
     r = await client.post("/uploads/u1/claim", json={"token": "t", "op": "steal"})
@@ -193,7 +196,7 @@ async def test_stale_claim_can_be_taken_over(client: httpx.AsyncClient,
     # the gateway that lost its claim cannot complete any more
     r = await client.post("/uploads/u1/complete", json=complete_body("t-dead", vid(1), []))
     assert r.status_code == 409
-    assert await latest_status(client) == 404
+    assert await newest_row(client) is None
 
 
 async def test_complete_is_a_compare_and_set(client: httpx.AsyncClient,
@@ -215,7 +218,8 @@ async def test_complete_is_a_compare_and_set(client: httpx.AsyncClient,
     assert (await client.get(f"/archives/{a2}")).content == b"c2"
     assert (await client.get("/uploads/u1")).status_code == 404
     assert (await client.get("/uploads/u1/parts")).json() == {"parts": []}
-    found = (await client.get("/objects/latest", params={"incarnation": INC, "key": KEY})).json()
+    found = await newest_row(client)
+    assert found is not None
     assert found["version_id"] == vid(5) and found["manifest"]["upload_id"] == "u1"
     # a retried complete (its answer was lost) succeeds again and changes nothing
     r = await client.post("/uploads/u1/complete", json=complete_body("t", vid(5), [a1, a2]))
@@ -230,7 +234,7 @@ async def test_complete_is_a_compare_and_set(client: httpx.AsyncClient,
     # a later overwrite releases the completed upload's archives like any object's
     r = await client.post("/objects/commit", json={
         "incarnation": INC, "key": KEY, "version_id": vid(7), "deleted": True,
-        "manifest": {}, "summary": {}})
+        "manifest": {}, "summary": {}, "durable": True})
     assert r.status_code == 200
     assert fragments(data_dir) == set()
 
@@ -251,7 +255,8 @@ async def test_complete_after_abort_is_refused(client: httpx.AsyncClient,
                           json=complete_body("t-complete", vid(2), [a1]))
     assert r.status_code == 404
     # the previous object is untouched and nothing of the upload is left
-    found = (await client.get("/objects/latest", params={"incarnation": INC, "key": KEY})).json()
+    found = await newest_row(client)
+    assert found is not None
     assert found["version_id"] == vid(1)
     assert fragments(data_dir) == {old}
 

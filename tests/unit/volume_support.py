@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 
-from shardgate.config import ClusterConfig, VolumeSpec
+from shardgate.config import ClusterConfig, DurabilitySpec, VolumeSpec
 from shardgate.tokens import mint_token
 from volume_server.app import create_app
 
@@ -18,9 +18,10 @@ VOLUME = "v1"
 INC = "inc1"
 
 
-def config(volume_id: str = VOLUME) -> ClusterConfig:
+def config(volume_id: str = VOLUME, grace: float = 0.0) -> ClusterConfig:
+    """No grace by default: a superseded archive is freed at once, as the tests expect."""
     return ClusterConfig(volumes=(VolumeSpec(id=volume_id, url="http://127.0.0.1:1"),),
-                         jwt_secret=SECRET)
+                         jwt_secret=SECRET, durability=DurabilitySpec(grace_seconds=grace))
 
 
 def auth(volume_id: str = VOLUME) -> dict[str, str]:

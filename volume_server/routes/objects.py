@@ -1,4 +1,4 @@
-"""Object rows: POST /objects/commit, GET /objects/latest, GET /objects/list."""
+"""Object rows: commit, durable notice, latest, one version, list."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _heal_entries(raw: list[Any]) -> tuple[HealEntry, ...]:
     return tuple(entries)
 
 
-def parse_commit(body: dict[str, Any]) -> tuple[ObjectCommit, str | None, str | None, bool]:
+def parse_commit(body: dict[str, Any], grace: float = 0.0
+                 ) -> tuple[ObjectCommit, str | None, str | None, bool]:
     """The commit body of docs/volume-api.md -> (commit, stage_id, archive_id, inline)."""
     version_id = text(body, "version_id")
     if len(version_id) > MAX_VERSION_ID:
@@ -67,12 +68,15 @@ def parse_commit(body: dict[str, Any]) -> tuple[ObjectCommit, str | None, str | 
         versioned=field(body, "versioned", bool, False),
         heal=_heal_entries(field(body, "heal", list, [])),
         queued=time.time(),
+        durable=field(body, "durable", bool, False),
+        grace=grace,
     )
     return commit, stage_id, archive_id, field(body, "inline", bool, False)
 
 
 async def commit_object(request: Request) -> JSONResponse:
-    commit, stage_id, archive_id, inline = parse_commit(await json_body(request))
+    commit, stage_id, archive_id, inline = parse_commit(
+        await json_body(request), request.app.state.durability.grace_seconds)
     store = store_of(request)
     await store.commit_object(commit, stage_id, archive_id, inline)
     return JSONResponse({"committed": True, "clock": store.clock})
@@ -82,10 +86,28 @@ async def latest(request: Request) -> JSONResponse:
     incarnation = query_text(request, "incarnation", required=True)
     key = query_text(request, "key", required=True)
     store = store_of(request)
-    found = await store.latest(incarnation, key)
+    versions = await store.latest(incarnation, key)
+    return JSONResponse({"versions": versions, "clock": store.clock})
+
+
+async def durable(request: Request) -> JSONResponse:
+    """The gateway's notice that a version reached its write quorum (docs/volume-api.md)."""
+    body = await json_body(request)
+    store = store_of(request)
+    found = await store.mark_durable(
+        text(body, "incarnation"), text(body, "key"), text(body, "version_id"),
+        _heal_entries(field(body, "heal", list, [])),
+        request.app.state.durability.grace_seconds, field(body, "versioned", bool, False))
+    return JSONResponse({"found": found, "clock": store.clock})
+
+
+async def version(request: Request) -> JSONResponse:
+    found = await store_of(request).version(query_text(request, "incarnation", required=True),
+                                            query_text(request, "key", required=True),
+                                            query_text(request, "version_id", required=True))
     if found is None:
-        return JSONResponse({"error": "no committed version", "clock": store.clock}, 404)
-    return JSONResponse({**found, "clock": store.clock})
+        return JSONResponse({"error": "no such version"}, 404)
+    return JSONResponse(found)
 
 
 async def list_objects(request: Request) -> JSONResponse:
@@ -102,5 +124,7 @@ async def list_objects(request: Request) -> JSONResponse:
 routes = [
     Route("/objects/commit", commit_object, methods=["POST"]),
     Route("/objects/latest", latest, methods=["GET"]),
+    Route("/objects/durable", durable, methods=["POST"]),
+    Route("/objects/version", version, methods=["GET"]),
     Route("/objects/list", list_objects, methods=["GET"]),
 ]

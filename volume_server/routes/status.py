@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from volume_server.errors import ApiError
+from volume_server.params import field, json_body, query_int, text
 from volume_server.routes import store_of
 
 
@@ -16,10 +18,47 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def heal(request: Request) -> JSONResponse:
-    return JSONResponse({"entries": await store_of(request).list_heal()})
+    limit = query_int(request, "limit", 1 << 31, 1, 1 << 31)
+    store = store_of(request)
+    return JSONResponse({"entries": await store.list_heal(limit),
+                         "depth": await store.heal_depth()})
+
+
+async def queue_heal(request: Request) -> JSONResponse:
+    """Entries a gateway found while reading (a fragment failed its checksum)."""
+    body = await json_body(request)
+    entries = field(body, "entries", list, [])
+    store = store_of(request)
+    for item in entries:
+        if not isinstance(item, dict):
+            raise ApiError(400, "heal entries must be objects")
+        await store.queue_heal(text(item, "incarnation"), text(item, "key"),
+                               text(item, "version_id"),
+                               text(item, "archive_id", None, nullable=True),
+                               field(item, "index", int, None, nullable=True),
+                               text(item, "reason", "", nonempty=False))
+    return JSONResponse({"queued": len(entries)})
+
+
+async def retired(request: Request) -> JSONResponse:
+    """Archives superseded but still readable for the grace period, and until when."""
+    rows = await store_of(request).retired()
+    return JSONResponse({"archives": {a: until for a, until in rows}})
+
+
+async def heal_done(request: Request) -> JSONResponse:
+    """A healer finished a version: drop its entries queued up to `up_to`."""
+    body = await json_body(request)
+    dropped = await store_of(request).drop_heal(text(body, "incarnation"), text(body, "key"),
+                                                text(body, "version_id"),
+                                                field(body, "up_to", int, 0))
+    return JSONResponse({"dropped": dropped})
 
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/heal", heal, methods=["GET"]),
+    Route("/heal", queue_heal, methods=["POST"]),
+    Route("/heal/done", heal_done, methods=["POST"]),
+    Route("/retired", retired, methods=["GET"]),
 ]
