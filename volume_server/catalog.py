@@ -124,6 +124,47 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
     return []
 
 
+def repair_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
+    """The healer's commit: insert the row or replace its manifest (now naming every
+    holder), mark it durable and supersede older rows. A version already superseded
+    here by a newer durable one is left alone."""
+    row = commit.row
+    if not commit.versioned and _durable_newer(conn, row):
+        return []
+    if commit.inline is not None:
+        conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
+                     commit.inline)
+    found = conn.execute("SELECT id FROM objects WHERE incarnation=? AND key=? AND"
+                         " version_id=?", (row.incarnation, row.key, row.version_id)).fetchone()
+    if found is None:
+        return commit_object(conn, ObjectCommit(row, commit.versioned, None, (),
+                                                commit.queued, True, commit.grace))
+    conn.execute("UPDATE objects SET manifest=?, archives=?, durable=1 WHERE id=?",
+                 (json.dumps(row.manifest), json.dumps(list(row.archives)), found[0]))
+    conn.executemany("INSERT OR IGNORE INTO object_archives (archive_id, object_id)"
+                     " VALUES (?, ?)", [(a, found[0]) for a in row.archives])
+    if commit.versioned:
+        return []
+    return _supersede(conn, row.incarnation, row.key, row.version_id, commit.queued,
+                      commit.grace)
+
+
+def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
+              version_id: str) -> list[str]:
+    """Drop a pending row the healer proved never reached its write quorum (so it was
+    never acknowledged and no reader served it); archive ids to unlink."""
+    found = conn.execute("SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND"
+                         " version_id=? AND durable=0",
+                         (incarnation, key, version_id)).fetchone()
+    if found is None:
+        return []
+    owned = json.loads(found["archives"])
+    conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
+                     [(a, found["id"]) for a in owned])
+    conn.execute("DELETE FROM objects WHERE id=?", (found["id"],))
+    return release(conn, set(owned))
+
+
 def _durable_newer(conn: sqlite3.Connection, row: ObjectRow) -> bool:
     found = conn.execute("SELECT 1 FROM objects WHERE incarnation=? AND key=? AND"
                          " version_id > ? AND durable=1 LIMIT 1",

@@ -131,6 +131,31 @@ class Store:
             await self.discard_stage(stage_id)
         await self._unlink(orphans)
 
+    async def repair_object(self, commit: ObjectCommit, stage_id: str | None,
+                            archive_id: str | None, inline: bool) -> None:
+        """The healer's commit: a rebuilt archive (if any) replaces the old file or
+        inline copy, and the row is inserted or its manifest replaced, durable."""
+        if stage_id is not None and archive_id is not None:
+            if inline:
+                data = self.memory.get(stage_id)
+                if data is None:
+                    data = await asyncio.to_thread(staging.read_stage, self.layout, stage_id,
+                                                   MAX_INLINE_BYTES)
+                commit = replace(commit, inline=(archive_id, data))
+            else:
+                await self._materialize(stage_id)
+                await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
+                                        archive_id)
+        orphans = await self.index.write(catalog.repair_object, commit)
+        self._observe(commit.row.version_id)
+        if stage_id is not None and inline:
+            await self.discard_stage(stage_id)
+        await self._unlink(orphans)
+
+    async def roll_back(self, incarnation: str, key: str, version_id: str) -> None:
+        await self._unlink(await self.index.write(catalog.roll_back, incarnation, key,
+                                                  version_id))
+
     async def commit_part(self, upload_id: str, part_number: int, stage_id: str,
                           archive_id: str, manifest: dict[str, Any]) -> None:
         """Install the staged part and upsert its row; UploadMissing once the upload ended."""

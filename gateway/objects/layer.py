@@ -8,6 +8,7 @@ methods here, which take and return plain dataclasses. Errors are S3Error values
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
 from gateway.objects.fanout import answered, first_answers
+from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.list_merge import ListPage, merge_list
 from gateway.objects.reader import ObjectReader, find_latest
@@ -62,11 +64,20 @@ class ObjectLayer:
         self.config = config
         self.cluster = cluster or Cluster.build(config)
         self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
+        self.healer = Healer(self.cluster, config.durability)
+        self._healing: asyncio.Task | None = None
 
-    async def start(self) -> None:
+    async def start(self, heal: bool = True) -> None:
+        """Open the volume client and start healing in the background."""
         await self.cluster.volumes.start()
+        if heal:
+            self._healing = asyncio.create_task(self.healer.run_forever())
 
     async def close(self) -> None:
+        if self._healing is not None:
+            self._healing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healing
         await self.cluster.volumes.close()
 
     # buckets

@@ -172,6 +172,14 @@ class VolumeClient:
     async def heal_entries(self, volume_id: str, limit: int) -> dict:
         return await self._request(volume_id, "GET", "/heal", params={"limit": str(limit)})
 
+    async def repair_object(self, volume_id: str, payload: dict) -> dict:
+        return await self._request(volume_id, "POST", "/objects/repair", json_body=payload)
+
+    async def roll_back(self, volume_id: str, incarnation: str, key: str,
+                        version_id: str) -> None:
+        await self._request(volume_id, "POST", "/objects/rollback", json_body={
+            "incarnation": incarnation, "key": key, "version_id": version_id})
+
     async def queue_heal(self, volume_id: str, entries: list[dict]) -> None:
         await self._request(volume_id, "POST", "/heal", json_body={"entries": entries})
 

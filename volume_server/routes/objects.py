@@ -90,6 +90,22 @@ async def latest(request: Request) -> JSONResponse:
     return JSONResponse({"versions": versions, "clock": store.clock})
 
 
+async def repair(request: Request) -> JSONResponse:
+    """The healer's commit (same body as /objects/commit): insert or replace, durable."""
+    commit, stage_id, archive_id, inline = parse_commit(
+        await json_body(request), request.app.state.durability.grace_seconds)
+    store = store_of(request)
+    await store.repair_object(commit, stage_id, archive_id, inline)
+    return JSONResponse({"repaired": True, "clock": store.clock})
+
+
+async def roll_back(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    await store_of(request).roll_back(text(body, "incarnation"), text(body, "key"),
+                                      text(body, "version_id"))
+    return JSONResponse({"rolled_back": True})
+
+
 async def durable(request: Request) -> JSONResponse:
     """The gateway's notice that a version reached its write quorum (docs/volume-api.md)."""
     body = await json_body(request)
@@ -125,6 +141,8 @@ routes = [
     Route("/objects/commit", commit_object, methods=["POST"]),
     Route("/objects/latest", latest, methods=["GET"]),
     Route("/objects/durable", durable, methods=["POST"]),
+    Route("/objects/repair", repair, methods=["POST"]),
+    Route("/objects/rollback", roll_back, methods=["POST"]),
     Route("/objects/version", version, methods=["GET"]),
     Route("/objects/list", list_objects, methods=["GET"]),
 ]

@@ -1,0 +1,253 @@
+"""The healer: drains the volumes' heal queues, rebuilding what a version is missing.
+
+Every degraded event (a missed stage, commit or tombstone, a fragment that failed its
+checksum, a row left without its durable notice) is a heal entry on one or more volumes.
+Healing one version means: read its row from every volume of the placement; a version
+that never reached the write quorum is rolled back; otherwise every fragment of every
+part is read and verified where the placement says it lives, the missing or corrupt ones
+are rebuilt from any k good ones and written back, and every volume then gets the
+manifest naming every holder, marked durable. Only then are the entries dropped: a heal
+is complete when every fragment verifies on its volume and every copy of the manifest
+names its holder (docs/durability.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+from erasure import Codec, FragmentCorrupt
+from gateway.objects.cluster import Cluster
+from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from shardgate.config import DurabilitySpec
+from shardgate.manifest import ObjectManifest, PartManifest
+
+log = logging.getLogger("shardgate.gateway.healer")
+
+ENTRIES_PER_ROUND = 500
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    incarnation: str
+    key: str
+    version_id: str
+
+
+class HealDeferred(Exception):
+    """Not all volumes of the placement answered: try again in a later round."""
+
+
+class Healer:
+    def __init__(self, cluster: Cluster, spec: DurabilitySpec) -> None:
+        self.cluster = cluster
+        self.spec = spec
+        self.healed_fragments = 0
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except Exception:  # a failed round is retried at the next one
+                log.exception("heal round failed")
+            await asyncio.sleep(self.spec.heal_interval_seconds)
+
+    async def round(self) -> int:
+        """Heal every version queued on any volume that answers; how many were healed."""
+        cluster = self.cluster
+        queues = await asyncio.gather(*(cluster.volumes.heal_entries(vid, ENTRIES_PER_ROUND)
+                                        for vid in cluster.volume_ids),
+                                      return_exceptions=True)
+        wanted: dict[VersionRef, dict[str, int]] = {}
+        for vid, answer in zip(cluster.volume_ids, queues, strict=True):
+            if isinstance(answer, BaseException):
+                continue
+            for entry in answer["entries"]:
+                ref = VersionRef(entry["incarnation"], entry["key"], entry["version_id"])
+                held = wanted.setdefault(ref, {})
+                held[vid] = max(held.get(vid, 0), entry["id"])
+        limiter = asyncio.Semaphore(self.spec.heal_concurrency)
+
+        async def one(ref: VersionRef, held: dict[str, int]) -> bool:
+            async with limiter:
+                try:
+                    await self.heal(ref)
+                except HealDeferred as exc:
+                    log.info("heal of %s/%s %s deferred: %s", ref.incarnation, ref.key,
+                             ref.version_id, exc)
+                    return False
+                except Exception:
+                    log.exception("heal of %s/%s %s failed", ref.incarnation, ref.key,
+                                  ref.version_id)
+                    return False
+            await asyncio.gather(*(cluster.volumes.heal_done(vid, ref.incarnation, ref.key,
+                                                             ref.version_id, up_to)
+                                   for vid, up_to in held.items()), return_exceptions=True)
+            return True
+
+        done = await asyncio.gather(*(one(ref, held) for ref, held in wanted.items()))
+        return sum(done)
+
+    async def heal(self, ref: VersionRef) -> None:
+        """Bring one version to full redundancy, or roll it back if never acknowledged."""
+        cluster = self.cluster
+        placement = cluster.placement(ref.incarnation, ref.key)
+        answers = await asyncio.gather(*(cluster.volumes.version(vid, ref.incarnation,
+                                                                 ref.key, ref.version_id)
+                                         for vid in placement), return_exceptions=True)
+        down = [vid for vid, a in zip(placement, answers, strict=True)
+                if isinstance(a, BaseException)]
+        rows = {vid: a for vid, a in zip(placement, answers, strict=True)
+                if a and not isinstance(a, BaseException)}
+        if not rows:
+            if down:
+                raise HealDeferred(f"volumes {down} did not answer")
+            return  # gone everywhere: superseded or rolled back already
+        durable = any(r["durable"] for r in rows.values()) or len(rows) >= cluster.write_quorum
+        if not durable:
+            if down:
+                raise HealDeferred(f"volumes {down} did not answer")
+            # Every volume answered and fewer than the quorum hold it: never acknowledged.
+            log.info("rolling back %s/%s %s (on %d of %d volumes)", ref.incarnation,
+                     ref.key, ref.version_id, len(rows), len(placement))
+            await asyncio.gather(*(cluster.volumes.roll_back(vid, ref.incarnation, ref.key,
+                                                             ref.version_id) for vid in rows))
+            return
+        manifest = ObjectManifest.from_dict(next(iter(rows.values()))["manifest"])
+        holders = tuple(None if vid in down else vid for vid in placement)
+        healed = replace(manifest, parts=tuple(replace(p, placement=holders)
+                                               for p in manifest.parts))
+        for part in manifest.parts:
+            await self._heal_part(healed, part, placement, down)
+        await asyncio.gather(*(self._repair(vid, healed, None, None) for vid in placement
+                               if vid not in down))
+        if down:
+            raise HealDeferred(f"volumes {down} did not answer")
+
+    async def _heal_part(self, manifest: ObjectManifest, part: PartManifest,
+                         placement: tuple[str, ...], down: list[str]) -> None:
+        """Verify every fragment archive of a part on its volume; rebuild the bad ones,
+        each installed with `manifest` (which already names every holder)."""
+        codec = self.cluster.codec_for(manifest.erasure)
+        layout = codec.layout(part.size)
+        if part.size == 0:
+            return
+        archives = [part.archive_id(manifest.incarnation, manifest.key, i)
+                    for i in range(len(placement))]
+        bad = await self._verify(codec, layout, placement, archives, down)
+        rebuild = sorted(i for i, segments in bad.items() if segments
+                         and placement[i] not in down)
+        if rebuild:
+            staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild,
+                                         part.inline)
+            await asyncio.gather(*(self._repair(placement[i], manifest, staged[i],
+                                                archives[i], part.inline) for i in rebuild))
+            log.info("healed %s/%s %s part %d: rebuilt fragments %s", manifest.incarnation,
+                     manifest.key, manifest.version_id, part.number, rebuild)
+            self.healed_fragments += len(rebuild)
+
+    async def _verify(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
+                      archives: list[str], down: list[str]) -> dict[int, set[int]]:
+        """For each index, the segments whose fragment is missing or fails its checksum."""
+        segments = range(layout.num_segments)
+        bad: dict[int, set[int]] = {}
+
+        async def check(index: int) -> None:
+            if placement[index] in down:
+                bad[index] = set(segments)
+                return
+            bad[index] = set()
+            stream = await self._open(placement[index], archives[index], layout, 0)
+            if stream is None:
+                bad[index] = set(segments)
+                return
+            try:
+                for segment in segments:
+                    try:
+                        framed = await stream.read_exactly(layout.framed_length(segment))
+                        codec.unframe(framed, index)
+                    except FragmentCorrupt:
+                        bad[index].add(segment)
+                    except VolumeUnavailable:
+                        bad[index].update(s for s in segments if s >= segment)
+                        return
+            finally:
+                stream.close()
+
+        await asyncio.gather(*(check(i) for i in range(len(placement))))
+        return bad
+
+    async def _open(self, volume_id: str, archive: str, layout, segment: int  # noqa: ANN001
+                    ) -> ArchiveStream | None:
+        try:
+            return await self.cluster.volumes.open_archive(
+                volume_id, archive, layout.archive_offset(segment), layout.archive_size - 1)
+        except (VolumeUnavailable, VolumeRejected):
+            return None
+
+    async def _rebuild(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
+                       archives: list[str], bad: dict[int, set[int]], rebuild: list[int],
+                       inline: bool) -> dict[int, str]:
+        """Stage rebuilt archives for `rebuild` on their volumes; their stage ids.
+
+        Every segment is rebuilt from the good fragments of that segment, wherever they
+        are: k good ones per segment suffice, even spread over damaged archives."""
+        segments = range(layout.num_segments)
+        streams = {}
+        for i in range(len(placement)):
+            if i in rebuild and len(bad[i]) == layout.num_segments:
+                continue
+            stream = await self._open(placement[i], archives[i], layout, 0)
+            if stream is not None:
+                streams[i] = stream
+        queues = {i: asyncio.Queue(4) for i in rebuild}
+        batch = uuid.uuid4().hex
+        stage_ids = {i: f"{batch}.heal.{i}" for i in rebuild}
+
+        async def body(i: int) -> AsyncIterator[bytes]:
+            while (item := await queues[i].get()) is not None:
+                yield item
+
+        uploads = {i: asyncio.create_task(self.cluster.volumes.stage(
+            placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline))
+            for i in rebuild}
+        try:
+            for segment in segments:
+                size = layout.framed_length(segment)
+                fragments = {}
+                for i, stream in streams.items():
+                    framed = await stream.read_exactly(size)
+                    if segment not in bad[i]:
+                        fragments[i] = framed
+                # Only this segment's bad copies are rebuilt; good ones are kept as read.
+                bad_here = [i for i in rebuild if i not in fragments]
+                rebuilt = (await asyncio.to_thread(codec.reconstruct, fragments, bad_here)
+                           if bad_here else {})
+                for i in rebuild:
+                    await queues[i].put(rebuilt[i] if i in bad_here else fragments[i])
+            for i in rebuild:
+                await queues[i].put(None)
+            await asyncio.gather(*uploads.values())
+        except BaseException:
+            for task in uploads.values():
+                task.cancel()
+            raise
+        finally:
+            for stream in streams.values():
+                stream.close()
+        return stage_ids
+
+    async def _repair(self, volume_id: str, manifest: ObjectManifest, stage_id: str | None,
+                      archive: str | None, inline: bool = False) -> None:
+        """Give one volume the manifest naming every holder, durable; with a stage, the
+        rebuilt archive is installed in the same call."""
+        await self.cluster.volumes.repair_object(volume_id, {
+            "incarnation": manifest.incarnation, "key": manifest.key,
+            "version_id": manifest.version_id, "deleted": manifest.deleted,
+            "manifest": manifest.to_dict(), "summary": manifest.summary(),
+            "stage_id": stage_id, "archive_id": archive,
+            "inline": inline and stage_id is not None,
+            "archives": manifest.archives_on(volume_id), "heal": []})

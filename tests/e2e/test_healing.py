@@ -1,0 +1,136 @@
+"""Healing: writes made while volumes were down are rebuilt with no command, every
+fragment verifies where the placement says it lives, and corrupt fragments are rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from erasure import Codec
+from shardgate.manifest import ObjectManifest
+from tests.e2e.helpers import incarnation, placement, volume_json
+
+pytestmark = pytest.mark.e2e
+HEAL_DEADLINE = 120.0
+
+
+def heal_depth(cluster) -> int:
+    return sum(volume_json(cluster, vid, "/heal?limit=1")["depth"]
+               for vid in cluster.volume_ids)
+
+
+def wait_healed(cluster, deadline: float = HEAL_DEADLINE) -> float:
+    start = time.monotonic()
+    while heal_depth(cluster):
+        assert time.monotonic() - start < deadline, "heal backlog not drained in time"
+        time.sleep(1.0)
+    return time.monotonic() - start
+
+
+def archive_bytes(cluster, volume_id: str, archive: str) -> bytes:
+    request = urllib.request.Request(f"{cluster.config.volume(volume_id).url}"
+                                     f"/archives/{archive}")
+    request.add_header("Authorization", f"Bearer {cluster.token(volume_id)}")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return resp.read()
+
+
+def assert_fully_redundant(cluster, bucket: str, key: str) -> None:
+    """Every volume of the placement holds the current version's row naming all six
+    holders, durable, and its fragment archive verifies frame by frame."""
+    inc = incarnation(cluster, bucket)
+    volumes = placement(cluster, bucket, key)
+    rows = [volume_json(cluster, vid, f"/objects/latest?incarnation={inc}&key={key}")
+            ["versions"] for vid in volumes]
+    newest = max(r[0]["version_id"] for r in rows if r)
+    for vid, versions in zip(volumes, rows, strict=True):
+        assert versions and versions[0]["version_id"] == newest, f"{key}: {vid} lacks it"
+        assert versions[0]["durable"], f"{key}: not durable on {vid}"
+        manifest = ObjectManifest.from_dict(versions[0]["manifest"])
+        for part in manifest.parts:
+            assert part.placement == volumes, f"{key}: manifest on {vid} misses holders"
+    ec = manifest.erasure
+    codec = Codec(ec.k, ec.m, ec.ec_type, ec.segment_size)
+    for part in manifest.parts:
+        layout = codec.layout(part.size)
+        for index, vid in enumerate(volumes):
+            data = archive_bytes(cluster, vid, part.archive_id(inc, key, index))
+            assert len(data) == layout.archive_size
+            for segment in range(layout.num_segments):
+                start = layout.archive_offset(segment)
+                codec.unframe(data[start:start + layout.framed_length(segment)], index)
+
+
+def test_writes_while_two_volumes_are_down_are_healed(cluster, s3, bucket):
+    down = cluster.volume_ids[:2]
+    bodies = {}
+    for vid in down:
+        cluster.kill_volume(vid)
+    try:
+        time.sleep(1.2)
+        for n in range(200):
+            size = 3 * (1 << 20) + n if n % 50 == 0 else 4096 + 97 * n
+            bodies[f"heal/{n:03d}"] = os.urandom(size)
+            s3.put_object(Bucket=bucket, Key=f"heal/{n:03d}", Body=bodies[f"heal/{n:03d}"])
+        s3.delete_object(Bucket=bucket, Key="heal/000")
+        del bodies["heal/000"]
+    finally:
+        for vid in down:
+            cluster.restart_volume(vid)
+    took = wait_healed(cluster)
+    print(f"healed 200 objects in {took:.1f} s after the volumes' return")
+    for key in list(bodies)[::7]:
+        assert_fully_redundant(cluster, bucket, key)
+    # With everything healed, any two volumes may go: kill two that were up meanwhile.
+    others = [v for v in cluster.volume_ids if v not in down][:2]
+    for vid in others:
+        cluster.kill_volume(vid)
+    try:
+        time.sleep(1.2)
+        for key, body in bodies.items():
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="heal/000")
+                .get("Contents", [])] == []
+    finally:
+        for vid in others:
+            cluster.restart_volume(vid)
+
+
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupt_fragments_are_read_around_and_rebuilt(cluster, s3, bucket):
+    data = os.urandom(5 * (1 << 20) + 123)
+    s3.put_object(Bucket=bucket, Key="rot", Body=data)
+    wait_healed(cluster)
+    inc = incarnation(cluster, bucket)
+    volumes = placement(cluster, bucket, "rot")
+    latest = volume_json(cluster, volumes[0], f"/objects/latest?incarnation={inc}&key=rot")
+    manifest = ObjectManifest.from_dict(latest["versions"][0]["manifest"])
+    ec = manifest.erasure
+    codec = Codec(ec.k, ec.m, ec.ec_type, ec.segment_size)
+    part = manifest.parts[0]
+    layout = codec.layout(part.size)
+    # Three archives, three different segments: every segment keeps 5 good fragments.
+    for index, segment in ((0, 1), (2, 3), (3, 5)):
+        spec = cluster.config.volume(volumes[index])
+        archive = part.archive_id(inc, "rot", index)
+        path = Path(spec.data_dir) / "fragments" / archive[:2] / archive[2:4] / archive
+        _flip(path, layout.archive_offset(segment) + 100)
+    assert s3.get_object(Bucket=bucket, Key="rot")["Body"].read() == data
+    queued = [e for vid in volumes for e in volume_json(cluster, vid, "/heal")["entries"]
+              if e["key"] == "rot"]
+    assert len({e["archive_id"] for e in queued}) == 3
+    wait_healed(cluster)
+    assert_fully_redundant(cluster, bucket, "rot")
+    assert s3.get_object(Bucket=bucket, Key="rot")["Body"].read() == data
