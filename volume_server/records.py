@@ -51,6 +51,7 @@ def heal_depth(conn: sqlite3.Connection) -> int:
 
 def list_heal(conn: sqlite3.Connection, limit: int = 1 << 31) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM heal_queue ORDER BY id LIMIT ?", (limit,))
-    return [{"id": r["id"], "incarnation": r["incarnation"], "key": r["key"], "version_id": r["version_id"],
+    return [{"id": r["id"], "incarnation": r["incarnation"], "key": r["key"],
+             "version_id": r["version_id"],
              "archive_id": r["archive_id"], "index": r["idx"], "reason": r["reason"],
              "queued": r["queued"]} for r in rows]
