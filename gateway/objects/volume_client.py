@@ -78,6 +78,11 @@ class VolumeClient:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
                                               sock_connect=connect_timeout,
                                               sock_read=read_timeout)
+        # A stage streams for as long as the client sends: no read clock runs while it
+        # does. The writer watches progress instead (a lane that takes no fragment for a
+        # while, or no answer long after its last byte, is dropped).
+        self._upload_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                                     sock_connect=connect_timeout)
         # Metadata calls are small: a volume silent this long is treated as down.
         self._metadata_timeout = aiohttp.ClientTimeout(total=metadata_timeout,
                                                        connect=connect_timeout)
@@ -111,7 +116,7 @@ class VolumeClient:
             all_headers.update(headers)
         url = self._urls[volume_id] + path
         try:
-            timeout = self._timeout if data is not None else self._metadata_timeout
+            timeout = self._upload_timeout if data is not None else self._metadata_timeout
             async with self._session.request(method, url, params=params, json=json_body,
                                              data=data, headers=all_headers,
                                              timeout=timeout) as resp:

@@ -20,14 +20,19 @@ from erasure import Segmenter
 from gateway.errors import quorum_lost
 from gateway.objects.cluster import Cluster
 from gateway.objects.digests import BodyDigests
-from gateway.objects.fanout import first_answers
 from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
 
 log = logging.getLogger("shardgate.gateway.objects.writer")
 
 QUEUE_DEPTH = 4
 STALL_SECONDS = 10.0  # a volume that takes no fragment for this long is dropped
+# Once a quorum has staged: a lane still receiving gets STAGE_GRACE_SECONDS more; one
+# that has taken its whole archive is only fsyncing, which a busy disk can make slow,
+# so it gets FSYNC_GRACE_SECONDS before it is left to healing. No lane waits past
+# FINISH_SECONDS after the body ended.
 STAGE_GRACE_SECONDS = 2.0
+FSYNC_GRACE_SECONDS = 15.0
+FINISH_SECONDS = 60.0
 THREAD_THRESHOLD = 64 * 1024
 
 
@@ -55,11 +60,13 @@ class _Lane:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_DEPTH)
         self.task: asyncio.Task | None = None
         self.error: str | None = None
+        self.sent_all = False  # the volume has taken every fragment of the archive
 
     async def body(self) -> AsyncIterator[bytes]:
         while True:
             item = await self.queue.get()
             if item is None:
+                self.sent_all = True
                 return
             yield item
 
@@ -138,11 +145,9 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
                     await asyncio.wait_for(lane.queue.put(None), STALL_SECONDS)
                 except TimeoutError:
                     lane.stall()
-        # Once a quorum has staged, a slow volume gets STAGE_GRACE_SECONDS more and is then
-        # left out (its fragment index goes to the heal queue) rather than holding the PUT.
-        results = await first_answers({lane.index: lane.task for lane in lanes}, quorum,
-                                      grace=STAGE_GRACE_SECONDS)
-        cluster.note_answers({lane.volume_id: results[lane.index] for lane in lanes})
+        await _await_stages(lanes, quorum)
+        cluster.note_answers({lane.volume_id: (Exception(lane.error) if lane.error else True)
+                              for lane in lanes})
     except BaseException as exc:
         log.warning("write abandoned: %r", exc, exc_info=True)
         await _abort_lanes(cluster, lanes)
@@ -160,6 +165,36 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes accepted the write.")
     return staged
+
+
+async def _await_stages(lanes: list[_Lane], quorum: int) -> None:
+    """Wait for the stage answers by progress, not by one fixed clock: until a quorum has
+    staged, then a short grace for lanes still receiving and a longer one for lanes only
+    fsyncing. A lane left behind is cancelled and marked failed (its index is healed)."""
+    loop = asyncio.get_running_loop()
+    tasks = {lane.task: lane for lane in lanes if lane.task is not None}
+    pending = {t for t in tasks if not t.done()}
+    finish = loop.time() + FINISH_SECONDS
+
+    def staged() -> int:
+        return sum(t.done() and not t.cancelled() and t.exception() is None
+                   and tasks[t].error is None for t in tasks)
+
+    while pending and staged() < quorum and loop.time() < finish:
+        _, pending = await asyncio.wait(pending, timeout=finish - loop.time(),
+                                        return_when=asyncio.FIRST_COMPLETED)
+    if pending and staged() >= quorum:
+        _, pending = await asyncio.wait(pending, timeout=STAGE_GRACE_SECONDS)
+        fsyncing = {t for t in pending if tasks[t].sent_all}
+        if fsyncing:
+            _, still = await asyncio.wait(fsyncing, timeout=FSYNC_GRACE_SECONDS
+                                          - STAGE_GRACE_SECONDS)
+            pending = (pending - fsyncing) | still
+    for task in pending:
+        tasks[task].error = tasks[task].error or "no stage answer in time"
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 _BACKGROUND: set[asyncio.Task] = set()
