@@ -24,6 +24,7 @@ from gateway.catch_all import EveryRequest
 from gateway.context import RequestContext
 from gateway.drain import DrainUnreadBody
 from gateway.errors import S3Error
+from gateway.metrics import METRICS_PATH, instrument, serve_metrics
 from gateway.objects.cluster import Cluster
 from gateway.objects.layer import ObjectLayer
 from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
@@ -31,6 +32,7 @@ from gateway.router import route
 from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document
 from shardgate.config import ClusterConfig
+from shardgate.metrics import set_operation
 
 log = logging.getLogger("shardgate.gateway")
 
@@ -59,6 +61,8 @@ HANDLERS: dict[str, Handler] = {
 }
 
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one
+READY_PATH = "/-/ready"
+SERVICE_PATHS = {HEALTH_PATH: "Health", READY_PATH: "Ready", METRICS_PATH: "Metrics"}
 
 
 def _error_response(error: S3Error, request_id: str, method: str,
@@ -76,6 +80,7 @@ class GatewayApp:
     def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
         self.config = config
         self.objects = ObjectLayer(config, cluster)
+        self.ready = False  # set by the lifespan once the volume client has started
 
     def _secret(self, access_key: str) -> str | None:
         user = self.config.user_by_access_key(access_key)
@@ -83,6 +88,13 @@ class GatewayApp:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "role": "gateway"})
+
+    async def readiness(self, request: Request) -> Response:
+        """200 between lifespan startup and shutdown. Losing the volumes' quorum does not
+        make a gateway unready: it still answers a retryable 503 (docs/decisions.md)."""
+        if self.ready:
+            return JSONResponse({"status": "ready", "role": "gateway"})
+        return JSONResponse({"status": "not ready", "role": "gateway"}, status_code=503)
 
     async def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex[:16].upper()
@@ -94,6 +106,7 @@ class GatewayApp:
         try:
             endpoint = route(method, raw_path, raw_query, headers.get("host", ""), "",
                              headers)
+            set_operation(request.scope, endpoint.operation)
             gw = self.config.gateway
             auth = authenticate(method, raw_path, raw_query, headers, self._secret, gw.region,
                                 datetime.now(UTC), gw.clock_skew_seconds)
@@ -125,9 +138,11 @@ class GatewayApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.objects.start()
+        self.ready = True
         try:
             yield
         finally:
+            self.ready = False
             await self.objects.close()
 
 
@@ -135,18 +150,22 @@ def create_app(config: ClusterConfig, cluster: Cluster | None = None
                ) -> Callable[..., Awaitable[None]]:
     """The gateway as a pure ASGI app (the serving layer is swappable).
 
-    Outermost first: the body idle timeout (it also stops the drain waiting on a silent
-    client), the drain of unread bodies (a SlowDown answer included), the concurrency
-    limit (the health check bypasses it).
+    Outermost first: request metrics (so every answer counts, SlowDown included), the
+    body idle timeout (it also stops the drain waiting on a silent client), the drain of
+    unread bodies (a SlowDown answer included), the concurrency limit (health, readiness
+    and metrics bypass it).
     """
     from gateway.body_idle import BodyIdleTimeout
     from gateway.limits import ConcurrencyLimit
 
     gateway = GatewayApp(config, cluster)
     app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
+                            Route(READY_PATH, gateway.readiness, methods=["GET"]),
+                            Route(METRICS_PATH, serve_metrics, methods=["GET"]),
                             EveryRequest(gateway.handle)],
                     lifespan=gateway.lifespan)
     gw = config.gateway
     limited = ConcurrencyLimit(app, gw.max_concurrent_requests, gw.max_queued_requests,
-                               gw.queue_wait_seconds, bypass=(HEALTH_PATH,))
-    return BodyIdleTimeout(DrainUnreadBody(limited), gw.body_idle_timeout_seconds)
+                               gw.queue_wait_seconds, bypass=tuple(SERVICE_PATHS))
+    return instrument(BodyIdleTimeout(DrainUnreadBody(limited), gw.body_idle_timeout_seconds),
+                      SERVICE_PATHS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from hypercorn.run import run as hypercorn_run
@@ -12,6 +14,7 @@ from gateway.app import create_app
 from gateway.asgi import CONFIG_ENV
 from shardgate.config import ClusterConfig
 from shardgate.memory import raise_mmap_threshold
+from shardgate.metrics_dir import MULTIPROC_ENV
 from shardgate.serving import hypercorn_config, run_app
 
 
@@ -28,4 +31,14 @@ def run(config: ClusterConfig, config_path: Path) -> None:
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     hconfig.workers = gw.workers
     hconfig.application_path = "gateway.asgi:create()"
-    hypercorn_run(hconfig)
+    own_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        # The workers' counters go to files here and /-/metrics sums them (any worker
+        # may answer the scrape); the operator's directory, if set, was emptied by the CLI.
+        own_dir = tempfile.mkdtemp(prefix="shardgate-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
+    try:
+        hypercorn_run(hconfig)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)

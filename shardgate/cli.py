@@ -8,7 +8,8 @@ from importlib import metadata
 from pathlib import Path
 
 from erasure.params import check_params
-from shardgate.config import ConfigError, load_config, load_users
+from shardgate.config import ClusterConfig, ConfigError, load_config, load_users
+from shardgate.metrics_dir import leave_multiprocess_mode, prepare_from_env
 
 
 def check_erasure(k: int, m: int, ec_type: str, segment_size: int) -> None:
@@ -79,7 +80,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cluster TOML file (required)")
     vol.add_argument("--id", required=True,
                      help="this volume's id in the cluster file's [[volumes]] (required)")
+    add_admin_parser(sub)
     return parser
+
+ADMIN_EPILOG = """exit status: 0 when every volume answered and the heal backlog is 0; 1 when a
+volume is down or answered wrongly, the backlog is not 0, or heal --wait timed out; 2 for a
+usage error (bad configuration, unknown bucket)."""
+
+
+def add_admin_parser(sub: argparse._SubParsersAction) -> None:
+    admin = sub.add_parser("admin", help="see and drive a running cluster: status, heal",
+                           formatter_class=HelpFormatter, epilog=ADMIN_EPILOG,
+                           description="Ask every volume directly (read tokens minted from "
+                                       "the cluster file's jwt_secret).")
+    admin.add_argument("--config", required=True, type=Path, metavar="FILE",
+                       help="cluster TOML file (required)")
+    what = admin.add_subparsers(dest="admin_command", required=True)
+    status = what.add_parser("status", help="each volume up or down, disk, rows, heal backlog",
+                             formatter_class=HelpFormatter, epilog=ADMIN_EPILOG)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    heal = what.add_parser("heal", help="heal backlog; --wait for it to reach 0",
+                           formatter_class=HelpFormatter, epilog=ADMIN_EPILOG,
+                           description="Healing is automatic (every gateway runs a healer); "
+                                       "this shows its progress.")
+    heal.add_argument("--bucket", metavar="NAME",
+                      help="only this bucket's entries (default: every bucket's)")
+    heal.add_argument("--wait", action="store_true",
+                      help="show progress until the backlog is 0 on every volume")
+    heal.add_argument("--timeout", default=600.0, type=float, metavar="SECONDS",
+                      help="with --wait: give up (exit 1) after this long")
+
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,14 +130,32 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(args.config)
         ec = config.erasure
         check_erasure(ec.k, ec.m, ec.ec_type, ec.segment_size)
+        if args.command == "admin":
+            sys.exit(_admin(config, args))
         if args.command == "gateway":
+            prepare_from_env()  # before the first import of prometheus_client
             from gateway.serve import run as run_gateway
 
             run_gateway(config, args.config)
         else:
+            leave_multiprocess_mode()
             from volume_server.serve import run as run_volume
 
             run_volume(config, args.id)
     except (ConfigError, OSError) as exc:
         print(f"shardgate: {exc}", file=sys.stderr)
         sys.exit(2)
+
+def _admin(config: ClusterConfig, args: argparse.Namespace) -> int:
+    """`shardgate admin ...`; its exit status (see ADMIN_EPILOG)."""
+    from shardgate.admin import AdminError, run_heal, run_status
+
+    try:
+        if args.admin_command == "status":
+            return run_status(config, args.json)
+        return run_heal(config, args.bucket, args.wait, args.timeout)
+    except AdminError as exc:
+        print(f"shardgate admin: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -35,11 +35,13 @@ from shardgate.config import (
     User,
     load_config,
 )
+from shardgate.metrics_dir import MULTIPROC_ENV, prepare
 from shardgate.tokens import mint_token
 
 CONFIG_NAME = "cluster.toml"
 PROCESSES_NAME = "processes.json"
 LOCK_NAME = "dev.lock"
+METRICS_DIR_NAME = "metrics"  # the gateway workers' Prometheus files, emptied every run
 LOG_TAIL_LINES = 10
 READY_SECONDS = 60
 
@@ -193,12 +195,13 @@ class Child:
         return self.role if self.role == self.ident else f"{self.role} {self.ident}"
 
 
-def _child(role: str, ident: str, args: list[str], log: Path) -> Child:
+def _child(role: str, ident: str, args: list[str], log: Path,
+           env: dict[str, str] | None = None) -> Child:
     with open(log, "ab") as out:  # the child keeps its own descriptor
         start = out.tell()
         proc = subprocess.Popen([sys.executable, "-m", "shardgate", *args], stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent, env=env)
     return Child(role, ident, proc, log, start)
 
 
@@ -295,8 +298,9 @@ def _start_children(config: ClusterConfig, config_path: Path, logs: Path,
     for vol in config.volumes:
         children.append(_child("volume", vol.id, ["volume", "--config", str(config_path),
                                                   "--id", vol.id], logs / f"{vol.id}.log"))
+    metrics = prepare(logs.parent / METRICS_DIR_NAME)
     children.append(_child("gateway", "gateway", ["gateway", "--config", str(config_path)],
-                           logs / "gateway.log"))
+                           logs / "gateway.log", {**os.environ, MULTIPROC_ENV: str(metrics)}))
 
 
 def _endpoint(config: ClusterConfig) -> str:

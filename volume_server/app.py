@@ -15,6 +15,7 @@ from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
 from volume_server.janitor import run_forever
 from volume_server.layout import Layout
+from volume_server.metrics import VolumeMetrics
 from volume_server.routes import all_routes
 from volume_server.store import Store
 
@@ -41,7 +42,9 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
 
     app = Starlette(
         routes=all_routes(),
-        middleware=[Middleware(TokenAuth, secret=config.jwt_secret, volume_id=volume_id)],
+        # /metrics is answered ahead of the token check (volume_server/metrics.py).
+        middleware=[Middleware(VolumeMetrics, store=store, volume_id=volume_id),
+                    Middleware(TokenAuth, secret=config.jwt_secret, volume_id=volume_id)],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -55,3 +55,52 @@ def list_heal(conn: sqlite3.Connection, limit: int = 1 << 31) -> list[dict[str, 
              "version_id": r["version_id"],
              "archive_id": r["archive_id"], "index": r["idx"], "reason": r["reason"],
              "queued": r["queued"]} for r in rows]
+
+
+# Operator views (`GET /status`, `GET /heal/versions`, `/metrics`): counts only, so a
+# status poll stays cheap however many rows the volume holds.
+
+def status_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Object rows, pending rows (no durable notice yet), retired archives waiting for
+    their grace to end, heal entries and the distinct versions they name."""
+
+    def count(sql: str) -> int:
+        return conn.execute(sql).fetchone()[0]
+
+    return {
+        "objects": count("SELECT COUNT(*) FROM objects"),
+        "pending": count("SELECT COUNT(*) FROM objects WHERE durable=0"),
+        "retired": count("SELECT COUNT(*) FROM retired"),
+        "heal_depth": count("SELECT COUNT(*) FROM heal_queue"),
+        "heal_versions": count("SELECT COUNT(*) FROM (SELECT DISTINCT incarnation, key,"
+                               " version_id FROM heal_queue)"),
+    }
+
+
+def heal_of(conn: sqlite3.Connection, incarnation: str,
+            limit: int) -> tuple[list[dict[str, Any]], int]:
+    """One bucket incarnation's heal entries (oldest first, up to `limit`) and their count."""
+    depth = conn.execute("SELECT COUNT(*) FROM heal_queue WHERE incarnation=?",
+                         (incarnation,)).fetchone()[0]
+    rows = conn.execute("SELECT * FROM heal_queue WHERE incarnation=? ORDER BY id LIMIT ?",
+                        (incarnation, limit))
+    return [{"id": r["id"], "incarnation": r["incarnation"], "key": r["key"],
+             "version_id": r["version_id"], "archive_id": r["archive_id"], "index": r["idx"],
+             "reason": r["reason"], "queued": r["queued"]} for r in rows], depth
+
+
+def heal_versions(conn: sqlite3.Connection, limit: int,
+                  incarnation: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """The distinct versions with heal entries, oldest first, each with its entry count and
+    the fragment indexes its entries name; and whether more than `limit` exist."""
+    where, args = ("WHERE incarnation=?", (incarnation,)) if incarnation else ("", ())
+    rows = conn.execute(
+        "SELECT incarnation, key, version_id, COUNT(*) AS entries,"
+        " group_concat(DISTINCT idx) AS indexes FROM heal_queue " + where +
+        " GROUP BY incarnation, key, version_id ORDER BY MIN(id) LIMIT ?",
+        (*args, limit + 1)).fetchall()
+    versions = [{"incarnation": r["incarnation"], "key": r["key"],
+                 "version_id": r["version_id"], "entries": r["entries"],
+                 "indexes": sorted(int(i) for i in r["indexes"].split(","))
+                 if r["indexes"] else []} for r in rows[:limit]]
+    return versions, len(rows) > limit

@@ -304,3 +304,23 @@ class Store:
     async def remove_stale_stages(self, older_than: float) -> int:
         return await asyncio.to_thread(staging.remove_stale, self.layout,
                                        time.time() - older_than, self.memory)
+
+    # operator views: `GET /status`, `GET /heal/versions`, `/metrics`
+
+    async def status_counts(self) -> dict[str, int]:
+        return await self.index.read(records.status_counts)
+
+    async def heal_of(self, incarnation: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+        return await self.index.read(records.heal_of, incarnation, limit)
+
+    async def heal_versions(self, limit: int, incarnation: str | None = None
+                            ) -> tuple[list[dict[str, Any]], bool]:
+        return await self.index.read(records.heal_versions, limit, incarnation)
+
+    async def disk_usage(self) -> dict[str, int]:
+        """statvfs of the data directory: the file system's size, used and free bytes
+        (free as an unprivileged writer sees it)."""
+        st = await asyncio.to_thread(os.statvfs, self.layout.root)
+        return {"total": st.f_blocks * st.f_frsize,
+                "used": (st.f_blocks - st.f_bfree) * st.f_frsize,
+                "free": st.f_bavail * st.f_frsize}

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from erasure import Codec, FragmentCorrupt
+from gateway.metrics import HEALED_FRAGMENTS
 from gateway.objects.cluster import Cluster
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.config import DurabilitySpec
@@ -148,6 +149,7 @@ class Healer:
             log.info("healed %s/%s %s part %d: rebuilt fragments %s", manifest.incarnation,
                      manifest.key, manifest.version_id, part.number, rebuild)
             self.healed_fragments += len(rebuild)
+            HEALED_FRAGMENTS.inc(len(rebuild))
 
     async def _verify(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
                       archives: list[str], down: list[str]) -> dict[int, set[int]]:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 from erasure import FragmentCorrupt, segment_span
 from gateway.errors import quorum_lost
+from gateway.metrics import CHECKSUM_FAILURES
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.read_rule import Undecided, decide
@@ -144,6 +145,7 @@ class _PartReader:
                     "segment %d, index %d: %s", volume_id, self.manifest.bucket,
                     self.manifest.key, self.manifest.version_id, self.part.number, segment,
                     corrupt.index, corrupt.reason)
+        CHECKSUM_FAILURES.inc()
         if volume_id is not None:
             self.cluster.report_corrupt(volume_id, self.manifest, archive, corrupt.index,
                                         f"checksum failure in segment {segment}")

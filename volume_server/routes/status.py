@@ -1,4 +1,4 @@
-"""Liveness and the heal queue: what an operator or a healer asks a volume about itself."""
+"""Liveness, status and the heal queue: what an operator or a healer asks a volume about itself."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ async def health(request: Request) -> JSONResponse:
 async def heal(request: Request) -> JSONResponse:
     limit = query_int(request, "limit", 1 << 31, 1, 1 << 31)
     store = store_of(request)
+    incarnation = request.query_params.get("incarnation")
+    if incarnation:  # one bucket's backlog (shardgate admin heal --bucket)
+        entries, depth = await store.heal_of(incarnation, limit)
+        return JSONResponse({"entries": entries, "depth": depth})
     return JSONResponse({"entries": await store.list_heal(limit),
                          "depth": await store.heal_depth()})
 
@@ -55,8 +59,31 @@ async def heal_done(request: Request) -> JSONResponse:
     return JSONResponse({"dropped": dropped})
 
 
+async def status(request: Request) -> JSONResponse:
+    """What `shardgate admin status` shows for this volume: COUNT queries and statvfs."""
+    store = store_of(request)
+    counts = await store.status_counts()
+    disk = await store.disk_usage()
+    return JSONResponse({"id": store.volume_id, "status": "ok", "clock": store.clock,
+                         "data_dir": str(store.layout.root), "disk": disk,
+                         "objects": counts["objects"], "pending": counts["pending"],
+                         "retired": counts["retired"],
+                         "heal": {"depth": counts["heal_depth"],
+                                  "versions": counts["heal_versions"]}})
+
+
+async def heal_versions(request: Request) -> JSONResponse:
+    """Distinct versions with heal entries, for counting degraded objects across volumes."""
+    limit = query_int(request, "limit", 10_000, 1, 1_000_000)
+    incarnation = request.query_params.get("incarnation") or None
+    versions, truncated = await store_of(request).heal_versions(limit, incarnation)
+    return JSONResponse({"versions": versions, "truncated": truncated})
+
+
 routes = [
     Route("/health", health, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
+    Route("/heal/versions", heal_versions, methods=["GET"]),
     Route("/heal", heal, methods=["GET"]),
     Route("/heal", queue_heal, methods=["POST"]),
     Route("/heal/done", heal_done, methods=["POST"]),
