@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_parser(sub)
     return parser
 
+
 ADMIN_EPILOG = """exit status: 0 when every volume answered and the heal backlog is 0; 1 when a
 volume is down or answered wrongly, the backlog is not 0, or heal --wait timed out; 2 for a
 usage error (bad configuration, unknown bucket)."""
@@ -109,7 +110,6 @@ def add_admin_parser(sub: argparse._SubParsersAction) -> None:
                       help="show progress until the backlog is 0 on every volume")
     heal.add_argument("--timeout", default=600.0, type=float, metavar="SECONDS",
                       help="with --wait: give up (exit 1) after this long")
-
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, OSError) as exc:
         print(f"shardgate: {exc}", file=sys.stderr)
         sys.exit(2)
+
 
 def _admin(config: ClusterConfig, args: argparse.Namespace) -> int:
     """`shardgate admin ...`; its exit status (see ADMIN_EPILOG)."""
