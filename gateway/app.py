@@ -32,6 +32,7 @@ from gateway.router import route
 from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document
 from shardgate.config import ClusterConfig
+from shardgate.fault_routes import fault_routes
 from shardgate.metrics import set_operation
 
 log = logging.getLogger("shardgate.gateway")
@@ -62,6 +63,7 @@ HANDLERS: dict[str, Handler] = {
 
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one
 READY_PATH = "/-/ready"
+FAULTS_PATH = "/-/faults"  # only with SHARDGATE_FAULT_POINTS=1 (the fault suite)
 SERVICE_PATHS = {HEALTH_PATH: "Health", READY_PATH: "Ready", METRICS_PATH: "Metrics"}
 
 
@@ -162,7 +164,7 @@ def create_app(config: ClusterConfig, cluster: Cluster | None = None
     app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
                             Route(READY_PATH, gateway.readiness, methods=["GET"]),
                             Route(METRICS_PATH, serve_metrics, methods=["GET"]),
-                            EveryRequest(gateway.handle)],
+                            *fault_routes(FAULTS_PATH), EveryRequest(gateway.handle)],
                     lifespan=gateway.lifespan)
     gw = config.gateway
     limited = ConcurrencyLimit(app, gw.max_concurrent_requests, gw.max_queued_requests,

@@ -20,6 +20,17 @@ def check_erasure(k: int, m: int, ec_type: str, segment_size: int) -> None:
         raise ConfigError(f"erasure parameters: {exc}") from exc
 
 
+def _setting(value: str) -> tuple[str, float]:
+    """KEY=NUMBER, for --durability (validated with the rest of the cluster file)."""
+    key, sep, number = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {value!r}")
+    try:
+        return key, int(number) if number.lstrip("-").isdigit() else float(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{key}: {number!r} is not a number") from exc
+
+
 def _ec(value: str) -> tuple[int, int]:
     try:
         k, m = (int(x) for x in value.split("+"))
@@ -72,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bytes per erasure-coded segment")
     dev.add_argument("--gateway-workers", default=1, type=int, metavar="N",
                      help="gateway worker processes")
+    dev.add_argument("--durability", action="append", default=[], type=_setting,
+                     metavar="KEY=VALUE",
+                     help="override a [durability] setting of the cluster file, e.g. "
+                          "grace_seconds=60 (repeatable; default: none)")
     gw = sub.add_parser("gateway", help="run one gateway", formatter_class=HelpFormatter)
     gw.add_argument("--config", required=True, type=Path, metavar="FILE",
                     help="cluster TOML file (required)")
@@ -125,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             users = load_users(args.users) if args.users else ()
             opts = DevOptions(data=args.data, port=args.port, volumes=args.volumes, k=k, m=m,
                               users=users, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                              segment_size=args.segment_size, workers=args.gateway_workers)
+                              segment_size=args.segment_size, workers=args.gateway_workers,
+                              durability=tuple(args.durability))
             sys.exit(run_dev(opts))
         config = load_config(args.config)
         ec = config.erasure

@@ -79,6 +79,7 @@ class DevOptions:
     host: str = "127.0.0.1"
     segment_size: int = 1 << 20
     workers: int = 1
+    durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
 
 
 def write_config(opts: DevOptions) -> Path:
@@ -101,6 +102,8 @@ def write_config(opts: DevOptions) -> Path:
                     for i in range(1, opts.volumes + 1)],
         "users": [u.__dict__ for u in users],
     }
+    if opts.durability:
+        raw["durability"] = dict(opts.durability)
     with open(path, "wb") as fh:
         tomli_w.dump(raw, fh)
     return path

@@ -19,6 +19,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from shardgate.faults import kill_point
+
 
 @dataclass(frozen=True)
 class ObjectRow:
@@ -110,6 +112,7 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
          int(commit.durable), commit.queued),
     )
     object_id = cur.lastrowid
+    kill_point("commit.mid_txn")
     conn.executemany("INSERT OR IGNORE INTO object_archives (archive_id, object_id) VALUES (?, ?)",
                      [(a, object_id) for a in row.archives])
     conn.executemany(

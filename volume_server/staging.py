@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import AsyncIterable, Callable
 
+from shardgate.faults import kill_point
 from volume_server.fileio import LockedFd
 from volume_server.layout import Layout
 
@@ -160,6 +161,7 @@ async def write_stage(layout: Layout, stage_id: str, body: AsyncIterable[bytes],
         if expected is not None and size != expected:
             raise StageError(f"body has {size} bytes, size={expected}")
         await asyncio.to_thread(fd.fsync)
+        kill_point("stage.after_fsync")
         await asyncio.to_thread(os.replace, part, final)
         done = True
         return size

@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from shardgate.faults import kill_point
 from volume_server import catalog, listing, records, staging, uploads
 from volume_server.catalog import ObjectCommit
 from volume_server.fileio import LockedFd
@@ -104,7 +105,9 @@ class Store:
             # One writer job: the already-committed check, the inline archive and the row
             # share the transaction, and the stage leaves memory only once it committed.
             commit = replace(commit, inline=(archive_id, held))
+            kill_point("commit.before_txn")
             orphans = await self.index.write(catalog.commit_object, commit)
+            kill_point("commit.after_txn")
             self._observe(row.version_id)
             self.memory.discard(stage_id)
             await self._unlink(orphans)
@@ -125,7 +128,9 @@ class Store:
                 await self._materialize(stage_id)
                 await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
                                         archive_id)
+        kill_point("commit.before_txn")
         orphans = await self.index.write(catalog.commit_object, commit)
+        kill_point("commit.after_txn")
         self._observe(row.version_id)
         if inline and stage_id is not None:
             await self.discard_stage(stage_id)
@@ -233,9 +238,11 @@ class Store:
     async def mark_durable(self, incarnation: str, key: str, version_id: str,
                            heal: tuple[catalog.HealEntry, ...], grace: float,
                            versioned: bool = False) -> bool:
+        kill_point("durable.before_txn")
         found, orphans = await self.index.write(catalog.mark_durable, incarnation, key,
                                                 version_id, heal, time.time(), grace,
                                                 versioned)
+        kill_point("durable.after_txn")
         await self._unlink(orphans)
         return found
 

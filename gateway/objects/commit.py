@@ -20,6 +20,7 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from gateway.objects.writer import Staged, abort_staged
+from shardgate.faults import kill_point
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.objects.commit")
@@ -90,6 +91,7 @@ async def declare_durable(cluster: Cluster, manifest: ObjectManifest,
     for vid, result in zip(committed, results, strict=True):
         if isinstance(result, BaseException):
             log.warning("durable notice to %s failed: %r", vid, result)
+    kill_point("gateway.after_notice")
 
 
 _NOTICES: set[asyncio.Task] = set()
@@ -134,6 +136,7 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
         # acknowledged version; the healer rolls it back (the janitor queues it).
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes committed the write.")
+    kill_point("gateway.after_commit")
     notify_durable(cluster, manifest, staged.placement, set(committed))
 
 
@@ -148,4 +151,5 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
     committed = await _gather_commits(cluster, calls)
     if len(committed) < cluster.write_quorum:
         raise quorum_lost("Too few storage volumes committed the write.")
+    kill_point("gateway.after_commit")
     notify_durable(cluster, manifest, placement, set(committed))

@@ -144,8 +144,13 @@ class Healer:
         if rebuild:
             staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild,
                                          part.inline)
-            await asyncio.gather(*(self._repair(placement[i], manifest, staged[i],
-                                                archives[i], part.inline) for i in rebuild))
+            try:
+                await asyncio.gather(*(self._repair(placement[i], manifest, staged[i],
+                                                    archives[i], part.inline)
+                                       for i in rebuild))
+            except BaseException:
+                await self._unstage(placement, staged)
+                raise
             log.info("healed %s/%s %s part %d: rebuilt fragments %s", manifest.incarnation,
                      manifest.key, manifest.version_id, part.number, rebuild)
             self.healed_fragments += len(rebuild)
@@ -236,11 +241,18 @@ class Healer:
         except BaseException:
             for task in uploads.values():
                 task.cancel()
+            await asyncio.gather(*uploads.values(), return_exceptions=True)
+            await self._unstage(placement, stage_ids)
             raise
         finally:
             for stream in streams.values():
                 stream.close()
         return stage_ids
+
+    async def _unstage(self, placement: tuple[str, ...], stage_ids: dict[int, str]) -> None:
+        """Remove rebuilt stages a failed heal leaves (a repaired one is gone already)."""
+        await asyncio.gather(*(self.cluster.volumes.abort_stage(placement[i], sid)
+                               for i, sid in stage_ids.items()), return_exceptions=True)
 
     async def _repair(self, volume_id: str, manifest: ObjectManifest, stage_id: str | None,
                       archive: str | None, inline: bool = False) -> None:

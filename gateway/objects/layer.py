@@ -25,6 +25,7 @@ from gateway.objects.list_merge import ListPage, merge_list
 from gateway.objects.reader import ObjectReader, find_latest
 from gateway.objects.writer import abort_staged
 from shardgate.config import ClusterConfig
+from shardgate.faults import kill_point
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
 from shardgate.versionid import new_version_id
 
@@ -128,6 +129,7 @@ class ObjectLayer:
         placement = cluster.placement(bucket.incarnation, key)
         await self.check_conditions(bucket, key, conditions)
         verified = await stage_verified(cluster, placement, body, expect)
+        kill_point("gateway.after_stage")
         staged = verified.staged
         try:
             await self.check_conditions(bucket, key, conditions)

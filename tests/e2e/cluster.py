@@ -53,6 +53,8 @@ class DevCluster:
     tls: tuple[str, str] | None = None
     proc: subprocess.Popen | None = None
     extra: list[subprocess.Popen] = field(default_factory=list)
+    extra_args: list[str] = field(default_factory=list)  # more `shardgate dev` options
+    env: dict[str, str] = field(default_factory=dict)  # more environment, restarts too
 
     @property
     def scheme(self) -> str:
@@ -68,8 +70,10 @@ class DevCluster:
                 "--users", str(self.users_file)]
         if self.tls:
             args += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
+        args += self.extra_args
         self.log = open(self.data.parent / f"{self.data.name}.dev.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
         deadline = time.monotonic() + 90
         while not (self.data / "processes.json").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -125,11 +129,20 @@ class DevCluster:
                 break
             time.sleep(0.05)
 
+    def volume_alive(self, volume_id: str) -> bool:
+        pid = self.pid_of(volume_id)
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
     def restart_volume(self, volume_id: str) -> None:
         log = open(self.data / "logs" / f"{volume_id}.restart.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "shardgate", "volume", "--config",
                                  str(self.data / "cluster.toml"), "--id", volume_id],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **self.env})
         proc.volume_id = volume_id  # type: ignore[attr-defined]
         self.extra.append(proc)
         wait_http(f"{self.config.volume(volume_id).url}/health", token=self.token(volume_id))

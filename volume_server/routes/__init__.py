@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
+from shardgate.fault_routes import fault_routes
 from volume_server.store import Store
 
 
@@ -16,4 +17,4 @@ def all_routes() -> list[Route]:
     from volume_server.routes import archives, buckets, objects, stage, status, uploads
 
     return [*status.routes, *stage.routes, *objects.routes, *archives.routes,
-            *buckets.routes, *uploads.routes]
+            *buckets.routes, *uploads.routes, *fault_routes("/faults")]

@@ -1,0 +1,65 @@
+"""Named kill points for the fault suite: a process SIGKILLs itself exactly where named.
+
+Production code calls `kill_point("commit.after_txn")` at the moments the durability
+argument is about (docs/durability.md). A point does nothing unless the process was
+started with SHARDGATE_FAULT_POINTS=1 *and* a test armed it (volume: `POST /faults`,
+gateway: `POST /-/faults`); an armed point fires once, at its N-th hit, so a test hits it
+deterministically rather than by timing. SIGKILL keeps the page cache, like a process
+crash; it is not a power cut (a unit test checks the fsync order for that).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+ENV = "SHARDGATE_FAULT_POINTS"
+
+POINTS = (
+    "stage.after_fsync",      # volume: staged file fsynced, not yet renamed into staging
+    "commit.before_txn",      # volume: archive renamed into place, row not yet written
+    "commit.mid_txn",         # volume: inside the SQLite transaction of the commit
+    "commit.after_txn",       # volume: row committed, answer not yet sent
+    "durable.before_txn",     # volume: durable notice received, not yet applied
+    "durable.after_txn",      # volume: notice applied, older rows superseded
+    "gateway.after_stage",    # gateway: body staged on the quorum, nothing committed
+    "gateway.after_commit",   # gateway: commit quorum reached, no durable notice sent
+    "gateway.after_notice",   # gateway: durable notices sent, client not yet answered
+)
+
+_armed: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV) == "1"
+
+
+def arm(name: str, at_hit: int = 1) -> None:
+    """Make the `at_hit`-th hit of point `name` kill this process (tests only)."""
+    if name not in POINTS:
+        raise ValueError(f"unknown kill point {name!r}")
+    if at_hit < 1:
+        raise ValueError("at_hit must be >= 1")
+    with _lock:
+        _armed[name] = at_hit
+
+
+def disarm_all() -> None:
+    with _lock:
+        _armed.clear()
+
+
+def kill_point(name: str) -> None:
+    """Die here if this point is armed and this is the hit it waits for."""
+    if not _armed:
+        return
+    with _lock:
+        left = _armed.get(name)
+        if left is None:
+            return
+        if left > 1:
+            _armed[name] = left - 1
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,243 @@
+"""The fault suite: processes SIGKILLed at named points of the write path, deterministically.
+
+For each kill point (shardgate/faults.py) and each number of volumes killed there
+together (1, m, m + 1), an overwrite and a delete of a multi-segment object run while the
+point is armed; the gateway is killed the same way at its own points. Afterwards, once the
+dead processes are back and healing has run:
+- the key reads back as its last acknowledged version or the newer attempted one,
+  byte-exact, never 503;
+- no pending row is left, the heal backlog is 0;
+- volumes that were not restarted keep no staging file and no archive that nothing owns;
+- while the points fired, the client saw no 5xx other than 503.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from urllib3.exceptions import ProtocolError
+
+from shardgate.faults import ENV
+from tests.e2e.cluster import REGION, DevCluster, free_port, wait_http
+from tests.e2e.conftest import USERS, write_users
+from tests.e2e.helpers import placement
+
+pytestmark = pytest.mark.e2e
+MIB = 1 << 20
+VOLUME_POINTS = ["stage.after_fsync", "commit.before_txn", "commit.mid_txn",
+                 "commit.after_txn", "durable.before_txn", "durable.after_txn"]
+GATEWAY_POINTS = ["gateway.after_stage", "gateway.after_commit", "gateway.after_notice"]
+SETTLE_SECONDS = 90.0
+
+
+@pytest.fixture(scope="module")
+def fcluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("faults")
+    durability = ["unmarked_seconds=3", "janitor_interval_seconds=1",
+                  "heal_interval_seconds=1"]
+    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
+                         extra_args=[a for d in durability for a in ("--durability", d)],
+                         env={ENV: "1"})
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def client(endpoint: str):
+    access, secret = USERS["alice"]
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id=access, aws_secret_access_key=secret,
+                        config=Config(retries={"total_max_attempts": 1},
+                                      read_timeout=60, connect_timeout=5))
+
+
+@pytest.fixture(scope="module")
+def fbucket(fcluster):
+    client(fcluster.endpoint).create_bucket(Bucket="faults")
+    return "faults"
+
+
+def post(url: str, body: dict, token: str | None = None) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def arm_volume(cluster: DevCluster, vid: str, point: str) -> None:
+    post(f"{cluster.config.volume(vid).url}/faults", {"point": point},
+         cluster.token(vid, "write"))
+
+
+def disarm_live(cluster: DevCluster) -> None:
+    for vid in cluster.volume_ids:
+        if cluster.volume_alive(vid):
+            post(f"{cluster.config.volume(vid).url}/faults", {"disarm": True},
+                 cluster.token(vid, "write"))
+
+
+def attempt(call) -> str:
+    """'ok', '503', or 'cut' (connection lost: the gateway died); anything else fails."""
+    try:
+        call()
+    except ClientError as exc:
+        status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert status == 503, f"unexpected {status}: {exc}"
+        return "503"
+    except (ConnectionClosedError, EndpointConnectionError, ProtocolError,
+            ConnectionError):
+        return "cut"
+    return "ok"
+
+
+def db_rows(cluster: DevCluster, vid: str, sql: str, args: tuple = ()) -> list[tuple]:
+    path = Path(cluster.config.volume(vid).data_dir) / "index.sqlite"
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def settled(cluster: DevCluster, key: str) -> bool:
+    for vid in cluster.volume_ids:
+        if db_rows(cluster, vid, "SELECT COUNT(*) FROM heal_queue")[0][0]:
+            return False
+        if db_rows(cluster, vid, "SELECT COUNT(*) FROM objects WHERE key=? AND durable=0",
+                   (key,))[0][0]:
+            return False
+    return True
+
+
+def orphans(cluster: DevCluster, vid: str) -> tuple[list[str], set[str]]:
+    """(staging files, archive files nothing owns or keeps) on one volume."""
+    root = Path(cluster.config.volume(vid).data_dir)
+    staging = sorted(os.listdir(root / "staging"))
+    files = {name for _, _, names in os.walk(root / "fragments") for name in names}
+    kept = {r[0] for r in db_rows(cluster, vid, "SELECT archive_id FROM object_archives"
+                                  " UNION SELECT archive_id FROM parts"
+                                  " UNION SELECT archive_id FROM upload_archives"
+                                  " UNION SELECT archive_id FROM retired")}
+    return staging, files - kept
+
+
+def wait_settled(cluster: DevCluster, key: str, untouched: list[str],
+                 before: dict[str, set[str]]) -> None:
+    """Healed, nothing pending, and no new orphan on the volumes never restarted in
+    this case (a volume killed between rename and row in an earlier case keeps that
+    file until a scrub collects it: `before` holds those)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        left = {vid: (staging, files - before[vid])
+                for vid in untouched for staging, files in [orphans(cluster, vid)]}
+        clean = all(not staging and not files for staging, files in left.values())
+        if settled(cluster, key) and clean:
+            return
+        assert time.monotonic() < deadline, f"not settled: {left}"
+        time.sleep(0.5)
+
+
+def read(s3, bucket: str, key: str) -> bytes | None:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchKey", exc
+        return None
+
+
+def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_back) -> None:
+    """Write v1, arm, overwrite (or delete) through the armed path, bring the dead back,
+    let healing run, then check the outcome."""
+    s3 = client(cluster.endpoint)
+    before = {vid: orphans(cluster, vid)[1] for vid in cluster.volume_ids}
+    old = os.urandom(2 * MIB + 1234)
+    s3.put_object(Bucket=bucket, Key=key, Body=old)
+    new = os.urandom(MIB + 4321)
+    endpoint = arm()
+    writer = client(endpoint)
+    if op == "put":
+        outcome = attempt(lambda: writer.put_object(Bucket=bucket, Key=key, Body=new))
+    else:
+        outcome = attempt(lambda: writer.delete_object(Bucket=bucket, Key=key))
+    restarted = victims_back()
+    wait_settled(cluster, key, [v for v in cluster.volume_ids if v not in restarted],
+                 before)
+    got = read(s3, bucket, key)
+    attempted = new if op == "put" else None
+    if outcome == "ok":
+        assert got == attempted, f"{op} acknowledged but {key} reads otherwise"
+    else:
+        assert got in (old, attempted), f"{key} reads neither the old nor the new version"
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("op", ["put", "delete"])
+@pytest.mark.parametrize("point", VOLUME_POINTS)
+def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
+    if op == "delete" and point == "stage.after_fsync":
+        pytest.skip("a delete stages nothing")
+    key = f"kp/{point}/{op}/{count}"
+    victims = list(placement(fcluster, fbucket, key)[:count])
+
+    def arm() -> str:
+        for vid in victims:
+            arm_volume(fcluster, vid, point)
+        return fcluster.endpoint
+
+    def back() -> list[str]:
+        # The durable notice is sent after the client's answer: give armed points that
+        # the request reaches a moment to fire before the survivors are disarmed.
+        deadline = time.monotonic() + 3.0
+        while any(fcluster.volume_alive(v) for v in victims) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        dead = [vid for vid in fcluster.volume_ids if not fcluster.volume_alive(vid)]
+        disarm_live(fcluster)
+        for vid in dead:
+            fcluster.restart_volume(vid)
+        return dead
+
+    run_case(fcluster, fbucket, key, op, arm, back)
+
+
+@pytest.mark.parametrize("op", ["put", "delete"])
+@pytest.mark.parametrize("point", GATEWAY_POINTS)
+def test_gateway_killed_at_point(fcluster, fbucket, point, op):
+    if op == "delete" and point == "gateway.after_stage":
+        pytest.skip("a delete stages nothing")
+    key = f"kg/{point}/{op}"
+    port = free_port()
+    config = fcluster.data / f"gateway-{port}.toml"
+    text = (fcluster.data / "cluster.toml").read_text()
+    config.write_text(text.replace(f"port = {fcluster.port}", f"port = {port}"))
+    proc: subprocess.Popen | None = None
+
+    def arm() -> str:
+        nonlocal proc
+        proc = subprocess.Popen([sys.executable, "-m", "shardgate", "gateway", "--config",
+                                 str(config)], env={**os.environ, ENV: "1"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_http(f"{endpoint}/-/health")
+        post(f"{endpoint}/-/faults", {"point": point})
+        return endpoint
+
+    def back() -> list[str]:
+        assert proc is not None
+        proc.wait(30)  # it killed itself at the point
+        assert proc.returncode == -9
+        return []
+
+    run_case(fcluster, fbucket, key, op, arm, back)
