@@ -1,4 +1,5 @@
-"""One volume's page of ListObjects: the newest row per key, in key order, with rollups.
+"""One volume's page of ListObjects: each key's rows down to its newest durable one, in
+key order, with rollups (the gateway applies the read rule to them, as for GET).
 
 Prefixes become key ranges (`prefix <= key < successor(prefix)`), so the scan uses the
 (incarnation, key, version_id DESC) index and a rolled-up common prefix is jumped over
@@ -46,16 +47,24 @@ def _rows(conn: sqlite3.Connection, incarnation: str, low: str, inclusive: bool,
 
 
 def has_live_key(conn: sqlite3.Connection, incarnation: str, prefix: str) -> bool:
-    """True if the newest row of at least one key under `prefix` is not a tombstone."""
-    last = None
-    for key, deleted in _rows(conn, incarnation, prefix, True, successor(prefix),
-                              "key, deleted"):
-        if key == last:
+    """True if at least one key under `prefix` may be live: a row that is not a tombstone
+    among its rows down to the newest durable one (a pending version may be current)."""
+    settled = None
+    for key, deleted, durable in _rows(conn, incarnation, prefix, True, successor(prefix),
+                                       "key, deleted, durable"):
+        if key == settled:
             continue
-        last = key
         if not deleted:
             return True
+        if durable:
+            settled = key
     return False
+
+
+def _version(row: sqlite3.Row) -> dict[str, Any]:
+    return {"version_id": row["version_id"], "deleted": bool(row["deleted"]),
+            "durable": bool(row["durable"]), "size": row["size"], "etag": row["etag"],
+            "last_modified": row["last_modified"], "owner": row["owner"]}
 
 
 def _rollup(key: str, prefix: str, delimiter: str) -> str | None:
@@ -83,15 +92,20 @@ def list_page(conn: sqlite3.Connection, incarnation: str, prefix: str = "",
                 return {"entries": [], "truncated": False, "next": ""}
             low, inclusive = after, True
     entries: list[dict[str, Any]] = []
-    columns = "key, version_id, deleted, size, etag, last_modified, owner"
+    columns = "key, version_id, deleted, durable, size, etag, last_modified, owner"
     while len(entries) <= limit:
         restart = False
         last = None
+        settled = False
         for row in _rows(conn, incarnation, low, inclusive, high, columns):
             key = row["key"]
             if key == last:
+                if not settled:  # a pending row above: list down to the newest durable
+                    entries[-1]["versions"].append(_version(row))
+                    settled = bool(row["durable"])
                 continue
             last = key
+            settled = bool(row["durable"])
             rolled = _rollup(key, prefix, delimiter)
             if rolled is not None:
                 if has_live_key(conn, incarnation, rolled):
@@ -100,11 +114,9 @@ def list_page(conn: sqlite3.Connection, incarnation: str, prefix: str = "",
                 if after is not None and len(entries) <= limit:
                     low, inclusive, restart = after, True, True
                 break
-            entries.append({"key": key, "version_id": row["version_id"],
-                            "deleted": bool(row["deleted"]), "size": row["size"],
-                            "etag": row["etag"], "last_modified": row["last_modified"],
-                            "owner": row["owner"]})
+            entries.append({"key": key, "versions": [_version(row)]})
             if len(entries) > limit:
+                # this key's remaining rows are left out; it is past the page anyway
                 break
         if not restart:
             break

@@ -1,9 +1,10 @@
 """Listing across volumes: merge each volume's sorted page into one S3 page.
 
-Every volume answers keys it holds in order (newest row per key, tombstones included,
-common prefixes rolled up). The gateway heap-merges the pages, keeps the newest version
-of each key, drops tombstones, dedupes prefixes, and pulls further pages from a volume
-only when its buffer runs dry (DESIGN.md, metadata and listing).
+Every volume answers keys it holds in order (each key's rows down to its newest durable
+one, tombstones included, common prefixes rolled up). The gateway heap-merges the pages,
+picks each key's current version by the same read rule as GET (so a pending tombstone on
+one volume never hides a key that GET returns), drops tombstones, dedupes prefixes, and
+pulls further pages from a volume only when its buffer runs dry.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 from gateway.errors import quorum_lost
 from gateway.objects.cluster import Cluster
+from gateway.objects.read_rule import Undecided, decide
 
 PAGE = 1000
 
@@ -41,6 +43,7 @@ class _Cursor:
         self.after = start_after
         self.buffer: list[dict] = []
         self.more = True
+        self.down = False
 
     def head_name(self) -> str:
         entry = self.buffer[0]
@@ -62,6 +65,7 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         except Exception:
             down += 1
             cursor.more = False
+            cursor.down = True
             return
         cursor.buffer = page["entries"]
         cursor.more = bool(page.get("truncated"))
@@ -82,11 +86,13 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         if not live:
             return result
         name = min(c.head_name() for c in live)
-        entries = [c.buffer.pop(0) for c in live if c.head_name() == name]
+        listed = {c.volume_id: c.buffer.pop(0) for c in live if c.head_name() == name}
+        entries = list(listed.values())
         newest = None
         if "prefix" not in entries[0]:
-            newest = max((e for e in entries if "key" in e), key=lambda e: e["version_id"])
-            if newest["deleted"]:
+            newest = _current(cluster, incarnation, name, listed,
+                              {c.volume_id for c in cursors if c.down})
+            if newest is None or newest["deleted"]:
                 continue
         if len(result.keys) + len(result.prefixes) >= max_keys:
             result.truncated = True
@@ -98,3 +104,32 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         result.keys.append(ListedKey(name, newest["version_id"], newest["size"],
                                      newest["etag"], newest["last_modified"], newest["owner"]))
         result.last = name
+
+
+def _current(cluster: Cluster, incarnation: str, key: str, listed: dict[str, dict],
+             down: set[str]) -> dict | None:
+    """The key's current version among what the volumes listed (None: skip the key).
+
+    Settled keys (every volume lists one durable row) take the newest at once. With a
+    pending row anywhere, the read rule decides over the key's placement: a volume of
+    it that answered the listing without the key counts as an answer without it. When
+    the answers cannot decide, the newest durable version is listed."""
+    versions = [v for entry in listed.values() if "versions" in entry
+                for v in entry["versions"]]
+    if not versions:
+        return None
+    if all(v["durable"] for v in versions):
+        return max(versions, key=lambda v: v["version_id"])
+    answers = [listed[vid]["versions"] if vid in listed else []
+               for vid in cluster.placement(incarnation, key) if vid not in down]
+    try:
+        return decide(answers, cluster.width, cluster.write_quorum).current \
+            or _tombstone()
+    except Undecided:
+        durable = [v for v in versions if v["durable"]]
+        return max(durable, key=lambda v: v["version_id"]) if durable else None
+
+
+def _tombstone() -> dict:
+    """What `decide` means by None: the key does not exist."""
+    return {"deleted": True}

@@ -154,8 +154,21 @@ def read(s3, bucket: str, key: str) -> bytes | None:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "NoSuchKey", exc
+        if exc.response["Error"]["Code"] != "NoSuchKey":
+            raise
         return None
+
+
+def check_list_agrees(s3, bucket: str, key: str) -> None:
+    """While versions may still be pending, LIST shows the key exactly when GET finds it
+    (when both can answer: with volumes down either may be 503)."""
+    try:
+        found = read(s3, bucket, key) is not None
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+    except ClientError as exc:
+        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 503, exc
+        return
+    assert [o["Key"] for o in listed if o["Key"] == key] == ([key] if found else [])
 
 
 def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_back) -> None:
@@ -172,6 +185,7 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
         outcome = attempt(lambda: writer.put_object(Bucket=bucket, Key=key, Body=new))
     else:
         outcome = attempt(lambda: writer.delete_object(Bucket=bucket, Key=key))
+    check_list_agrees(s3, bucket, key)
     restarted = victims_back()
     wait_settled(cluster, key, [v for v in cluster.volume_ids if v not in restarted],
                  before)

@@ -12,9 +12,20 @@ from gateway.errors import S3Error
 from gateway.objects.list_merge import PAGE, ListedKey, ListPage, merge_list
 
 
+def row(version: int, deleted: bool = False, durable: bool = True) -> dict[str, Any]:
+    return {"version_id": f"{version:032x}", "deleted": deleted, "durable": durable,
+            "size": version, "etag": f"etag{version}", "last_modified": float(version),
+            "owner": "alice"}
+
+
 def key(name: str, version: int, deleted: bool = False) -> dict[str, Any]:
-    return {"key": name, "version_id": f"{version:032x}", "deleted": deleted, "size": version,
-            "etag": f"etag{version}", "last_modified": float(version), "owner": "alice"}
+    """A settled key as one volume lists it: its newest row, durable."""
+    return {"key": name, "versions": [row(version, deleted)]}
+
+
+def pending(name: str, *rows: dict[str, Any]) -> dict[str, Any]:
+    """A key listed with rows newest first, down to the newest durable one."""
+    return {"key": name, "versions": list(rows)}
 
 
 def prefix(name: str) -> dict[str, str]:
@@ -57,7 +68,8 @@ def cluster(data: dict[str, list[dict[str, Any]]], k: int = 4, m: int = 2,
             page_size: int = PAGE) -> SimpleNamespace:
     ids = sorted(data)
     return SimpleNamespace(volumes=FakeVolumes(data, page_size), volume_ids=ids, width=k + m,
-                           write_quorum=k if k > m else k + 1)
+                           write_quorum=k if k > m else k + 1,
+                           placement=lambda incarnation, name: tuple(ids[:k + m]))
 
 
 def listing(c: SimpleNamespace, prefix: str = "", delimiter: str = "", start_after: str = "",
@@ -218,3 +230,25 @@ def test_key_equal_to_prefix_at_a_page_boundary() -> None:
                 page_size=1)
     page = listing(c, prefix="photos/", delimiter="/")
     assert names(page) == ["photos/", "photos/a.jpg", "photos/b.jpg"]
+
+
+def test_a_pending_tombstone_on_one_volume_hides_nothing() -> None:
+    """A delete that reached one volume only (never acknowledged) must not hide the key
+    GET still returns; one on the write quorum hides it even before its notice."""
+    live = key("k", 1)
+    failed = pending("k", row(2, deleted=True, durable=False), row(1))
+    page = listing(cluster(six(v1=[failed], v2=[live], v3=[live], v4=[live], v5=[live],
+                               v6=[live])))
+    assert names(page) == ["k"] and page.keys[0].version_id == f"{1:032x}"
+    page = listing(cluster(six(v1=[failed], v2=[failed], v3=[failed], v4=[failed],
+                               v5=[live], v6=[live])))
+    assert names(page) == []
+
+
+def test_a_pending_version_on_the_quorum_is_listed() -> None:
+    """Acknowledged but its durable notice not yet applied: listed as GET serves it."""
+    newer = pending("k", row(2, durable=False), row(1))
+    old = key("k", 1)
+    page = listing(cluster(six(v1=[newer], v2=[newer], v3=[newer], v4=[newer], v5=[old],
+                               v6=[old])))
+    assert page.keys[0].version_id == f"{2:032x}"

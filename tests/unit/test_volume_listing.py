@@ -1,4 +1,5 @@
-"""GET /objects/list: newest row per key, prefix/start_after/delimiter/limit, live rollups."""
+"""GET /objects/list: each key's rows down to the newest durable one, prefix/start_after/
+delimiter/limit, live rollups."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def commit(client: httpx.AsyncClient, key: str, n: int, deleted: bool = False,
-                 incarnation: str = INC, versioned: bool = False) -> None:
+                 incarnation: str = INC, versioned: bool = False,
+                 durable: bool = True) -> None:
     body = {"incarnation": incarnation, "key": key, "version_id": f"{n:032x}",
-            "deleted": deleted, "manifest": {}, "versioned": versioned,
+            "deleted": deleted, "manifest": {}, "versioned": versioned, "durable": durable,
             "summary": {"size": n, "etag": f"etag{n}", "last_modified": float(n),
                         "owner": "alice"}}
     r = await client.post("/objects/commit", json=body)
@@ -50,9 +52,25 @@ async def test_plain_listing_is_newest_row_per_key(client: httpx.AsyncClient) ->
     assert names(result) == ["a", "b", "c"]
     assert result["truncated"] is False and result["next"] == "c"
     b = result["entries"][1]
-    assert b == {"key": "b", "version_id": f"{3:032x}", "deleted": False, "size": 3,
-                 "etag": "etag3", "last_modified": 3.0, "owner": "alice"}
-    assert result["entries"][2]["deleted"] is True
+    assert b == {"key": "b", "versions": [
+        {"version_id": f"{3:032x}", "deleted": False, "durable": True, "size": 3,
+         "etag": "etag3", "last_modified": 3.0, "owner": "alice"}]}
+    assert result["entries"][2]["versions"][0]["deleted"] is True
+
+
+async def test_pending_rows_are_listed_down_to_the_newest_durable(
+        client: httpx.AsyncClient) -> None:
+    await commit(client, "k", 1)
+    await commit(client, "k", 2, durable=False)
+    await commit(client, "k", 3, deleted=True, durable=False)
+    result = await page(client)
+    versions = result["entries"][0]["versions"]
+    assert [(v["version_id"], v["durable"]) for v in versions] == [
+        (f"{3:032x}", False), (f"{2:032x}", False), (f"{1:032x}", True)]
+    # a pending tombstone does not make a prefix look empty
+    await commit(client, "p/x", 4)
+    await commit(client, "p/x", 5, deleted=True, durable=False)
+    assert names(await page(client, delimiter="/")) == ["k", "p/"]
 
 
 async def test_prefix_start_after_and_limit(client: httpx.AsyncClient) -> None:
