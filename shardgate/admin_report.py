@@ -6,6 +6,7 @@ unknown, so every cluster total says whether it covers every volume.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ class VolumeReport:
     retired: int | None = None
     heal_depth: int | None = None
     heal_versions: int | None = None
+    last_scrub: float | None = None  # when the last full scrub pass finished (epoch s)
+    scrub_problems: int | None = None  # missing + corrupt archives it found
 
     @classmethod
     def from_status(cls, volume_id: str, url: str, body: Mapping[str, Any]) -> VolumeReport:
@@ -40,7 +43,9 @@ class VolumeReport:
         return cls(volume_id, url, UP, data_dir=body.get("data_dir", ""),
                    disk_total=disk["total"], disk_used=disk["used"], disk_free=disk["free"],
                    objects=body["objects"], pending=body["pending"], retired=body["retired"],
-                   heal_depth=heal["depth"], heal_versions=heal["versions"])
+                   heal_depth=heal["depth"], heal_versions=heal["versions"],
+                   last_scrub=(body.get("last_scrub") or {}).get("finished"),
+                   scrub_problems=_scrub_problems(body.get("last_scrub")))
 
     @property
     def up(self) -> bool:
@@ -141,8 +146,24 @@ def to_json(report: ClusterReport) -> dict[str, Any]:
                 "total": v.disk_total, "used": v.disk_used, "free": v.disk_free},
             "objects": v.objects, "pending": v.pending, "retired": v.retired,
             "heal_backlog": v.heal_depth, "heal_versions": v.heal_versions,
+            "last_scrub": v.last_scrub, "scrub_problems": v.scrub_problems,
         } for v in report.volumes],
     }
+
+
+def _scrub_problems(last: Mapping[str, Any] | None) -> int | None:
+    return None if not last else int(last.get("missing", 0)) + int(last.get("corrupt", 0))
+
+
+def _scrubbed(when: float | None) -> str:
+    """How long ago the last scrub pass finished ("never" before the first)."""
+    if not when:
+        return "never"
+    age = max(0.0, time.time() - when)
+    for unit, seconds in (("d", 86400), ("h", 3600), ("m", 60)):
+        if age >= seconds:
+            return f"{age / seconds:.0f}{unit} ago"
+    return f"{age:.0f}s ago"
 
 
 def human_bytes(n: int | None) -> str:
@@ -180,12 +201,13 @@ class Table:
 def render(report: ClusterReport) -> str:
     """The human table, then one line per cluster figure and the verdict."""
     table = Table(("VOLUME", "STATE", "DISK USED", "DISK FREE", "ROWS", "PENDING", "HEAL",
-                   "RETIRED", "URL"), right=frozenset({2, 3, 4, 5, 6, 7}))
+                   "RETIRED", "SCRUBBED", "URL"), right=frozenset({2, 3, 4, 5, 6, 7}))
     for v in report.volumes:
         where = f"{v.url} ({v.reason})" if v.reason else v.url
         table.rows.append((v.id, v.state if v.up else v.state.upper(),
                            human_bytes(v.disk_used), human_bytes(v.disk_free), _num(v.objects),
-                           _num(v.pending), _num(v.heal_depth), _num(v.retired), where))
+                           _num(v.pending), _num(v.heal_depth), _num(v.retired),
+                           _scrubbed(v.last_scrub), where))
     down = [v.id for v in report.down]
     unknown = f"; unknown on {', '.join(down)}" if down else ""
     lower = "" if report.degraded_exact else ">= "

@@ -92,6 +92,10 @@ class DurabilitySpec:
     heal_interval_seconds: float = 2.0
     # The healer's parallel objects per gateway process.
     heal_concurrency: int = 4
+    # Each volume re-reads and verifies every fragment it holds: a pass every this many
+    # seconds (0: never), reading at most this many bytes per second.
+    scrub_interval_seconds: float = 86400.0
+    scrub_bytes_per_second: float = 50e6
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from shardgate.config import ClusterConfig
+from volume_server import scrub
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
 from volume_server.janitor import run_forever
@@ -27,17 +28,21 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     `layout` may already hold the data directory's lock (taken before serving starts).
     """
     store = Store(data_dir, volume_id, layout)
+    scrubber = scrub.Scrubber(store, config.durability.scrub_bytes_per_second)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         janitor = asyncio.create_task(run_forever(store, config.durability))
+        scrubbing = asyncio.create_task(scrub.run_forever(
+            scrubber, config.durability.scrub_interval_seconds))
         try:
             yield
         finally:
-            janitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await janitor
+            for task in (janitor, scrubbing):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await store.close()
 
     app = Starlette(
@@ -49,5 +54,6 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.scrubber = scrubber
     app.state.durability = config.durability
     return app

@@ -282,6 +282,17 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[st
     return versions
 
 
+def scan_rows(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Object rows in id order after `after_id` (the scrubber's and the healer's walk)."""
+    rows = conn.execute(
+        "SELECT id, incarnation, key, version_id, deleted, durable, manifest FROM objects"
+        " WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+    return [{"id": r["id"], "incarnation": r["incarnation"], "key": r["key"],
+             "version_id": r["version_id"], "deleted": bool(r["deleted"]),
+             "durable": bool(r["durable"]), "manifest": json.loads(r["manifest"])}
+            for r in rows]
+
+
 def version(conn: sqlite3.Connection, incarnation: str, key: str,
             version_id: str) -> dict[str, Any] | None:
     """One row by version id (the healer's view of what this volume holds)."""

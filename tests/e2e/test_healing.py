@@ -4,6 +4,7 @@ fragment verifies where the placement says it lives, and corrupt fragments are r
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.request
@@ -137,3 +138,37 @@ def test_corrupt_fragments_are_read_around_and_rebuilt(cluster, s3, bucket):
     wait_healed(cluster, "rot")
     assert_fully_redundant(cluster, bucket, "rot")
     assert s3.get_object(Bucket=bucket, Key="rot")["Body"].read() == data
+
+
+def scrub(cluster, volume_id: str) -> dict:
+    request = urllib.request.Request(f"{cluster.config.volume(volume_id).url}/scrub",
+                                     method="POST")
+    request.add_header("Authorization", f"Bearer {cluster.token(volume_id, 'write')}")
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def test_scrub_finds_rot_and_loss_nobody_read(cluster, s3, bucket):
+    """Data at rest that no client reads: the scrubber finds a flipped byte and a lost
+    archive, queues them, and the healer rebuilds both."""
+    data = os.urandom(3 * (1 << 20) + 5)
+    s3.put_object(Bucket=bucket, Key="cold", Body=data)
+    wait_healed(cluster, "cold")
+    inc = incarnation(cluster, bucket)
+    volumes = placement(cluster, bucket, "cold")
+    latest = volume_json(cluster, volumes[0], f"/objects/latest?incarnation={inc}&key=cold")
+    part = ObjectManifest.from_dict(latest["versions"][0]["manifest"]).parts[0]
+
+    def path(index: int) -> Path:
+        archive = part.archive_id(inc, "cold", index)
+        return (Path(cluster.config.volume(volumes[index]).data_dir) / "fragments"
+                / archive[:2] / archive[2:4] / archive)
+
+    _flip(path(1), 5000)
+    path(4).unlink()
+    assert scrub(cluster, volumes[1])["corrupt"] == 1
+    assert scrub(cluster, volumes[4])["missing"] == 1
+    wait_healed(cluster, "cold")
+    assert_fully_redundant(cluster, bucket, "cold")
+    assert scrub(cluster, volumes[1])["corrupt"] == 0
+    assert volume_json(cluster, volumes[1], "/status")["last_scrub"]["corrupt"] == 0

@@ -54,8 +54,9 @@ def test_healthy_cluster_renders_and_exits_0() -> None:
     text = render(report)
     lines = text.splitlines()
     assert lines[0].split() == ["VOLUME", "STATE", "DISK", "USED", "DISK", "FREE", "ROWS",
-                                "PENDING", "HEAL", "RETIRED", "URL"]
+                                "PENDING", "HEAL", "RETIRED", "SCRUBBED", "URL"]
     assert lines[1].split()[:4] == ["v1", "up", "40.0", "GiB"]
+    assert "never" in lines[1].split()  # no scrub pass has finished yet
     assert "2 volumes (EC 4+2), 2 up, 0 down" in text
     assert "degraded objects: 0 versions" in text
     assert text.endswith("status:           healthy (exit 0)")

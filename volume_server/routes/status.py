@@ -9,6 +9,7 @@ from starlette.routing import Route
 from volume_server.errors import ApiError
 from volume_server.params import field, json_body, query_int, text
 from volume_server.routes import store_of
+from volume_server.scrub import ScrubReport
 
 
 async def health(request: Request) -> JSONResponse:
@@ -69,7 +70,18 @@ async def status(request: Request) -> JSONResponse:
                          "objects": counts["objects"], "pending": counts["pending"],
                          "retired": counts["retired"],
                          "heal": {"depth": counts["heal_depth"],
-                                  "versions": counts["heal_versions"]}})
+                                  "versions": counts["heal_versions"]},
+                         "last_scrub": _scrub_summary(request.app.state.scrubber.last)})
+
+
+def _scrub_summary(report: ScrubReport | None) -> dict | None:
+    return None if report is None else dict(report.__dict__)
+
+
+async def scrub_now(request: Request) -> JSONResponse:
+    """Run one scrub pass now and answer what it found (operators and tests)."""
+    report = await request.app.state.scrubber.run_pass()
+    return JSONResponse(_scrub_summary(report))
 
 
 async def heal_versions(request: Request) -> JSONResponse:
@@ -83,6 +95,7 @@ async def heal_versions(request: Request) -> JSONResponse:
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/status", status, methods=["GET"]),
+    Route("/scrub", scrub_now, methods=["POST"]),
     Route("/heal/versions", heal_versions, methods=["GET"]),
     Route("/heal", heal, methods=["GET"]),
     Route("/heal", queue_heal, methods=["POST"]),
