@@ -282,6 +282,13 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[st
     return versions
 
 
+def scan_keys(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Which versions this volume holds, in id order (the healer's rebuild walk)."""
+    rows = conn.execute("SELECT id, incarnation, key, version_id FROM objects WHERE id > ?"
+                        " ORDER BY id LIMIT ?", (after_id, limit))
+    return [dict(r) for r in rows]
+
+
 def scan_rows(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
     """Object rows in id order after `after_id` (the scrubber's and the healer's walk)."""
     rows = conn.execute(

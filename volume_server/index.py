@@ -25,7 +25,9 @@ MAX_BATCH = 256
 READ_THREADS = 4
 
 # Schema 3 added objects.durable / objects.committed (a row stays pending until the
-# gateway's durable notice) and retired (archives kept readable for a grace period).
+# gateway's durable notice), retired (archives kept readable for a grace period),
+# volume_state (this volume rebuilding or not) and peers (the data id of each volume
+# as the cluster last knew it: a volume whose data id changed lost its data).
 # Schema 2 added upload_archives (archives of replaced parts, owned by their upload until
 # it is completed or aborted) and upload_claims (which complete or abort holds an upload).
 SCHEMA = """
@@ -45,6 +47,15 @@ CREATE TABLE IF NOT EXISTS objects (
     committed REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS objects_pending ON objects (durable, committed);
+CREATE TABLE IF NOT EXISTS volume_state (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS peers (
+    volume_id TEXT PRIMARY KEY,
+    data_id TEXT NOT NULL,
+    stamp REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS retired (
     archive_id TEXT PRIMARY KEY,
     until REAL NOT NULL

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 from shardgate.config import ConfigError
@@ -77,6 +78,8 @@ class Layout:
         self.index_path = self.root / INDEX_FILE
         self.lock_path = self.root / LOCK_FILE
         self._lock_fd: int | None = None
+        self.data_id = ""  # names this data directory's life: a new one, a new id
+        self.created = False  # prepare() made the directory (it was empty or absent)
 
     def prepare(self) -> None:
         """Lock, create or check the directory, and empty staging (leftovers of a crash).
@@ -145,13 +148,21 @@ class Layout:
                               f"{stored.get('volume_id')!r}, not {self.volume_id!r}")
 
     def _check_or_write_format(self) -> None:
+        """Check the FORMAT file, or write one for a new directory. It carries the
+        directory's data id: a replaced disk under an old volume id gets a new one, which
+        is how the cluster tells that the volume lost what it held."""
         self.check()
         path = self.root / FORMAT_FILE
-        if path.exists():
+        stored = json.loads(path.read_text()) if path.exists() else None
+        if stored is not None and stored.get("data_id"):
+            self.data_id = stored["data_id"]
             return
+        self.created = stored is None
+        self.data_id = uuid.uuid4().hex
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w") as fh:
-            json.dump({"format": FORMAT_VERSION, "volume_id": self.volume_id}, fh)
+            json.dump({"format": FORMAT_VERSION, "volume_id": self.volume_id,
+                       "data_id": self.data_id}, fh)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())

@@ -36,6 +36,25 @@ def list_buckets(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [_bucket(r) for r in conn.execute("SELECT * FROM buckets ORDER BY name")]
 
 
+def get_state(conn: sqlite3.Connection, name: str) -> str | None:
+    found = conn.execute("SELECT value FROM volume_state WHERE name=?", (name,)).fetchone()
+    return None if found is None else found[0]
+
+
+def set_state(conn: sqlite3.Connection, name: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO volume_state (name, value) VALUES (?, ?)",
+                 (name, value))
+
+
+def get_peers(conn: sqlite3.Connection) -> dict[str, str]:
+    return {r[0]: r[1] for r in conn.execute("SELECT volume_id, data_id FROM peers")}
+
+
+def put_peers(conn: sqlite3.Connection, peers: dict[str, str], now: float) -> None:
+    conn.executemany("INSERT OR REPLACE INTO peers (volume_id, data_id, stamp)"
+                     " VALUES (?, ?, ?)", [(v, d, now) for v, d in peers.items()])
+
+
 def drop_heal(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
               up_to: int) -> int:
     """Remove a version's heal entries once it is healed (those queued up to id `up_to`:

@@ -44,10 +44,30 @@ class Store:
         self.index = Index(self.layout.index_path)
         self.memory = staging.MemoryStages()
         self.clock = ""
+        self.rebuilding = False
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open)
         self.clock = await self.index.read(catalog.highest_version_id)
+        if self.layout.created:
+            # A new data directory holds nothing: until it is rebuilt its answers must
+            # not count ("no such version" from it could resurrect a deleted object).
+            await self.index.write(records.set_state, "rebuilding", "1")
+        self.rebuilding = await self.index.read(records.get_state, "rebuilding") == "1"
+
+    @property
+    def data_id(self) -> str:
+        return self.layout.data_id
+
+    async def set_rebuilding(self, rebuilding: bool) -> None:
+        await self.index.write(records.set_state, "rebuilding", "1" if rebuilding else "0")
+        self.rebuilding = rebuilding
+
+    async def peers(self) -> dict[str, str]:
+        return await self.index.read(records.get_peers)
+
+    async def put_peers(self, peers: dict[str, str]) -> None:
+        await self.index.write(records.put_peers, peers, time.time())
 
     def _open(self) -> None:
         self.layout.prepare()

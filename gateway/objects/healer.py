@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from erasure import Codec, FragmentCorrupt
+from erasure import Codec, FragmentCorrupt, NotEnoughFragments
 from gateway.metrics import HEALED_FRAGMENTS
 from gateway.objects.cluster import Cluster
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
@@ -42,19 +42,131 @@ class HealDeferred(Exception):
     """Not all volumes of the placement answered: try again in a later round."""
 
 
+class Unrecoverable(Exception):
+    """Fewer than k good fragments are left of some segment: the version's rows are
+    kept everywhere (so nothing older can be served in its place), its data is lost."""
+
+
+UNRECOVERABLE_RETRY_SECONDS = 300.0
+
 class Healer:
     def __init__(self, cluster: Cluster, spec: DurabilitySpec) -> None:
         self.cluster = cluster
         self.spec = spec
         self.healed_fragments = 0
+        self.rebuilding: set[str] = set()  # volumes whose answers do not count yet
+        self._rebuilds: dict[str, asyncio.Task] = {}
+        self._lost: dict[VersionRef, float] = {}  # unrecoverable versions: next try
 
     async def run_forever(self) -> None:
         while True:
             try:
+                await self.check_members()
                 await self.round()
             except Exception:  # a failed round is retried at the next one
                 log.exception("heal round failed")
             await asyncio.sleep(self.spec.heal_interval_seconds)
+
+    async def check_members(self) -> int:
+        """Tell replaced volumes from known ones by their data ids, and rebuild them.
+
+        Every volume records the data id of every volume as last seen (majority-read
+        here). A volume whose data id differs from the record lost what it held (a new
+        disk under an old id): it is marked rebuilding, so its answers count toward no
+        read or list until every version its placements give it has been healed onto it.
+        A new data directory marks itself rebuilding at start; with no record anywhere
+        (a new cluster) the marks are cleared. Returns how many volumes answered."""
+        cluster = self.cluster
+        health = await asyncio.gather(*(cluster.volumes.health(v) for v in cluster.volume_ids),
+                                      return_exceptions=True)
+        answered = {v: h for v, h in zip(cluster.volume_ids, health, strict=True)
+                    if not isinstance(h, BaseException) and h.get("data_id")}
+        views = await asyncio.gather(*(cluster.volumes.get_peers(v) for v in answered),
+                                     return_exceptions=True)
+        records: dict[str, dict[str, int]] = {}
+        for seen_by, view in zip(answered, views, strict=True):
+            if isinstance(view, BaseException):
+                continue
+            for vid, data_id in view.items():
+                if vid != seen_by:  # a volume's own record dies with its data
+                    records.setdefault(vid, {}).setdefault(data_id, 0)
+                    records[vid][data_id] += 1
+        new_cluster = not records
+        for vid, h in answered.items():
+            known = max(records[vid], key=records[vid].get) if vid in records else None
+            if h["rebuilding"] and new_cluster:
+                await cluster.volumes.set_rebuilding(vid, False)
+                h["rebuilding"] = False
+            elif known is not None and known != h["data_id"] and not h["rebuilding"]:
+                log.warning("volume %s has a new data directory: rebuilding it", vid)
+                await cluster.volumes.set_rebuilding(vid, True)
+                h["rebuilding"] = True
+        self.rebuilding = {vid for vid, h in answered.items() if h["rebuilding"]}
+        peers = {vid: h["data_id"] for vid, h in answered.items()}
+        await asyncio.gather(*(cluster.volumes.put_peers(v, peers) for v in answered),
+                             return_exceptions=True)
+        for vid in self.rebuilding:
+            task = self._rebuilds.get(vid)
+            if task is None or task.done():
+                self._rebuilds[vid] = asyncio.create_task(self._rebuild_volume(vid))
+        return len(answered)
+
+    async def _rebuild_volume(self, target: str) -> None:
+        """Heal onto `target` every version whose placement includes it, as the other
+        volumes hold them; then its answers count again. Bucket records come first."""
+        cluster = self.cluster
+        try:
+            await self._copy_bucket_records(target)
+            refs: set[VersionRef] = set()
+            for vid in cluster.volume_ids:
+                if vid == target:
+                    continue
+                after = 0
+                while True:
+                    page = await cluster.volumes.scan(vid, after, 1000)
+                    for row in page["rows"]:
+                        if target in cluster.placement(row["incarnation"], row["key"]):
+                            refs.add(VersionRef(row["incarnation"], row["key"],
+                                                row["version_id"]))
+                    if page["next"] is None:
+                        break
+                    after = page["next"]
+            limiter = asyncio.Semaphore(self.spec.heal_concurrency)
+
+            lost: list[VersionRef] = []
+
+            async def one(ref: VersionRef) -> None:
+                async with limiter:
+                    try:
+                        await self.heal(ref)
+                    except Unrecoverable:
+                        lost.append(ref)
+
+            await asyncio.gather(*(one(ref) for ref in refs))
+            await cluster.volumes.set_rebuilding(target, False)
+            self.rebuilding.discard(target)
+            log.info("volume %s rebuilt: %d versions healed onto it", target, len(refs))
+            if lost:
+                log.error("volume %s rebuilt, but %d versions had lost more than m "
+                          "fragments and could not be: %s", target, len(lost), lost[:20])
+        except Exception as exc:  # retried from the next membership check
+            log.warning("rebuild of %s not finished: %r", target, exc)
+
+    async def _copy_bucket_records(self, target: str) -> None:
+        cluster = self.cluster
+        lists = await asyncio.gather(*(cluster.volumes.list_buckets(v)
+                                       for v in cluster.volume_ids if v != target),
+                                     return_exceptions=True)
+        newest: dict[str, dict] = {}
+        for records in lists:
+            if isinstance(records, BaseException):
+                continue
+            for record in records:
+                kept = newest.get(record["name"])
+                if kept is None or record["stamp"] > kept["stamp"]:
+                    newest[record["name"]] = record
+        for record in newest.values():
+            await cluster.volumes.put_bucket(target, record)
 
     async def round(self) -> int:
         """Heal every version queued on any volume that answers; how many were healed."""
@@ -72,13 +184,21 @@ class Healer:
                 held[vid] = max(held.get(vid, 0), entry["id"])
         limiter = asyncio.Semaphore(self.spec.heal_concurrency)
 
+        now = asyncio.get_running_loop().time()
+
         async def one(ref: VersionRef, held: dict[str, int]) -> bool:
+            if self._lost.get(ref, 0.0) > now:
+                return False  # known unrecoverable: tried again only now and then
             async with limiter:
                 try:
                     await self.heal(ref)
                 except HealDeferred as exc:
                     log.info("heal of %s/%s %s deferred: %s", ref.incarnation, ref.key,
                              ref.version_id, exc)
+                    return False
+                except Unrecoverable as exc:
+                    log.error("unrecoverable: %s", exc)
+                    self._lost[ref] = now + UNRECOVERABLE_RETRY_SECONDS
                     return False
                 except Exception:
                     log.exception("heal of %s/%s %s failed", ref.incarnation, ref.key,
@@ -111,6 +231,9 @@ class Healer:
         if not durable:
             if down:
                 raise HealDeferred(f"volumes {down} did not answer")
+            if self.rebuilding & set(placement):
+                # a rebuilding volume may have lost its copy: no proof it never had one
+                raise HealDeferred("a volume of the placement is rebuilding")
             # Every volume answered and fewer than the quorum hold it: never acknowledged.
             log.info("rolling back %s/%s %s (on %d of %d volumes)", ref.incarnation,
                      ref.key, ref.version_id, len(rows), len(placement))
@@ -121,8 +244,16 @@ class Healer:
         holders = tuple(None if vid in down else vid for vid in placement)
         healed = replace(manifest, parts=tuple(replace(p, placement=holders)
                                                for p in manifest.parts))
-        for part in manifest.parts:
-            await self._heal_part(healed, part, placement, down)
+        try:
+            for part in manifest.parts:
+                await self._heal_part(healed, part, placement, down)
+        except NotEnoughFragments as exc:
+            # Keep the version's row on every volume, as it was: a volume that lacks it
+            # must not serve an older version, nor its absence bring back a deleted key.
+            await asyncio.gather(*(self._repair(vid, manifest, None, None)
+                                   for vid in placement if vid not in down and vid not in rows),
+                                 return_exceptions=True)
+            raise Unrecoverable(f"{ref.incarnation}/{ref.key} {ref.version_id}: {exc}") from exc
         await asyncio.gather(*(self._repair(vid, healed, None, None) for vid in placement
                                if vid not in down))
         if down:

@@ -72,7 +72,22 @@ class ObjectLayer:
         """Open the volume client and start healing in the background."""
         await self.cluster.volumes.start()
         if heal:
+            await self._know_members()
             self._healing = asyncio.create_task(self.healer.run_forever())
+
+    async def _know_members(self, wait: float = 10.0) -> None:
+        """Before serving: learn which volumes are rebuilding (and clear the marks of a
+        new cluster's new volumes), waiting a little for volumes still starting."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                if await self.healer.check_members() == len(self.cluster.volume_ids):
+                    return
+            except Exception:  # noqa: BLE001 - volumes still starting; the healer retries
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.2)
 
     async def close(self) -> None:
         if self._healing is not None:

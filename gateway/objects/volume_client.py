@@ -39,6 +39,10 @@ class VolumeUnavailable(Exception):
         self.volume_id = volume_id
 
 
+class VolumeRebuilding(VolumeUnavailable):
+    """The volume answered, but it is rebuilding lost data: its answer must not count."""
+
+
 class VolumeNotFound(Exception):
     pass
 
@@ -161,7 +165,22 @@ class VolumeClient:
         """The key's rows from the newest down to the newest durable one, newest first."""
         answer = await self._request(volume_id, "GET", "/objects/latest",
                                      params={"incarnation": incarnation, "key": key})
+        if answer.get("rebuilding"):
+            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
         return answer["versions"]
+
+    async def scan(self, volume_id: str, after: int, limit: int) -> dict:
+        return await self._request(volume_id, "GET", "/objects/scan",
+                                   params={"after": str(after), "limit": str(limit)})
+
+    async def set_rebuilding(self, volume_id: str, rebuilding: bool) -> None:
+        await self._request(volume_id, "POST", "/state", json_body={"rebuilding": rebuilding})
+
+    async def get_peers(self, volume_id: str) -> dict[str, str]:
+        return (await self._request(volume_id, "GET", "/peers"))["peers"]
+
+    async def put_peers(self, volume_id: str, peers: dict[str, str]) -> None:
+        await self._request(volume_id, "PUT", "/peers", json_body={"peers": peers})
 
     async def version(self, volume_id: str, incarnation: str, key: str,
                       version_id: str) -> dict | None:
@@ -217,7 +236,10 @@ class VolumeClient:
                            start_after: str, delimiter: str, limit: int) -> dict:
         params = {"incarnation": incarnation, "prefix": prefix, "start_after": start_after,
                   "delimiter": delimiter, "limit": str(limit)}
-        return await self._request(volume_id, "GET", "/objects/list", params=params)
+        page = await self._request(volume_id, "GET", "/objects/list", params=params)
+        if page.get("rebuilding"):
+            raise VolumeRebuilding(volume_id, "rebuilding: its listing does not count yet")
+        return page
 
     # -- buckets -------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ async def test_prefix_start_after_and_limit(client: httpx.AsyncClient) -> None:
     exact = await page(client, limit=6)
     assert len(exact["entries"]) == 6 and exact["truncated"] is False
     empty = await page(client, limit=0)
-    assert empty == {"entries": [], "truncated": False, "next": ""}
+    assert empty == {"entries": [], "truncated": False, "next": "", "rebuilding": True}
     r = await client.get("/objects/list", params={"incarnation": INC, "limit": "x"})
     assert r.status_code == 400
     r = await client.get("/objects/list")

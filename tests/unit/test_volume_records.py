@@ -75,7 +75,9 @@ async def test_restart_empties_staging_and_checks_format(data_dir: Path) -> None
     async with running(data_dir) as client:
         await stage(client, "left-behind", b"crash leftovers")
     (data_dir / "staging" / "half.part").write_bytes(b"half")
-    assert json.loads((data_dir / "FORMAT").read_text()) == {"format": 1, "volume_id": VOLUME}
+    stored = json.loads((data_dir / "FORMAT").read_text())
+    assert len(stored.pop("data_id")) == 32  # this directory's life; a new one, a new id
+    assert stored == {"format": 1, "volume_id": VOLUME}
     async with running(data_dir) as client:
         assert os.listdir(data_dir / "staging") == []
         assert (await client.get("/health")).json()["format"] == 1

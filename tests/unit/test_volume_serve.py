@@ -61,7 +61,9 @@ def test_serve_run_answers_health_and_stops_on_sigterm(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert answer is not None, proc.stdout.read().decode() if proc.stdout else ""
         assert answer.status_code == 200
-        assert answer.json() == {"id": "v1", "format": 1, "status": "ok", "clock": ""}
+        health = answer.json()
+        assert health.pop("data_id") and health.pop("rebuilding") is True  # a new directory
+        assert health == {"id": "v1", "format": 1, "status": "ok", "clock": ""}
         assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 401
         assert json.loads((data_dir / "FORMAT").read_text())["volume_id"] == "v1"
         proc.send_signal(signal.SIGTERM)

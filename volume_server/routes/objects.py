@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from volume_server import catalog
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
@@ -87,7 +88,8 @@ async def latest(request: Request) -> JSONResponse:
     key = query_text(request, "key", required=True)
     store = store_of(request)
     versions = await store.latest(incarnation, key)
-    return JSONResponse({"versions": versions, "clock": store.clock})
+    return JSONResponse({"versions": versions, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
 
 
 async def repair(request: Request) -> JSONResponse:
@@ -117,13 +119,22 @@ async def durable(request: Request) -> JSONResponse:
     return JSONResponse({"found": found, "clock": store.clock})
 
 
+async def scan(request: Request) -> JSONResponse:
+    """A page of (incarnation, key, version_id) in row order, after row id `after`."""
+    rows = await store_of(request).index.read(
+        catalog.scan_keys, query_int(request, "after", 0, 0, 1 << 62),
+        query_int(request, "limit", 1000, 1, 10_000))
+    return JSONResponse({"rows": rows, "next": rows[-1]["id"] if rows else None})
+
+
 async def version(request: Request) -> JSONResponse:
     found = await store_of(request).version(query_text(request, "incarnation", required=True),
                                             query_text(request, "key", required=True),
                                             query_text(request, "version_id", required=True))
     if found is None:
-        return JSONResponse({"error": "no such version"}, 404)
-    return JSONResponse(found)
+        return JSONResponse({"error": "no such version",
+                             "rebuilding": store_of(request).rebuilding}, 404)
+    return JSONResponse({**found, "rebuilding": store_of(request).rebuilding})
 
 
 async def list_objects(request: Request) -> JSONResponse:
@@ -134,7 +145,7 @@ async def list_objects(request: Request) -> JSONResponse:
         query_text(request, "delimiter"),
         query_int(request, "limit", MAX_LIMIT, 0, 1 << 31),
     )
-    return JSONResponse(page)
+    return JSONResponse({**page, "rebuilding": store_of(request).rebuilding})
 
 
 routes = [
@@ -144,5 +155,6 @@ routes = [
     Route("/objects/repair", repair, methods=["POST"]),
     Route("/objects/rollback", roll_back, methods=["POST"]),
     Route("/objects/version", version, methods=["GET"]),
+    Route("/objects/scan", scan, methods=["GET"]),
     Route("/objects/list", list_objects, methods=["GET"]),
 ]

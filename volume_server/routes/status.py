@@ -15,7 +15,29 @@ from volume_server.scrub import ScrubReport
 async def health(request: Request) -> JSONResponse:
     store = store_of(request)
     return JSONResponse({"id": store.volume_id, "format": store.format, "status": "ok",
-                         "clock": store.clock})
+                         "clock": store.clock, "data_id": store.data_id,
+                         "rebuilding": store.rebuilding})
+
+
+async def set_state(request: Request) -> JSONResponse:
+    """The healer marks this volume rebuilding (its data was lost) or rebuilt."""
+    body = await json_body(request)
+    store = store_of(request)
+    await store.set_rebuilding(field(body, "rebuilding", bool, False))
+    return JSONResponse({"rebuilding": store.rebuilding})
+
+
+async def get_peers(request: Request) -> JSONResponse:
+    return JSONResponse({"peers": await store_of(request).peers()})
+
+
+async def put_peers(request: Request) -> JSONResponse:
+    """Record the data id of volumes as the cluster knows them (majority-read later)."""
+    peers = field(await json_body(request), "peers", dict, {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in peers.items()):
+        raise ApiError(400, "peers maps volume ids to data ids")
+    await store_of(request).put_peers(peers)
+    return JSONResponse({"stored": len(peers)})
 
 
 async def heal(request: Request) -> JSONResponse:
@@ -95,6 +117,9 @@ async def heal_versions(request: Request) -> JSONResponse:
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/status", status, methods=["GET"]),
+    Route("/state", set_state, methods=["POST"]),
+    Route("/peers", get_peers, methods=["GET"]),
+    Route("/peers", put_peers, methods=["PUT"]),
     Route("/scrub", scrub_now, methods=["POST"]),
     Route("/heal/versions", heal_versions, methods=["GET"]),
     Route("/heal", heal, methods=["GET"]),
