@@ -4,6 +4,7 @@ behind an injected volume client that refuses the chosen volumes; the volumes ar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -43,6 +44,14 @@ class PartitionedVolumeClient(VolumeClient):
 
 @pytest.fixture(scope="module")
 def partitioned(cluster):
+    with partitioned_gateway(cluster) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def partitioned_gateway(cluster):
+    """A gateway in this process on the cluster's volumes, behind a client whose `down`
+    volumes are unreachable; yields (that client, a boto3 client of the gateway)."""
     config = cluster.config
     volumes = PartitionedVolumeClient(config)
     app = create_app(config, Cluster.build(config, volumes))

@@ -4,8 +4,11 @@ fragment verifies where the placement says it lives, and corrupt fragments are r
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,7 +17,10 @@ import pytest
 
 from erasure import Codec
 from shardgate.manifest import ObjectManifest
+from tests.e2e.cluster import DevCluster, free_port
+from tests.e2e.conftest import USERS, write_users
 from tests.e2e.helpers import incarnation, placement, volume_json
+from tests.e2e.test_degraded_subsets import partitioned_gateway
 
 pytestmark = pytest.mark.e2e
 HEAL_DEADLINE = 120.0
@@ -70,7 +76,27 @@ def assert_fully_redundant(cluster, bucket: str, key: str) -> None:
                 codec.unframe(data[start:start + layout.framed_length(segment)], index)
 
 
-def test_writes_while_two_volumes_are_down_are_healed(cluster, s3, bucket):
+@pytest.fixture(scope="module")
+def hcluster(tmp_path_factory: pytest.TempPathFactory):
+    """A cluster of its own: its heal backlog is this test's alone."""
+    root = tmp_path_factory.mktemp("heal")
+    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml")).start()
+    yield cluster
+    cluster.stop()
+
+
+def admin_status(cluster) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "shardgate", "admin", "--config",
+                           str(cluster.data / "cluster.toml"), "status", "--json"],
+                          capture_output=True, text=True, timeout=60)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_writes_while_two_volumes_are_down_are_healed(hcluster):
+    cluster = hcluster
+    s3 = cluster.client(*USERS["alice"], retries={"total_max_attempts": 1})
+    bucket = "healing"
+    s3.create_bucket(Bucket=bucket)
     down = cluster.volume_ids[:2]
     bodies = {}
     for vid in down:
@@ -83,26 +109,28 @@ def test_writes_while_two_volumes_are_down_are_healed(cluster, s3, bucket):
             s3.put_object(Bucket=bucket, Key=f"heal/{n:03d}", Body=bodies[f"heal/{n:03d}"])
         s3.delete_object(Bucket=bucket, Key="heal/000")
         del bodies["heal/000"]
+        code, status = admin_status(cluster)
+        assert code == 1 and sorted(status["cluster"]["volumes_down"]) == sorted(down)
     finally:
         for vid in down:
             cluster.restart_volume(vid)
     took = wait_healed(cluster, "heal/")
     print(f"healed 200 objects in {took:.1f} s after the volumes' return")
+    code, status = admin_status(cluster)
+    assert code == 0, status
+    assert all(v["heal_backlog"] == 0 for v in status["volumes"])
     for key in list(bodies)[::7]:
         assert_fully_redundant(cluster, bucket, key)
-    # With everything healed, any two volumes may go: kill two that were up meanwhile.
-    others = [v for v in cluster.volume_ids if v not in down][:2]
-    for vid in others:
-        cluster.kill_volume(vid)
-    try:
-        time.sleep(1.2)
-        for key, body in bodies.items():
-            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body, key
-        assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="heal/000")
-                .get("Contents", [])] == []
-    finally:
-        for vid in others:
-            cluster.restart_volume(vid)
+    # With everything healed, any two volumes may go: every pair in turn, through a
+    # gateway whose volume client refuses them.
+    with partitioned_gateway(cluster) as (volumes, s3p):
+        for pair in itertools.combinations(cluster.volume_ids, 2):
+            volumes.down = frozenset(pair)
+            for key, body in bodies.items():
+                assert s3p.get_object(Bucket=bucket, Key=key)["Body"].read() == body, (
+                    pair, key)
+            assert [o["Key"] for o in s3p.list_objects_v2(Bucket=bucket, Prefix="heal/000")
+                    .get("Contents", [])] == []
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -164,11 +192,20 @@ def test_scrub_finds_rot_and_loss_nobody_read(cluster, s3, bucket):
         return (Path(cluster.config.volume(volumes[index]).data_dir) / "fragments"
                 / archive[:2] / archive[2:4] / archive)
 
+    def scrub_entries(index: int) -> list[str]:
+        return [e["reason"] for e in volume_json(cluster, volumes[index], "/heal")["entries"]
+                if e["archive_id"] == part.archive_id(inc, "cold", index)]
+
     _flip(path(1), 5000)
     path(4).unlink()
-    assert scrub(cluster, volumes[1])["corrupt"] == 1
-    assert scrub(cluster, volumes[4])["missing"] == 1
+    # (the shared cluster holds other tests' deliberately broken objects too)
+    assert scrub(cluster, volumes[1])["corrupt"] >= 1
+    assert scrub(cluster, volumes[4])["missing"] >= 1
+    assert any(r.startswith("scrub: checksum failure") for r in scrub_entries(1))
+    assert "scrub: archive missing" in scrub_entries(4)
     wait_healed(cluster, "cold")
     assert_fully_redundant(cluster, bucket, "cold")
-    assert scrub(cluster, volumes[1])["corrupt"] == 0
-    assert volume_json(cluster, volumes[1], "/status")["last_scrub"]["corrupt"] == 0
+    before = volume_json(cluster, volumes[1], "/status")["last_scrub"]["corrupt"]
+    scrub(cluster, volumes[1])
+    assert not scrub_entries(1)
+    assert volume_json(cluster, volumes[1], "/status")["last_scrub"]["corrupt"] < before
