@@ -94,6 +94,9 @@ class DurabilitySpec:
     heal_concurrency: int = 4
     # Each volume re-reads and verifies every fragment it holds: a pass every this many
     # seconds (0: never), reading at most this many bytes per second.
+    # Refuse to acknowledge a write held by fewer fragments than this (0: the write
+    # quorum, k when k > m). Up to k + m: k + m means every volume of the placement.
+    min_write_fragments: int = 0
     scrub_interval_seconds: float = 86400.0
     scrub_bytes_per_second: float = 50e6
 
@@ -185,6 +188,10 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         )
     gateway = _build(GatewaySpec, _section(raw, "gateway"), "[gateway]")
     durability = _build(DurabilitySpec, _section(raw, "durability"), "[durability]")
+    if durability.min_write_fragments and not \
+            erasure.k <= durability.min_write_fragments <= erasure.k + erasure.m:
+        raise ConfigError(f"[durability] min_write_fragments must be 0 or between k = "
+                          f"{erasure.k} and k + m = {erasure.k + erasure.m}")
     users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
     if len({u.access_key for u in users}) != len(users):
         raise ConfigError("user access keys must be unique")

@@ -40,7 +40,15 @@ class Cluster:
 
     @property
     def write_quorum(self) -> int:
+        """Volumes a committed version is on, at least: what reads and listings reason
+        with (never raised by configuration, so versions written before keep counting)."""
         return self.config.erasure.write_quorum
+
+    @property
+    def ack_quorum(self) -> int:
+        """Volumes that must stage and commit before a write is acknowledged: the write
+        quorum, or `[durability] min_write_fragments` when that is higher."""
+        return max(self.write_quorum, self.config.durability.min_write_fragments)
 
     def note_answers(self, results: dict) -> None:
         """Remember which volumes just failed to answer: reads try the others first."""

@@ -54,7 +54,7 @@ def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
 async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> list[str]:
     """Volumes whose commit succeeded; a slow volume's commit goes on after the quorum
     answers (and, if it lands, that volume gets its durable notice at its next heal)."""
-    results = await first_answers(calls, cluster.write_quorum, grace=COMMIT_GRACE_SECONDS,
+    results = await first_answers(calls, cluster.ack_quorum, grace=COMMIT_GRACE_SECONDS,
                                   cancel_rest=False)
     for volume_id, result in results.items():
         if isinstance(result, BaseException):
@@ -131,7 +131,7 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
             cluster, volume_id, stage_id,
             _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict))
     committed = await _gather_commits(cluster, calls)
-    if len(committed) < cluster.write_quorum:
+    if len(committed) < cluster.ack_quorum:
         # Volumes that did commit keep a pending row that no reader can mistake for an
         # acknowledged version; the healer rolls it back (the janitor queues it).
         await abort_staged(cluster, staged)
@@ -149,7 +149,7 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
                                                               heal, as_dict))
              for vid in placement}
     committed = await _gather_commits(cluster, calls)
-    if len(committed) < cluster.write_quorum:
+    if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the write.")
     kill_point("gateway.after_commit")
     notify_durable(cluster, manifest, placement, set(committed))

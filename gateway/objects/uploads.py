@@ -124,7 +124,7 @@ async def upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, nu
     results = await asyncio.gather(*calls, return_exceptions=True)
     failed = [i for i, r in zip(staged.stage_ids, results, strict=True)
               if isinstance(r, BaseException)]
-    if len(results) - len(failed) < cluster.write_quorum:
+    if len(results) - len(failed) < cluster.ack_quorum:
         await abort_staged(cluster, staged)
         # the volumes refuse a part once the upload has ended (completed or aborted)
         gone = sum(isinstance(r, VolumeNotFound) for r in results)
@@ -264,7 +264,7 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
         return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
                             aborting=False)
     committed = await complete_on(cluster, claims.held, manifest, token)
-    if len(committed) < cluster.write_quorum:
+    if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the upload.")
     late = await claim_stragglers(cluster, claims.contended, upload_id, token, "complete")
     committed += await complete_on(cluster, late, manifest, token)

@@ -101,7 +101,7 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     file is removed before the exception propagates.
     """
     codec = cluster.codec
-    quorum = cluster.write_quorum
+    quorum = cluster.ack_quorum
     batch = uuid.uuid4().hex
     lanes = [_Lane(i, vid, f"{batch}.{i}") for i, vid in enumerate(placement)]
     archive_size = codec.layout(expected_size).archive_size if expected_size is not None else None

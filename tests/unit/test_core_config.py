@@ -203,3 +203,14 @@ def test_malformed_toml_is_a_config_error(tmp_path: Path, loader: Any) -> None:
     path.write_text("[[users]\naccess_key = \n")
     with pytest.raises(ConfigError):
         loader(path)
+
+
+@pytest.mark.parametrize("value, ok", [(0, True), (4, True), (6, True), (3, False),
+                                       (7, False)])
+def test_min_write_fragments_between_k_and_k_plus_m(value: int, ok: bool) -> None:
+    raw = raw_config(durability={"min_write_fragments": value})
+    if ok:
+        assert parse_config(raw).durability.min_write_fragments == value
+    else:
+        with pytest.raises(ConfigError, match="min_write_fragments"):
+            parse_config(raw)
