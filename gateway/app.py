@@ -64,7 +64,8 @@ HANDLERS: dict[str, Handler] = {
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one
 READY_PATH = "/-/ready"
 FAULTS_PATH = "/-/faults"  # only with SHARDGATE_FAULT_POINTS=1 (the fault suite)
-SERVICE_PATHS = {HEALTH_PATH: "Health", READY_PATH: "Ready", METRICS_PATH: "Metrics"}
+SERVICE_PATHS = {HEALTH_PATH: "Health", READY_PATH: "Ready", METRICS_PATH: "Metrics",
+                 FAULTS_PATH: "Faults"}
 
 
 def _error_response(error: S3Error, request_id: str, method: str,

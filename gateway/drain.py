@@ -54,7 +54,9 @@ class DrainUnreadBody:
                 drained = 0
                 while not done and drained <= self.limit:
                     drained += len((await tracked_receive()).get("body", b""))
-                if not done:
+                if not done and scope.get("http_version", "1.1").startswith("1"):
+                    # HTTP/2 has no Connection header (h2 refuses to send one): there the
+                    # stream is reset by the server when the app ends without the body.
                     headers = [h for h in message.get("headers", []) if h[0] != b"connection"]
                     message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)

@@ -16,8 +16,10 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 
+from starlette.requests import ClientDisconnect
+
 from erasure import Segmenter
-from gateway.errors import quorum_lost
+from gateway.errors import S3Error, quorum_lost
 from gateway.objects.cluster import Cluster
 from gateway.objects.digests import BodyDigests
 from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
@@ -149,7 +151,9 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
         cluster.note_answers({lane.volume_id: (Exception(lane.error) if lane.error else True)
                               for lane in lanes})
     except BaseException as exc:
-        log.warning("write abandoned: %r", exc, exc_info=True)
+        # The client's fault or a lost quorum is a line; anything else gets its traceback.
+        expected = isinstance(exc, (S3Error, ClientDisconnect, asyncio.CancelledError))
+        log.warning("write abandoned: %r", exc, exc_info=not expected)
         await _abort_lanes(cluster, lanes)
         raise
     staged = Staged(placement, {}, digests.size, digests)
