@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from erasure import Codec, FragmentCorrupt
 from shardgate.manifest import ObjectManifest
@@ -25,6 +25,7 @@ from volume_server.store import Store
 log = logging.getLogger("shardgate.volume.scrub")
 
 ROWS_PER_PAGE = 200
+MAX_PROBLEMS_LISTED = 100
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ScrubReport:
     corrupt: int = 0
     started: float = 0.0
     finished: float = 0.0
+    problems: list[str] = field(default_factory=list)  # "archive_id: what", the first 100
 
 
 class Scrubber:
@@ -87,6 +89,8 @@ class Scrubber:
                 report.archives += 1
                 problem = await self._verify(codec, part.size, archive, index, report)
                 if problem is not None:
+                    if len(report.problems) < MAX_PROBLEMS_LISTED:
+                        report.problems.append(f"{archive}: {problem}")
                     await self.store.queue_heal(manifest.incarnation, manifest.key,
                                                 manifest.version_id, archive, index,
                                                 f"scrub: {problem}")

@@ -175,6 +175,7 @@ class Healer:
                                         for vid in cluster.volume_ids),
                                       return_exceptions=True)
         wanted: dict[VersionRef, dict[str, int]] = {}
+        missing: dict[VersionRef, set] = {}
         for vid, answer in zip(cluster.volume_ids, queues, strict=True):
             if isinstance(answer, BaseException):
                 continue
@@ -182,6 +183,9 @@ class Healer:
                 ref = VersionRef(entry["incarnation"], entry["key"], entry["version_id"])
                 held = wanted.setdefault(ref, {})
                 held[vid] = max(held.get(vid, 0), entry["id"])
+                missing.setdefault(ref, set()).add(entry["index"])
+        # At risk first: the versions whose entries name the most lost fragments.
+        order = sorted(wanted, key=lambda ref: -len(missing[ref]))
         limiter = asyncio.Semaphore(self.spec.heal_concurrency)
 
         now = asyncio.get_running_loop().time()
@@ -209,7 +213,7 @@ class Healer:
                                    for vid, up_to in held.items()), return_exceptions=True)
             return True
 
-        done = await asyncio.gather(*(one(ref, held) for ref, held in wanted.items()))
+        done = await asyncio.gather(*(one(ref, wanted[ref]) for ref in order))
         return sum(done)
 
     async def heal(self, ref: VersionRef) -> None:
