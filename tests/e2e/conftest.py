@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +28,26 @@ def write_users(path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
+                durability: tuple[str, ...] = (), env: dict[str, str] | None = None
+                ) -> Iterator[DevCluster]:
+    """A `shardgate dev` cluster of a test module's own (its heal backlog, settings and
+    failures touch no other test); `durability` holds KEY=VALUE overrides."""
+    root = tmp_path_factory.mktemp(name)
+    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
+                     extra_args=[a for d in durability for a in ("--durability", d)],
+                     env=env or {}).start()
+    try:
+        yield dev
+    finally:
+        dev.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("dev")
-    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml")).start()
-    yield dev
-    dev.stop()
+    with own_cluster(tmp_path_factory, "dev") as dev:
+        yield dev
 
 
 @pytest.fixture(scope="session")

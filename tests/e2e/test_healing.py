@@ -17,8 +17,7 @@ import pytest
 
 from erasure import Codec
 from shardgate.manifest import ObjectManifest
-from tests.e2e.cluster import DevCluster, free_port
-from tests.e2e.conftest import USERS, write_users
+from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, placement, volume_json
 from tests.e2e.test_degraded_subsets import partitioned_gateway
 
@@ -79,10 +78,8 @@ def assert_fully_redundant(cluster, bucket: str, key: str) -> None:
 @pytest.fixture(scope="module")
 def hcluster(tmp_path_factory: pytest.TempPathFactory):
     """A cluster of its own: its heal backlog is this test's alone."""
-    root = tmp_path_factory.mktemp("heal")
-    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml")).start()
-    yield cluster
-    cluster.stop()
+    with own_cluster(tmp_path_factory, "heal") as cluster:
+        yield cluster
 
 
 def admin_status(cluster) -> tuple[int, dict]:

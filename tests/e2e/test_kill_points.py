@@ -30,7 +30,7 @@ from urllib3.exceptions import ProtocolError
 
 from shardgate.faults import ENV
 from tests.e2e.cluster import REGION, DevCluster, free_port, wait_http
-from tests.e2e.conftest import USERS, write_users
+from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import placement
 
 pytestmark = pytest.mark.e2e
@@ -43,15 +43,10 @@ SETTLE_SECONDS = 90.0
 
 @pytest.fixture(scope="module")
 def fcluster(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("faults")
-    durability = ["unmarked_seconds=3", "janitor_interval_seconds=1",
-                  "heal_interval_seconds=1"]
-    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                         extra_args=[a for d in durability for a in ("--durability", d)],
-                         env={ENV: "1"})
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    durability = ("unmarked_seconds=3", "janitor_interval_seconds=1",
+                  "heal_interval_seconds=1")
+    with own_cluster(tmp_path_factory, "faults", durability, {ENV: "1"}) as cluster:
+        yield cluster
 
 
 def client(endpoint: str):

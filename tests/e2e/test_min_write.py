@@ -8,19 +8,15 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.cluster import DevCluster, free_port
-from tests.e2e.conftest import USERS, write_users
+from tests.e2e.conftest import USERS, own_cluster
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("strict")
-    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                         extra_args=["--durability", "min_write_fragments=6"]).start()
-    yield cluster
-    cluster.stop()
+    with own_cluster(tmp_path_factory, "strict", ("min_write_fragments=6",)) as cluster:
+        yield cluster
 
 
 def test_all_six_fragments_or_no_acknowledgement(strict):

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.cluster import DevCluster, free_port
-from tests.e2e.conftest import USERS, write_users
+from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, volume_json
 from tests.e2e.test_healing import assert_fully_redundant
 
@@ -29,11 +28,8 @@ MIB = 1 << 20
 
 @pytest.fixture(scope="module")
 def rcluster(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("rebuild")
-    cluster = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                         extra_args=["--durability", "heal_interval_seconds=1"]).start()
-    yield cluster
-    cluster.stop()
+    with own_cluster(tmp_path_factory, "rebuild", ("heal_interval_seconds=1",)) as cluster:
+        yield cluster
 
 
 def outcome(s3, bucket: str, key: str) -> bytes | str:
