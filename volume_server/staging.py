@@ -221,10 +221,9 @@ def read_stage(layout: Layout, stage_id: str, max_bytes: int) -> bytes:
     return data
 
 
-def remove_stale(layout: Layout, cutoff: float, memory: MemoryStages) -> int:
+def remove_stale(layout: Layout, cutoff: float) -> int:
     """Remove staged files (and partial ones) untouched since `cutoff`: their gateway
     died between stage and commit, or gave up. Returns how many went (blocking)."""
-    memory.expire()
     removed = 0
     with os.scandir(layout.staging) as entries:
         for entry in entries:

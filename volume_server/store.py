@@ -329,8 +329,9 @@ class Store:
         return len(rows)
 
     async def remove_stale_stages(self, older_than: float) -> int:
+        self.memory.expire()  # on the event loop, like every other use of it
         return await asyncio.to_thread(staging.remove_stale, self.layout,
-                                       time.time() - older_than, self.memory)
+                                       time.time() - older_than)
 
     # operator views: `GET /status`, `GET /heal/versions`, `/metrics`
 

@@ -29,11 +29,12 @@ def auth(volume_id: str = VOLUME) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_app(data_dir: Path, volume_id: str = VOLUME, authorize: bool = True
+async def running_app(data_dir: Path, volume_id: str = VOLUME, authorize: bool = True,
+                      grace: float = 0.0
                       ) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
     """The app with its lifespan entered, and a client (with a write token unless
     `authorize` is False) talking to it through ASGI."""
-    app = create_app(config(volume_id), volume_id, data_dir)
+    app = create_app(config(volume_id, grace), volume_id, data_dir)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://volume",
             headers=auth(volume_id) if authorize else None) as client:
