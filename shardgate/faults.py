@@ -24,6 +24,8 @@ POINTS = (
     "durable.before_txn",     # volume: durable notice received, not yet applied
     "durable.after_txn",      # volume: notice applied, older rows superseded
     "gateway.after_stage",    # gateway: body staged on the quorum, nothing committed
+    "gateway.after_one_commit",  # gateway: one more volume answered its commit (N-th hit:
+                                 # N commits answered, the rest not yet)
     "gateway.after_commit",   # gateway: commit quorum reached, no durable notice sent
     "gateway.after_notice",   # gateway: durable notices sent, client not yet answered
 )

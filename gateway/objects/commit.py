@@ -111,11 +111,19 @@ async def _commit_or_unstage(cluster: Cluster, volume_id: str, stage_id: str,
     """Commit one volume; if that fails (even after the quorum answered and this call went
     on in the background) remove its staged archive rather than leave it behind."""
     try:
-        return await cluster.volumes.commit_object(volume_id, payload)
+        answer = await cluster.volumes.commit_object(volume_id, payload)
+        kill_point("gateway.after_one_commit")
+        return answer
     except Exception:
         with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):
             await cluster.volumes.abort_stage(volume_id, stage_id)
         raise
+
+
+async def _commit_one(cluster: Cluster, volume_id: str, payload: dict) -> dict:
+    answer = await cluster.volumes.commit_object(volume_id, payload)
+    kill_point("gateway.after_one_commit")
+    return answer
 
 
 async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest) -> None:
@@ -145,8 +153,8 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
     """Commit a manifest whose archives already exist (multipart) or a tombstone."""
     heal = _heal_entries(manifest)
     as_dict = manifest.to_dict()
-    calls = {vid: cluster.volumes.commit_object(vid, _payload(manifest, vid, None, None, False,
-                                                              heal, as_dict))
+    calls = {vid: _commit_one(cluster, vid, _payload(manifest, vid, None, None, False, heal,
+                                                     as_dict))
              for vid in placement}
     committed = await _gather_commits(cluster, calls)
     if len(committed) < cluster.ack_quorum:

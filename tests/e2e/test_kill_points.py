@@ -221,12 +221,16 @@ def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
     run_case(fcluster, fbucket, key, op, arm, back)
 
 
+GATEWAY_CASES = [(p, 1) for p in GATEWAY_POINTS] + [
+    ("gateway.after_one_commit", j) for j in range(1, 6)]  # after j of the k+m commits
+
+
 @pytest.mark.parametrize("op", ["put", "delete"])
-@pytest.mark.parametrize("point", GATEWAY_POINTS)
-def test_gateway_killed_at_point(fcluster, fbucket, point, op):
+@pytest.mark.parametrize("point, at_hit", GATEWAY_CASES)
+def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
     if op == "delete" and point == "gateway.after_stage":
         pytest.skip("a delete stages nothing")
-    key = f"kg/{point}/{op}"
+    key = f"kg/{point}/{at_hit}/{op}"
     port = free_port()
     config = fcluster.data / f"gateway-{port}.toml"
     text = (fcluster.data / "cluster.toml").read_text()
@@ -240,7 +244,7 @@ def test_gateway_killed_at_point(fcluster, fbucket, point, op):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         endpoint = f"http://127.0.0.1:{port}"
         wait_http(f"{endpoint}/-/health")
-        post(f"{endpoint}/-/faults", {"point": point})
+        post(f"{endpoint}/-/faults", {"point": point, "at_hit": at_hit})
         return endpoint
 
     def back() -> list[str]:
