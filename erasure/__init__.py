@@ -2,7 +2,7 @@
 
 from erasure.codec import Codec
 from erasure.errors import ErasureError, FragmentCorrupt, NotEnoughFragments, RangeNotSatisfiable
-from erasure.framing import CRC_SIZE, check_frame, frame
+from erasure.framing import CRC_SIZE, archive_seed, check_frame, frame
 from erasure.layout import ArchiveLayout
 from erasure.params import MAX_SEGMENT_SIZE, SUPPORTED_EC_TYPES
 from erasure.ranges import (
@@ -16,6 +16,7 @@ from erasure.segmenter import Segmenter
 
 __all__ = [
     "CRC_SIZE",
+    "archive_seed",
     "MAX_SEGMENT_SIZE",
     "SUPPORTED_EC_TYPES",
     "ArchiveLayout",

@@ -41,8 +41,9 @@ class Codec:
         """k + m: fragments per segment, and fragment archives per object."""
         return self.k + self.m
 
-    def encode_segment(self, data: bytes) -> list[bytes]:
-        """Encode one segment (1..segment_size bytes) into k+m framed fragments, by index."""
+    def encode_segment(self, data: bytes, seeds: Sequence[int] | None = None) -> list[bytes]:
+        """Encode one segment (1..segment_size bytes) into k+m framed fragments, by index;
+        fragment i's CRC starts from seeds[i] (its archive's identity) when given."""
         if not 1 <= len(data) <= self.segment_size:
             raise ValueError(f"a segment holds 1..{self.segment_size} bytes, not {len(data)}")
         if type(data) is not bytes:
@@ -51,16 +52,18 @@ class Codec:
             fragments = self._driver.encode(data)
         except ECDriverError as exc:
             raise ErasureError(f"encode failed: {exc}") from exc
-        return [frame(fragment) for fragment in fragments]
+        if seeds is None:
+            return [frame(fragment) for fragment in fragments]
+        return [frame(fragment, seed) for fragment, seed in zip(fragments, seeds, strict=True)]
 
-    def unframe(self, framed: bytes, index: int) -> bytes:
+    def unframe(self, framed: bytes, index: int, seed: int = 0) -> bytes:
         """The pyeclib fragment inside `framed`, checked to be fragment `index`, intact.
 
         Raises FragmentCorrupt(index) if the CRC32C does not match, or if the pyeclib
         header inside names another index (an archive stored under the wrong name).
         """
         self._check_index(index)
-        fragment = check_frame(framed, index)
+        fragment = check_frame(framed, index, seed)
         try:
             stored_index = self._driver.get_metadata(fragment, 1)["index"]
         except ECDriverError as exc:
@@ -69,15 +72,17 @@ class Codec:
             raise FragmentCorrupt(index, f"holds fragment {stored_index}")
         return fragment
 
-    def decode_segment(self, fragments: Mapping[int, bytes]) -> bytes:
+    def decode_segment(self, fragments: Mapping[int, bytes],
+                       seeds: Mapping[int, int] | None = None) -> bytes:
         """Rebuild a segment from any k or more framed fragments, keyed by fragment index.
 
         Every fragment given is checked; the first bad one raises FragmentCorrupt(index),
         so a caller drops it, fetches another and calls again. Give the k data fragments
         (indexes 0..k-1) when they are at hand: the segment is then their concatenation,
-        with no arithmetic. Raises NotEnoughFragments with fewer than k.
+        with no arithmetic. Raises NotEnoughFragments with fewer than k. `seeds` (by
+        index) are the archives' CRC seeds, when they were written seeded.
         """
-        payloads = self._unframe_all(fragments)
+        payloads = self._unframe_all(fragments, seeds)
         try:
             return self._driver.decode(payloads[: self.k])
         except ECInsufficientFragments as exc:
@@ -85,25 +90,30 @@ class Codec:
         except ECDriverError as exc:
             raise ErasureError(f"decode failed: {exc}") from exc
 
-    def reconstruct(self, fragments: Mapping[int, bytes],
-                    missing: Sequence[int]) -> dict[int, bytes]:
+    def reconstruct(self, fragments: Mapping[int, bytes], missing: Sequence[int],
+                    seeds: Mapping[int, int] | None = None) -> dict[int, bytes]:
         """Rebuild the framed fragments `missing` from k or more others, byte-identical.
 
         `fragments` may include the indexes being rebuilt (a corrupt copy, say): those are
-        ignored. Raises FragmentCorrupt or NotEnoughFragments like decode_segment.
+        ignored. Raises FragmentCorrupt or NotEnoughFragments like decode_segment. With
+        `seeds`, sources are checked and rebuilt fragments framed with their own seed.
         """
+        seeds = seeds or {}
         wanted = sorted(set(missing))
         for index in wanted:
             self._check_index(index)
         if not wanted:
             return {}
         sources = {i: f for i, f in fragments.items() if i not in wanted}
-        payloads = self._unframe_all(sources)
+        payloads = self._unframe_all(sources, seeds)
         try:
             rebuilt = self._driver.reconstruct(payloads[: self.k], wanted)
             # pyeclib returns them in its own order (sorted, whatever the order asked
             # for): place each one by the index in its header.
-            out = {self._driver.get_metadata(f, 1)["index"]: frame(f) for f in rebuilt}
+            out = {}
+            for fragment in rebuilt:
+                index = self._driver.get_metadata(fragment, 1)["index"]
+                out[index] = frame(fragment, seeds.get(index, 0))
         except ECInsufficientFragments as exc:
             raise NotEnoughFragments(len(payloads), self.k) from exc
         except ECDriverError as exc:
@@ -134,8 +144,10 @@ class Codec:
         if not 0 <= index < self.fragment_count:
             raise ValueError(f"fragment index {index} out of range 0..{self.fragment_count - 1}")
 
-    def _unframe_all(self, fragments: Mapping[int, bytes]) -> list[bytes]:
+    def _unframe_all(self, fragments: Mapping[int, bytes],
+                     seeds: Mapping[int, int] | None = None) -> list[bytes]:
         """Unframe every fragment, data indexes first (decode is cheapest from those)."""
         if len(fragments) < self.k:
             raise NotEnoughFragments(len(fragments), self.k)
-        return [self.unframe(fragments[i], i) for i in sorted(fragments)]
+        seeds = seeds or {}
+        return [self.unframe(fragments[i], i, seeds.get(i, 0)) for i in sorted(fragments)]

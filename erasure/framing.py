@@ -14,12 +14,19 @@ CRC_SIZE = 4
 """Bytes of the big-endian CRC32C that follows every pyeclib fragment."""
 
 
-def frame(fragment: bytes) -> bytes:
-    """Append the big-endian CRC32C of `fragment` (one copy, by the concatenation)."""
-    return fragment + crc32c(fragment).to_bytes(CRC_SIZE, "big")
+def archive_seed(archive_id: str) -> int:
+    """The CRC seed of the fragments of one archive: its identity, so a fragment stored
+    in another archive's place (another object, version or part) fails its check."""
+    return crc32c(archive_id.encode())
 
 
-def check_frame(framed: bytes | bytearray | memoryview, index: int) -> bytes:
+def frame(fragment: bytes, seed: int = 0) -> bytes:
+    """Append the big-endian CRC32C of `fragment`, started from `seed` (one copy, by the
+    concatenation). Seed 0 is the plain CRC32C (archives written before seeding)."""
+    return fragment + crc32c(fragment, seed).to_bytes(CRC_SIZE, "big")
+
+
+def check_frame(framed: bytes | bytearray | memoryview, index: int, seed: int = 0) -> bytes:
     """Return the pyeclib fragment inside `framed`, or raise FragmentCorrupt(index).
 
     The result is always `bytes`: pyeclib aborts the process (a C assertion) when given
@@ -30,6 +37,6 @@ def check_frame(framed: bytes | bytearray | memoryview, index: int) -> bytes:
         raise FragmentCorrupt(index, f"only {view.nbytes} bytes")
     body = view[:-CRC_SIZE]
     stored = int.from_bytes(view[-CRC_SIZE:], "big")
-    if crc32c(body) != stored:
+    if crc32c(body, seed) != stored:
         raise FragmentCorrupt(index)
     return bytes(body)

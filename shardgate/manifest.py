@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from erasure.framing import archive_seed
+
 
 def archive_id(incarnation: str, key: str, tag: str, index: int) -> str:
     """Name of one fragment archive; S3 keys never become paths on a volume."""
@@ -37,9 +39,19 @@ class PartManifest:
     placement: tuple[str | None, ...]
     inline: bool = False
     checksums: dict[str, str] = field(default_factory=dict)
+    # Fragment CRCs start from the archive's identity (erasure.archive_seed); parts
+    # written before that have plain CRCs.
+    seeded: bool = False
 
     def archive_id(self, incarnation: str, key: str, index: int) -> str:
         return archive_id(incarnation, key, self.archive_tag, index)
+
+    def seeds(self, incarnation: str, key: str) -> dict[int, int] | None:
+        """CRC seed by fragment index, or None for a part written unseeded."""
+        if not self.seeded:
+            return None
+        return {i: archive_seed(self.archive_id(incarnation, key, i))
+                for i in range(len(self.placement))}
 
 
 @dataclass(frozen=True)

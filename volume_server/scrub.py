@@ -87,7 +87,9 @@ class Scrubber:
                     continue
                 archive = part.archive_id(manifest.incarnation, manifest.key, index)
                 report.archives += 1
-                problem = await self._verify(codec, part.size, archive, index, report)
+                seeds = part.seeds(manifest.incarnation, manifest.key) or {}
+                problem = await self._verify(codec, part.size, archive, index,
+                                             seeds.get(index, 0), report)
                 if problem is not None:
                     if len(report.problems) < MAX_PROBLEMS_LISTED:
                         report.problems.append(f"{archive}: {problem}")
@@ -95,7 +97,7 @@ class Scrubber:
                                                 manifest.version_id, archive, index,
                                                 f"scrub: {problem}")
 
-    async def _verify(self, codec: Codec, size: int, archive: str, index: int,
+    async def _verify(self, codec: Codec, size: int, archive: str, index: int, seed: int,
                       report: ScrubReport) -> str | None:
         """None if the archive verifies, else what is wrong with it."""
         layout = codec.layout(size)
@@ -115,7 +117,7 @@ class Scrubber:
                     report.corrupt += 1
                     return f"archive short in segment {segment}"
                 try:
-                    codec.unframe(framed, index)
+                    codec.unframe(framed, index, seed)
                 except FragmentCorrupt as exc:
                     report.corrupt += 1
                     return f"checksum failure in segment {segment}: {exc.reason}"

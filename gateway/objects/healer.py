@@ -273,11 +273,12 @@ class Healer:
             return
         archives = [part.archive_id(manifest.incarnation, manifest.key, i)
                     for i in range(len(placement))]
-        bad = await self._verify(codec, layout, placement, archives, down)
+        seeds = part.seeds(manifest.incarnation, manifest.key) or {}
+        bad = await self._verify(codec, layout, placement, archives, down, seeds)
         rebuild = sorted(i for i, segments in bad.items() if segments
                          and placement[i] not in down)
         if rebuild:
-            staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild,
+            staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild, seeds,
                                          part.inline)
             try:
                 await asyncio.gather(*(self._repair(placement[i], manifest, staged[i],
@@ -292,7 +293,8 @@ class Healer:
             HEALED_FRAGMENTS.inc(len(rebuild))
 
     async def _verify(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
-                      archives: list[str], down: list[str]) -> dict[int, set[int]]:
+                      archives: list[str], down: list[str],
+                      seeds: dict[int, int]) -> dict[int, set[int]]:
         """For each index, the segments whose fragment is missing or fails its checksum."""
         segments = range(layout.num_segments)
         bad: dict[int, set[int]] = {}
@@ -310,7 +312,7 @@ class Healer:
                 for segment in segments:
                     try:
                         framed = await stream.read_exactly(layout.framed_length(segment))
-                        codec.unframe(framed, index)
+                        codec.unframe(framed, index, seeds.get(index, 0))
                     except FragmentCorrupt:
                         bad[index].add(segment)
                     except VolumeUnavailable:
@@ -332,7 +334,7 @@ class Healer:
 
     async def _rebuild(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
                        archives: list[str], bad: dict[int, set[int]], rebuild: list[int],
-                       inline: bool) -> dict[int, str]:
+                       seeds: dict[int, int], inline: bool) -> dict[int, str]:
         """Stage rebuilt archives for `rebuild` on their volumes; their stage ids.
 
         Every segment is rebuilt from the good fragments of that segment, wherever they
@@ -366,7 +368,8 @@ class Healer:
                         fragments[i] = framed
                 # Only this segment's bad copies are rebuilt; good ones are kept as read.
                 bad_here = [i for i in rebuild if i not in fragments]
-                rebuilt = (await asyncio.to_thread(codec.reconstruct, fragments, bad_here)
+                rebuilt = (await asyncio.to_thread(codec.reconstruct, fragments, bad_here,
+                                                   seeds)
                            if bad_here else {})
                 for i in rebuild:
                     await queues[i].put(rebuilt[i] if i in bad_here else fragments[i])

@@ -52,13 +52,14 @@ class Verified:
 
 
 async def stage_verified(cluster: Cluster, placement: tuple[str, ...], body: Payload,
-                         expect: Expectations) -> Verified:
-    """Stage `body` on `placement`; abort unless it is what the client declared."""
+                         expect: Expectations, seeds: list[int] | None = None) -> Verified:
+    """Stage `body` on `placement`; abort unless it is what the client declared. `seeds`
+    start each fragment archive's CRCs from its identity (erasure.archive_seed)."""
     if expect.size is not None and expect.size > expect.max_size:
         raise S3Error("EntityTooLarge", extra={"ProposedSize": str(expect.size),
                                                "MaxSizeAllowed": str(expect.max_size)})
     digests = BodyDigests(expect.algorithm or DEFAULT_CHECKSUM)
-    staged = await stage_body(cluster, placement, body, digests, expect.size)
+    staged = await stage_body(cluster, placement, body, digests, expect.size, seeds)
     try:
         if expect.size is not None and staged.size != expect.size:
             raise S3Error("IncompleteBody")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
@@ -26,7 +28,7 @@ from gateway.objects.reader import ObjectReader, find_latest
 from gateway.objects.writer import abort_staged
 from shardgate.config import ClusterConfig
 from shardgate.faults import kill_point
-from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
 from shardgate.versionid import new_version_id
 
 PARALLEL_DELETES = 32
@@ -143,7 +145,12 @@ class ObjectLayer:
         cluster = self.cluster
         placement = cluster.placement(bucket.incarnation, key)
         await self.check_conditions(bucket, key, conditions)
-        verified = await stage_verified(cluster, placement, body, expect)
+        # The archives are named (and their CRCs seeded) before any byte is encoded; the
+        # version id is chosen only after staging (below).
+        tag = uuid.uuid4().hex
+        seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
+                 for i in range(cluster.width)]
+        verified = await stage_verified(cluster, placement, body, expect, seeds)
         kill_point("gateway.after_stage")
         staged = verified.staged
         try:
@@ -158,8 +165,8 @@ class ObjectLayer:
         inline = staged.size < cluster.config.gateway.inline_threshold
         etag = staged.digests.md5_hex
         checksums = {verified.algorithm: verified.checksum}
-        part = PartManifest(1, staged.size, etag, version_id, staged.staged_placement(),
-                            inline, checksums)
+        part = PartManifest(1, staged.size, etag, tag, staged.staged_placement(),
+                            inline, checksums, seeded=True)
         manifest = ObjectManifest(
             bucket=bucket.name, incarnation=bucket.incarnation, key=key,
             version_id=version_id, last_modified=time.time(), owner=attrs.owner,

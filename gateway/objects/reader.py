@@ -74,6 +74,7 @@ class _PartReader:
         self.manifest = manifest
         self.part = part
         self.codec = cluster.codec_for(manifest.erasure)
+        self.seeds = part.seeds(manifest.incarnation, manifest.key)
         self.k = self.codec.k
         self.layout = self.codec.layout(part.size)
         self._ready: bytes | None = None
@@ -129,8 +130,9 @@ class _PartReader:
                 continue
             try:
                 if size >= THREAD_THRESHOLD:
-                    return await asyncio.to_thread(self.codec.decode_segment, fragments)
-                return self.codec.decode_segment(fragments)
+                    return await asyncio.to_thread(self.codec.decode_segment, fragments,
+                                                   self.seeds)
+                return self.codec.decode_segment(fragments, self.seeds)
             except FragmentCorrupt as corrupt:
                 fragments.pop(corrupt.index, None)
                 bad.add(corrupt.index)

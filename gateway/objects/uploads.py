@@ -16,6 +16,7 @@ import hashlib
 import time
 from dataclasses import dataclass, replace
 
+from erasure import archive_seed
 from gateway.checksums import CRC_ALGORITHMS, composite, full_object
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects.bucket_records import BucketRecord
@@ -34,7 +35,7 @@ from gateway.objects.multipart_end import (
 from gateway.objects.reader import find_latest
 from gateway.objects.volume_client import VolumeNotFound
 from gateway.objects.writer import abort_staged
-from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest
+from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
 from shardgate.versionid import new_version_id
 
 MIN_PART_SIZE = 5 * 1024**2
@@ -107,13 +108,15 @@ async def find(cluster: Cluster, incarnation: str, key: str, upload_id: str,
 
 async def upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, number: int,
                       body: Payload, expect: Expectations) -> tuple[PartManifest, Verified]:
-    verified = await stage_verified(cluster, upload.placement, body, expect)
-    staged = verified.staged
+    key = upload.record["key"]
     tag = f"{upload.upload_id}.{number:05d}.{new_version_id()}"
+    seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
+             for i in range(cluster.width)]
+    verified = await stage_verified(cluster, upload.placement, body, expect, seeds)
+    staged = verified.staged
     part = PartManifest(number, staged.size, staged.digests.md5_hex, tag,
                         staged.staged_placement(), False,
-                        {verified.algorithm: verified.checksum})
-    key = upload.record["key"]
+                        {verified.algorithm: verified.checksum}, seeded=True)
     calls = []
     for index, stage_id in staged.stage_ids.items():
         volume_id = staged.placement[index]

@@ -96,7 +96,8 @@ class _Lane:
 
 async def stage_body(cluster: Cluster, placement: tuple[str, ...],
                      body: AsyncIterator[bytes], digests: BodyDigests,
-                     expected_size: int | None = None) -> Staged:
+                     expected_size: int | None = None,
+                     seeds: list[int] | None = None) -> Staged:
     """Encode `body` onto `placement` and stage it; raise 503 if the quorum is lost.
 
     On any exception from `body` (client gone, bad digest, bad signature) every staged
@@ -128,9 +129,10 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     async def encode(segment: bytes) -> list[bytes]:
         if len(segment) < THREAD_THRESHOLD:
             digests.update(segment)
-            return codec.encode_segment(segment)
-        fragments, _ = await asyncio.gather(asyncio.to_thread(codec.encode_segment, segment),
-                                            asyncio.to_thread(digests.update, segment))
+            return codec.encode_segment(segment, seeds)
+        fragments, _ = await asyncio.gather(
+            asyncio.to_thread(codec.encode_segment, segment, seeds),
+            asyncio.to_thread(digests.update, segment))
         return fragments
 
     segmenter = Segmenter(codec.segment_size)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure import Codec
+from erasure import Codec, FragmentCorrupt
 from shardgate.manifest import ObjectManifest
 from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, placement, volume_json
@@ -67,12 +67,14 @@ def assert_fully_redundant(cluster, bucket: str, key: str) -> None:
     codec = Codec(ec.k, ec.m, ec.ec_type, ec.segment_size)
     for part in manifest.parts:
         layout = codec.layout(part.size)
+        seeds = part.seeds(inc, key) or {}
         for index, vid in enumerate(volumes):
             data = archive_bytes(cluster, vid, part.archive_id(inc, key, index))
             assert len(data) == layout.archive_size
             for segment in range(layout.num_segments):
                 start = layout.archive_offset(segment)
-                codec.unframe(data[start:start + layout.framed_length(segment)], index)
+                codec.unframe(data[start:start + layout.framed_length(segment)], index,
+                              seeds.get(index, 0))
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +210,37 @@ def test_scrub_finds_rot_and_loss_nobody_read(cluster, s3, bucket):
     assert_fully_redundant(cluster, bucket, "cold")
     assert found(scrub(cluster, volumes[1]), 1) == []
     assert found(scrub(cluster, volumes[4]), 4) == []
+
+
+def test_a_fragment_in_another_archive_s_place_is_caught(cluster, s3, bucket):
+    """Fragment CRCs are seeded with their archive's name: object B's fragment 0 copied
+    over object A's (same size, same index, a valid pyeclib fragment) fails on read, is
+    read around, and is rebuilt."""
+    a, b = os.urandom(2 * (1 << 20) + 9), os.urandom(2 * (1 << 20) + 9)
+    s3.put_object(Bucket=bucket, Key="place/a", Body=a)
+    s3.put_object(Bucket=bucket, Key="place/b", Body=b)
+    wait_healed(cluster, "place/")
+    inc = incarnation(cluster, bucket)
+
+    def archive_path(key: str, index: int) -> Path:
+        volumes = placement(cluster, bucket, key)
+        latest = volume_json(cluster, volumes[0],
+                             f"/objects/latest?incarnation={inc}&key={key}")
+        part = ObjectManifest.from_dict(latest["versions"][0]["manifest"]).parts[0]
+        assert part.seeded
+        archive = part.archive_id(inc, key, index)
+        return (Path(cluster.config.volume(volumes[index]).data_dir) / "fragments"
+                / archive[:2] / archive[2:4] / archive)
+
+    archive_path("place/a", 0).write_bytes(archive_path("place/b", 0).read_bytes())
+    assert s3.get_object(Bucket=bucket, Key="place/a")["Body"].read() == a
+    # the read queues the heal in the background: wait for the rebuilt fragment
+    deadline = time.monotonic() + HEAL_DEADLINE
+    while True:
+        try:
+            assert_fully_redundant(cluster, bucket, "place/a")
+            break
+        except FragmentCorrupt:
+            assert time.monotonic() < deadline, "the misplaced fragment was not rebuilt"
+            time.sleep(0.5)
+    assert s3.get_object(Bucket=bucket, Key="place/b")["Body"].read() == b

@@ -18,6 +18,7 @@ from erasure import (
     ErasureError,
     FragmentCorrupt,
     NotEnoughFragments,
+    archive_seed,
 )
 
 SEG = 4096
@@ -133,6 +134,25 @@ def test_a_fragment_under_the_wrong_index_is_corrupt() -> None:
         c.decode_segment(swapped)
     assert caught.value.index == 1
     assert "holds fragment 2" in str(caught.value)
+
+
+def test_seeded_fragments_verify_only_under_their_own_archive() -> None:
+    """A fragment from another archive (another object, version or part) with the same
+    index passes pyeclib's index check; its seeded CRC does not."""
+    c = codec(4, 2, "isa_l_rs_vand")
+    mine = {i: archive_seed(f"archive-a-{i}") for i in range(6)}
+    other = {i: archive_seed(f"archive-b-{i}") for i in range(6)}
+    data = payload(3000)
+    framed = c.encode_segment(data, [mine[i] for i in range(6)])
+    assert c.decode_segment(dict(enumerate(framed[:4])), mine) == data
+    foreign = c.encode_segment(payload(3000, seed=9), [other[i] for i in range(6)])
+    with pytest.raises(FragmentCorrupt) as caught:
+        c.decode_segment({0: framed[0], 1: foreign[1], 2: framed[2], 3: framed[3]}, mine)
+    assert caught.value.index == 1
+    with pytest.raises(FragmentCorrupt):
+        c.decode_segment(dict(enumerate(framed[:4])))  # seeded, read as unseeded
+    rebuilt = c.reconstruct(dict(enumerate(framed[:4])), [4, 5], mine)
+    assert rebuilt == {4: framed[4], 5: framed[5]}
 
 
 @pytest.mark.parametrize("framed", [b"", b"\x00" * 4, crc32c(b"x").to_bytes(4, "big")])
