@@ -98,6 +98,10 @@ class DurabilitySpec:
     # quorum, k when k > m). Up to k + m: k + m means every volume of the placement.
     min_write_fragments: int = 0
     scrub_interval_seconds: float = 86400.0
+    # Each gateway's healer sets every volume's index beside the others of each key's
+    # placement this often (0: never), healing what one lacks: a row can be missed with
+    # no heal entry anywhere (its record lost with a gateway and a volume at once).
+    compare_interval_seconds: float = 86400.0
     scrub_bytes_per_second: float = 50e6
 
 

@@ -282,6 +282,18 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[st
     return versions
 
 
+def newest_durable(conn: sqlite3.Connection, keys: list[tuple[str, str]]
+                   ) -> list[str]:
+    """For each (incarnation, key), the newest durable version id here ("" if none): what
+    the index comparison sets side by side across a placement."""
+    out = []
+    for incarnation, key in keys:
+        found = conn.execute("SELECT MAX(version_id) FROM objects WHERE incarnation=? AND"
+                             " key=? AND durable=1", (incarnation, key)).fetchone()
+        out.append(found[0] or "")
+    return out
+
+
 def scan_keys(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[str, Any]]:
     """Which versions this volume holds, in id order (the healer's rebuild walk)."""
     rows = conn.execute("SELECT id, incarnation, key, version_id FROM objects WHERE id > ?"

@@ -29,6 +29,7 @@ from shardgate.manifest import ObjectManifest, PartManifest
 log = logging.getLogger("shardgate.gateway.healer")
 
 ENTRIES_PER_ROUND = 500
+COMPARE_PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,85 @@ class Healer:
         self._lost: dict[VersionRef, float] = {}  # unrecoverable versions: next try
 
     async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.spec.compare_interval_seconds
+        next_compare = loop.time() + interval
         while True:
             try:
                 await self.check_members()
                 await self.round()
+                if interval > 0 and loop.time() >= next_compare:
+                    next_compare = loop.time() + interval
+                    await self.compare_indexes()
             except Exception:  # a failed round is retried at the next one
                 log.exception("heal round failed")
             await asyncio.sleep(self.spec.heal_interval_seconds)
+
+    async def compare_indexes(self) -> int:
+        """Set each volume's newest durable version of every key it holds beside the
+        other volumes of the key's placement, and heal every version they disagree on.
+
+        A volume cannot see a row it never received, and a heal entry can be lost with
+        the volumes that held it; the comparison finds such rows without either. Returns
+        how many versions it healed."""
+        cluster = self.cluster
+        refs: set[VersionRef] = set()
+        for vid in cluster.volume_ids:
+            if vid in self.rebuilding:
+                continue
+            after = 0
+            while True:
+                try:
+                    page = await cluster.volumes.scan(vid, after, COMPARE_PAGE)
+                except VolumeUnavailable:
+                    break
+                keys = sorted({(r["incarnation"], r["key"]) for r in page["rows"]})
+                if keys:
+                    refs |= await self._disagreements(keys)
+                if page["next"] is None:
+                    break
+                after = page["next"]
+        limiter = asyncio.Semaphore(self.spec.heal_concurrency)
+        healed = 0
+
+        async def one(ref: VersionRef) -> None:
+            nonlocal healed
+            async with limiter:
+                try:
+                    await self.heal(ref)
+                    healed += 1
+                except Exception as exc:  # noqa: BLE001 - the next comparison retries it
+                    log.info("compare: heal of %s not done: %r", ref, exc)
+
+        await asyncio.gather(*(one(ref) for ref in refs))
+        if refs:
+            log.info("index comparison: %d versions disagreed, %d healed", len(refs), healed)
+        return healed
+
+    async def _disagreements(self, keys: list[tuple[str, str]]) -> set[VersionRef]:
+        """The versions some volume of a key's placement has as newest durable and
+        another lacks there (volumes that do not answer are left for the next pass)."""
+        cluster = self.cluster
+        placements = {k: cluster.placement(*k) for k in keys}
+        asked: dict[str, list[tuple[str, str]]] = {}
+        for k, volumes in placements.items():
+            for vid in volumes:
+                if vid not in self.rebuilding:
+                    asked.setdefault(vid, []).append(k)
+        answers = await asyncio.gather(*(cluster.volumes.newest_durable(vid, ks)
+                                         for vid, ks in asked.items()),
+                                       return_exceptions=True)
+        newest: dict[tuple[str, str], dict[str, str]] = {}
+        for (vid, ks), answer in zip(asked.items(), answers, strict=True):
+            if isinstance(answer, BaseException):
+                continue
+            for k, version in zip(ks, answer, strict=True):
+                newest.setdefault(k, {})[vid] = version
+        refs = set()
+        for k, seen in newest.items():
+            if len(set(seen.values())) > 1:
+                refs |= {VersionRef(k[0], k[1], v) for v in seen.values() if v}
+        return refs
 
     async def check_members(self) -> int:
         """Tell replaced volumes from known ones by their data ids, and rebuild them.

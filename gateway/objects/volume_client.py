@@ -173,6 +173,11 @@ class VolumeClient:
         return await self._request(volume_id, "GET", "/objects/scan",
                                    params={"after": str(after), "limit": str(limit)})
 
+    async def newest_durable(self, volume_id: str, keys: list[tuple[str, str]]) -> list[str]:
+        answer = await self._request(volume_id, "POST", "/objects/digests",
+                                     json_body={"keys": [list(k) for k in keys]})
+        return answer["versions"]
+
     async def set_rebuilding(self, volume_id: str, rebuilding: bool) -> None:
         await self._request(volume_id, "POST", "/state", json_body={"rebuilding": rebuilding})
 

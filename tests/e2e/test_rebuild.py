@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -54,13 +55,13 @@ def test_wiped_volume_counts_for_nothing_until_rebuilt(rcluster):
     time.sleep(1.2)
     s3.put_object(Bucket="rebuild", Key="over", Body=new)
     s3.delete_object(Bucket="rebuild", Key="gone")
+    inc = incarnation(rcluster, "rebuild")  # (read from v1: before it is wiped)
     rcluster.kill_volume(wiped)
     shutil.rmtree(Path(rcluster.config.volume(wiped).data_dir))
     for vid in [wiped, *behind]:
         rcluster.restart_volume(vid)
     health = volume_json(rcluster, wiped, "/health")
     assert health["rebuilding"] is True
-    inc = incarnation(rcluster, "rebuild")
     answer = volume_json(rcluster, wiped, f"/objects/latest?incarnation={inc}&key=over")
     assert answer["rebuilding"] is True  # whatever it holds yet, its answer does not count
     # While it rebuilds (and v2, v3 heal), nothing stale and nothing resurrected.
@@ -95,3 +96,44 @@ def test_wiped_volume_counts_for_nothing_until_rebuilt(rcluster):
     finally:
         for vid in ["v4", "v5"]:
             rcluster.restart_volume(vid)
+
+
+@pytest.fixture(scope="module")
+def ccluster(tmp_path_factory: pytest.TempPathFactory):
+    with own_cluster(tmp_path_factory, "compare", ("heal_interval_seconds=1",
+                                                   "compare_interval_seconds=2")) as cluster:
+        yield cluster
+
+
+def test_a_row_lost_without_a_heal_entry_is_found_by_comparison(ccluster):
+    """A volume that lost a row (and the fragment) with no heal entry anywhere: the
+    healer's periodic index comparison across the placement finds and heals it."""
+    s3 = ccluster.client(*USERS["alice"], retries={"total_max_attempts": 1})
+    s3.create_bucket(Bucket="compare")
+    body = os.urandom(MIB + 77)
+    s3.put_object(Bucket="compare", Key="k", Body=body)
+    inc = incarnation(ccluster, "compare")
+    time.sleep(1.0)  # the durable notice lands
+    victim = "v2"
+    ccluster.kill_volume(victim)
+    index = Path(ccluster.config.volume(victim).data_dir) / "index.sqlite"
+    conn = sqlite3.connect(index)
+    try:
+        ids = [r[0] for r in conn.execute("SELECT id FROM objects WHERE key='k'")]
+        assert ids
+        for object_id in ids:
+            conn.execute("DELETE FROM object_archives WHERE object_id=?", (object_id,))
+            conn.execute("DELETE FROM objects WHERE id=?", (object_id,))
+        conn.commit()
+    finally:
+        conn.close()
+    ccluster.restart_volume(victim)
+    answer = volume_json(ccluster, victim, f"/objects/latest?incarnation={inc}&key=k")
+    assert answer["versions"] == []
+    deadline = time.monotonic() + 60
+    while not volume_json(ccluster, victim,
+                          f"/objects/latest?incarnation={inc}&key=k")["versions"]:
+        assert time.monotonic() < deadline, "the comparison did not restore the row"
+        time.sleep(0.5)
+    assert_fully_redundant(ccluster, "compare", "k")
+    assert outcome(s3, "compare", "k") == body

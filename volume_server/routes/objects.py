@@ -127,6 +127,18 @@ async def scan(request: Request) -> JSONResponse:
     return JSONResponse({"rows": rows, "next": rows[-1]["id"] if rows else None})
 
 
+async def digests(request: Request) -> JSONResponse:
+    """Body {"keys": [[incarnation, key], ...]} (at most 1000) -> {"versions": [newest
+    durable version id or "", ...]} in the same order."""
+    raw = field(await json_body(request), "keys", list, [])
+    if len(raw) > 1000 or not all(isinstance(k, list) and len(k) == 2
+                                  and all(isinstance(p, str) for p in k) for k in raw):
+        raise ApiError(400, "keys: at most 1000 [incarnation, key] pairs")
+    found = await store_of(request).index.read(catalog.newest_durable,
+                                               [(a, b) for a, b in raw])
+    return JSONResponse({"versions": found})
+
+
 async def version(request: Request) -> JSONResponse:
     found = await store_of(request).version(query_text(request, "incarnation", required=True),
                                             query_text(request, "key", required=True),
@@ -156,5 +168,6 @@ routes = [
     Route("/objects/rollback", roll_back, methods=["POST"]),
     Route("/objects/version", version, methods=["GET"]),
     Route("/objects/scan", scan, methods=["GET"]),
+    Route("/objects/digests", digests, methods=["POST"]),
     Route("/objects/list", list_objects, methods=["GET"]),
 ]
