@@ -261,19 +261,14 @@ def highest_version_id(conn: sqlite3.Connection) -> str:
     return found[0] or ""
 
 
-MAX_PENDING_LISTED = 16
-
-
 def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[str, Any]]:
     """The key's rows from the newest down to the newest durable one, newest first: the
     evidence the gateway's read rule weighs (pending rows may never reach a quorum)."""
     found = conn.execute(
         "SELECT version_id, deleted, durable, manifest FROM objects WHERE incarnation=? AND"
-        " key=? ORDER BY version_id DESC LIMIT ?",
-        (incarnation, key, MAX_PENDING_LISTED),
-    ).fetchall()
+        " key=? ORDER BY version_id DESC", (incarnation, key))
     versions = []
-    for row in found:
+    for row in found:  # read lazily: stops at the newest durable row
         versions.append({"version_id": row["version_id"], "deleted": bool(row["deleted"]),
                          "durable": bool(row["durable"]),
                          "manifest": json.loads(row["manifest"])})

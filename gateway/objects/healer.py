@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.config import DurabilitySpec
 from shardgate.manifest import ObjectManifest, PartManifest
+from shardgate.versionid import version_time_ms
 
 log = logging.getLogger("shardgate.gateway.healer")
 
@@ -40,7 +42,12 @@ class VersionRef:
 
 
 class HealDeferred(Exception):
-    """Not all volumes of the placement answered: try again in a later round."""
+    """Not decidable now (a volume did not answer, a version too young, a volume
+    rebuilding): try again in a later round."""
+
+    def __init__(self, reason: str, waits_for_rebuild: bool = False) -> None:
+        super().__init__(reason)
+        self.waits_for_rebuild = waits_for_rebuild
 
 
 class Unrecoverable(Exception):
@@ -184,6 +191,26 @@ class Healer:
                 self._rebuilds[vid] = asyncio.create_task(self._rebuild_volume(vid))
         return len(answered)
 
+    async def _rebuilding_now(self, placement: tuple[str, ...]) -> set[str]:
+        """Which volumes of the placement are rebuilding, asked now (a disk replaced
+        since the last membership check must not have its empty answer counted)."""
+        health = await asyncio.gather(*(self.cluster.volumes.health(v) for v in placement),
+                                      return_exceptions=True)
+        return {vid for vid, h in zip(placement, health, strict=True)
+                if isinstance(h, BaseException) or h.get("rebuilding")}
+
+    async def _keep_rows(self, rows: dict[str, dict], targets: set[str]) -> None:
+        """Copy an undecided version's row, still pending, to rebuilding volumes."""
+        row = next(iter(rows.values()))
+        manifest = ObjectManifest.from_dict(row["manifest"])
+        payload = {"incarnation": manifest.incarnation, "key": manifest.key,
+                   "version_id": manifest.version_id, "deleted": manifest.deleted,
+                   "manifest": row["manifest"], "summary": manifest.summary(),
+                   "stage_id": None, "archive_id": None, "inline": False, "archives": [],
+                   "heal": []}
+        await asyncio.gather(*(self.cluster.volumes.commit_object(v, payload)
+                               for v in targets), return_exceptions=True)
+
     async def _rebuild_volume(self, target: str) -> None:
         """Heal onto `target` every version whose placement includes it, as the other
         volumes hold them; then its answers count again. Bucket records come first."""
@@ -214,6 +241,10 @@ class Healer:
                         await self.heal(ref)
                     except Unrecoverable:
                         lost.append(ref)
+                    except HealDeferred as exc:
+                        if not exc.waits_for_rebuild:
+                            raise  # a volume down: the rebuild is retried later
+                        # undecided, its row kept on the target: decided once it counts
 
             await asyncio.gather(*(one(ref) for ref in refs))
             await cluster.volumes.set_rebuilding(target, False)
@@ -308,9 +339,18 @@ class Healer:
         if not durable:
             if down:
                 raise HealDeferred(f"volumes {down} did not answer")
-            if self.rebuilding & set(placement):
-                # a rebuilding volume may have lost its copy: no proof it never had one
-                raise HealDeferred("a volume of the placement is rebuilding")
+            age = time.time() - version_time_ms(ref.version_id) / 1000
+            if age < self.spec.unmarked_seconds:
+                # Its commit may still be going out to the rest of the placement (heal
+                # entries of missed stages travel with the commit): not yet decidable.
+                raise HealDeferred(f"pending for only {age:.0f} s")
+            rebuilding = await self._rebuilding_now(placement)
+            if rebuilding:
+                # A rebuilding volume may have lost its copy: no proof it never had one.
+                # Keep the evidence there (a pending row) rather than decide now.
+                await self._keep_rows(rows, rebuilding - set(rows))
+                raise HealDeferred("a volume of the placement is rebuilding",
+                                   waits_for_rebuild=True)
             # Every volume answered and fewer than the quorum hold it: never acknowledged.
             log.info("rolling back %s/%s %s (on %d of %d volumes)", ref.incarnation,
                      ref.key, ref.version_id, len(rows), len(placement))

@@ -113,7 +113,7 @@ def _current(cluster: Cluster, incarnation: str, key: str, listed: dict[str, dic
     Settled keys (every volume lists one durable row) take the newest at once. With a
     pending row anywhere, the read rule decides over the key's placement: a volume of
     it that answered the listing without the key counts as an answer without it. When
-    the answers cannot decide, the newest durable version is listed."""
+    the answers cannot decide, the listing is a 503, as a GET of the key would be."""
     versions = [v for entry in listed.values() if "versions" in entry
                 for v in entry["versions"]]
     if not versions:
@@ -125,9 +125,8 @@ def _current(cluster: Cluster, incarnation: str, key: str, listed: dict[str, dic
     try:
         return decide(answers, cluster.width, cluster.write_quorum).current \
             or _tombstone()
-    except Undecided:
-        durable = [v for v in versions if v["durable"]]
-        return max(durable, key=lambda v: v["version_id"]) if durable else None
+    except Undecided as exc:
+        raise quorum_lost("Too few storage volumes answered the listing.") from exc
 
 
 def _tombstone() -> dict:

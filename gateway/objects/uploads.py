@@ -248,6 +248,10 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
             raise
         return await _ended(cluster, bucket.incarnation, key, exc.extra["UploadId"],
                             user_id, new_version_id(), aborting=False)
+    # Read the key first, as a DELETE does: its answers carry the volumes' clocks, so the
+    # version id minted below is newer than any version acknowledged before now, even
+    # one written through a gateway whose clock runs ahead of ours.
+    await find_latest(cluster, bucket.incarnation, key)
     etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
     checksums, checksum_type = _object_checksum(upload.meta, chosen)
     meta = upload.meta
