@@ -77,15 +77,21 @@ def release(conn: sqlite3.Connection, archive_ids: set[str]) -> list[str]:
     """Drop the inline copies of archives nobody owns; return the ids whose files to unlink.
 
     An archive kept inline never had a file, so it is left out: overwriting a small
-    object then needs no unlink (and no thread hand-off) after the commit.
+    object then needs no unlink (and no thread hand-off) after the commit. A retired
+    archive stays until its grace ends (sweep_retired frees it then), whoever lets go.
     """
     orphans = []
     for archive_id in sorted(archive_ids):
-        if not is_owned(conn, archive_id):
+        if not is_owned(conn, archive_id) and not _retired(conn, archive_id):
             cur = conn.execute("DELETE FROM inline_archives WHERE archive_id=?", (archive_id,))
             if cur.rowcount == 0:
                 orphans.append(archive_id)
     return orphans
+
+
+def _retired(conn: sqlite3.Connection, archive_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM retired WHERE archive_id=?",
+                        (archive_id,)).fetchone() is not None
 
 
 def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
@@ -133,7 +139,8 @@ def repair_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
     here by a newer durable one is left alone."""
     row = commit.row
     if not commit.versioned and _durable_newer(conn, row):
-        return []
+        # superseded here meanwhile: a rebuilt archive just installed for it is not kept
+        return [] if commit.inline is not None else release(conn, set(row.archives))
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
                      commit.inline)

@@ -58,3 +58,21 @@ async def test_a_round_does_each_chore(tmp_path: Path) -> None:
 
 def _retire_until(conn, archive_id: str, until: float) -> None:  # noqa: ANN001
     conn.execute("UPDATE retired SET until=? WHERE archive_id=?", (until, archive_id))
+
+
+async def test_a_late_retry_never_frees_an_archive_in_its_grace(tmp_path: Path) -> None:
+    """A commit (or repair) of a version already superseded here lets go of its
+    archives, but one retired for readers stays readable until its grace ends."""
+    data_dir = tmp_path / "data"
+    async with running_app(data_dir, grace=3600.0) as (_, client):
+        old, new = aid("k", "0001"), aid("k", "0002")
+        for version, archive in (("0001", old), ("0002", new)):
+            await client.put(f"/stage/s{version}", content=b"fragment " + version.encode())
+            body = commit_body("k", version, stage_id=f"s{version}", archive_id=archive,
+                               archives=[archive])  # durable: 0002 retires 0001's archive
+            assert (await client.post("/objects/commit", json=body)).status_code == 200
+        late = commit_body("k", "0001", archives=[old])
+        for route in ("/objects/commit", "/objects/repair"):
+            assert (await client.post(route, json=late)).status_code == 200
+            assert (await client.get(f"/archives/{old}")).content == b"fragment 0001"
+        assert fragment_path(data_dir, old).exists()
