@@ -46,19 +46,25 @@ def _rows(conn: sqlite3.Connection, incarnation: str, low: str, inclusive: bool,
     return conn.execute(sql + " ORDER BY key, version_id DESC", args)
 
 
-def has_live_key(conn: sqlite3.Connection, incarnation: str, prefix: str) -> bool:
-    """True if at least one key under `prefix` may be live: a row that is not a tombstone
-    among its rows down to the newest durable one (a pending version may be current)."""
-    settled = None
+def live_under(conn: sqlite3.Connection, incarnation: str, prefix: str) -> str | None:
+    """Whether a key under `prefix` is live here: "settled" when some key's newest row is
+    durable and not a tombstone; "maybe" when only pending rows say so (a write never
+    acknowledged, or a delete whose notice is still out); None when none is."""
+    maybe = False
+    done = None  # a key whose rows were read down to its newest durable one
+    last = None
     for key, deleted, durable in _rows(conn, incarnation, prefix, True, successor(prefix),
                                        "key, deleted, durable"):
-        if key == settled:
+        if key == done:
             continue
-        if not deleted:
-            return True
+        newest = key != last
+        last = key
+        if newest and durable and not deleted:
+            return "settled"
+        maybe = maybe or not deleted
         if durable:
-            settled = key
-    return False
+            done = key
+    return "maybe" if maybe else None
 
 
 def _version(row: sqlite3.Row) -> dict[str, Any]:
@@ -108,8 +114,9 @@ def list_page(conn: sqlite3.Connection, incarnation: str, prefix: str = "",
             settled = bool(row["durable"])
             rolled = _rollup(key, prefix, delimiter)
             if rolled is not None:
-                if has_live_key(conn, incarnation, rolled):
-                    entries.append({"prefix": rolled})
+                live = live_under(conn, incarnation, rolled)
+                if live is not None:
+                    entries.append({"prefix": rolled, "settled": live == "settled"})
                 after = successor(rolled)
                 if after is not None and len(entries) <= limit:
                     low, inclusive, restart = after, True, True

@@ -98,6 +98,9 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
             result.truncated = True
             return result
         if newest is None:
+            if not any(e.get("settled", True) for e in entries) and not (
+                    await merge_list(cluster, incarnation, name, "", "", 1)).keys:
+                continue  # only pending rows under it, and none is current
             result.prefixes.append(name)
             result.last = name
             continue

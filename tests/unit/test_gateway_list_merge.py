@@ -252,3 +252,30 @@ def test_a_pending_version_on_the_quorum_is_listed() -> None:
     page = listing(cluster(six(v1=[newer], v2=[newer], v3=[newer], v4=[newer], v5=[old],
                                v6=[old])))
     assert page.keys[0].version_id == f"{2:032x}"
+
+
+def test_a_prefix_backed_only_by_pending_rows_is_checked() -> None:
+    """A prefix no volume holds a settled live key under is listed only if a listing of
+    it finds a current key: a write that never reached its quorum invents nothing."""
+    failed = pending("d/y", row(2, durable=False))
+    maybe = {"prefix": "d/", "settled": False}
+    c = cluster(six(v1=[maybe, failed], v2=[maybe, failed]))
+
+    class Split(FakeVolumes):
+        """With a delimiter the volumes roll d/y up; without one they list it."""
+
+        async def list_objects(self, volume_id, incarnation, prefix, start_after,
+                               delimiter, limit):  # noqa: ANN001
+            page = await super().list_objects(volume_id, incarnation, prefix, start_after,
+                                              delimiter, limit)
+            page["entries"] = [e for e in page["entries"]
+                               if ("prefix" in e) == bool(delimiter)]
+            return page
+
+    c.volumes.__class__ = Split
+    assert listing(c, delimiter="/").prefixes == []
+    acked = pending("d/y", row(2, durable=False))
+    data = six(v1=[maybe, acked], v2=[maybe, acked], v3=[maybe, acked], v4=[maybe, acked])
+    c = cluster(data)
+    c.volumes.__class__ = Split
+    assert listing(c, delimiter="/").prefixes == ["d/"]

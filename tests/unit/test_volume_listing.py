@@ -71,6 +71,11 @@ async def test_pending_rows_are_listed_down_to_the_newest_durable(
     await commit(client, "p/x", 4)
     await commit(client, "p/x", 5, deleted=True, durable=False)
     assert names(await page(client, delimiter="/")) == ["k", "p/"]
+    # a prefix backed only by pending rows says so (the gateway checks it)
+    await commit(client, "q/y", 6, durable=False)
+    listed = (await page(client, delimiter="/"))["entries"]
+    assert listed[1:] == [{"prefix": "p/", "settled": False},
+                          {"prefix": "q/", "settled": False}]
 
 
 async def test_prefix_start_after_and_limit(client: httpx.AsyncClient) -> None:
@@ -104,7 +109,7 @@ async def test_delimiter_rolls_up_and_skips(client: httpx.AsyncClient) -> None:
     assert names(await page(client, delimiter="/")) == ["photos/", "readme", "videos/"]
     nested = await page(client, prefix="photos/", delimiter="/")
     assert names(nested) == ["photos/2024/", "photos/2025/", "photos/top.jpg"]
-    assert nested["entries"][0] == {"prefix": "photos/2024/"}
+    assert nested["entries"][0] == {"prefix": "photos/2024/", "settled": True}
 
     first = await page(client, prefix="photos/", delimiter="/", limit=1)
     assert names(first) == ["photos/2024/"] and first["truncated"]
