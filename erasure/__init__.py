@@ -1,4 +1,4 @@
-"""Erasure coding for shardgate: pure functions over bytes, with no I/O (DESIGN.md, layout)."""
+"""Erasure coding for shardgate: pure functions over bytes, with no I/O."""
 
 from erasure.codec import Codec
 from erasure.errors import ErasureError, FragmentCorrupt, NotEnoughFragments, RangeNotSatisfiable

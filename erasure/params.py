@@ -1,6 +1,6 @@
 """Which erasure-code parameters we accept, and why the others are refused.
 
-Every object must survive the loss of any `m` fragments (DESIGN.md, Shape), so only codes
+Every object must survive the loss of any `m` fragments (docs/durability.md), so only codes
 that are MDS (any k of the k+m fragments rebuild the data) for the chosen k, m pass.
 """
 

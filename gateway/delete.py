@@ -1,5 +1,5 @@
 """DeleteObject and DeleteObjects: tombstone versions, so a volume that was down cannot
-bring a deleted object back (DESIGN.md, read path step 1)."""
+bring a deleted object back (docs/durability.md)."""
 
 from __future__ import annotations
 

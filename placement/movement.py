@@ -1,7 +1,7 @@
 """Ring changes move only displaced fragments: volumes that stay in a placement keep their index.
 
 A manifest records which volume holds which fragment index, so a new ring epoch must not
-renumber fragments that stay put (DESIGN.md, "Ring changes").
+renumber fragments that stay put (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Ring data (`RingNode`s, epoch, `to_dict`) is plain and serialisable; `Ring` is the runtime
 lookup built from it, with no I/O. Nodes are named by volume id only, never by URL, so a
-volume that moves to another host or port moves no data (DESIGN.md, "Placement").
+volume that moves to another host or port moves no data (docs/architecture.md).
 """
 
 from __future__ import annotations

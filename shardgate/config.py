@@ -40,7 +40,7 @@ class ErasureSpec:
 
     @property
     def write_quorum(self) -> int:
-        """k when k > m, else k + 1 (DESIGN.md, write path step 5)."""
+        """k when k > m, else k + 1 (docs/durability.md)."""
         return self.k if self.k > self.m else self.k + 1
 
 

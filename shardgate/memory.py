@@ -2,7 +2,7 @@
 
 pyeclib's fragments for 1 MiB segments pass glibc's default mmap threshold (128 KiB), so
 every encode would page-fault fresh memory; raising the threshold keeps those buffers
-on the heap (DESIGN.md, performance notes).
+on the heap (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """One volume's storage: the data directory and its SQLite index behind async methods.
 
-The order of every change follows DESIGN.md: files are moved (and their directories
-fsynced) before the SQLite transaction that makes them visible, and files nobody owns
-any more are unlinked only after the transaction that disowned them has committed.
+The order of every change follows the write path (docs/durability.md): files are
+moved (and their directories fsynced) before the SQLite transaction that makes them
+visible, and files nobody owns any more are unlinked only after the transaction that
+disowned them has committed.
 
 The store also keeps a clock: the highest version id it has committed, which every
 stage, commit and latest answer carries, so a gateway whose own clock lags learns of

@@ -4,7 +4,7 @@ The body is cut into segments, each encoded into k+m framed fragments; fragment 
 every segment goes to volume placement[i] as one streaming PUT. Memory is bounded by
 the per-volume queues (a few fragments each), whatever the object size. A volume that
 fails drops out; once fewer than the write quorum remain the write is abandoned and
-everything staged is removed (DESIGN.md, write path steps 2-6).
+everything staged is removed (docs/architecture.md, PUT).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PUT/DELETE /stage/{stage_id}: the first half of every write (DESIGN.md, write path)."""
+"""PUT/DELETE /stage/{stage_id}: the first half of every write (docs/volume-api.md)."""
 
 from __future__ import annotations
 
