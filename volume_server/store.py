@@ -140,15 +140,7 @@ class Store:
                 await self.discard_stage(stage_id)
             return
         if stage_id is not None and archive_id is not None:
-            if inline:
-                data = await asyncio.to_thread(staging.read_stage, self.layout, stage_id,
-                                               MAX_INLINE_BYTES)
-                commit = ObjectCommit(row, commit.versioned, (archive_id, data),
-                                      commit.heal, commit.queued)
-            else:
-                await self._materialize(stage_id)
-                await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
-                                        archive_id)
+            commit = await self._take_stage(commit, stage_id, archive_id, inline)
         kill_point("commit.before_txn")
         orphans = await self.index.write(catalog.commit_object, commit)
         kill_point("commit.after_txn")
@@ -162,21 +154,26 @@ class Store:
         """The healer's commit: a rebuilt archive (if any) replaces the old file or
         inline copy, and the row is inserted or its manifest replaced, durable."""
         if stage_id is not None and archive_id is not None:
-            if inline:
-                data = self.memory.get(stage_id)
-                if data is None:
-                    data = await asyncio.to_thread(staging.read_stage, self.layout, stage_id,
-                                                   MAX_INLINE_BYTES)
-                commit = replace(commit, inline=(archive_id, data))
-            else:
-                await self._materialize(stage_id)
-                await asyncio.to_thread(staging.install_stage, self.layout, stage_id,
-                                        archive_id)
+            commit = await self._take_stage(commit, stage_id, archive_id, inline)
         orphans = await self.index.write(catalog.repair_object, commit)
         self._observe(commit.row.version_id)
         if stage_id is not None and inline:
             await self.discard_stage(stage_id)
         await self._unlink(orphans)
+
+    async def _take_stage(self, commit: ObjectCommit, stage_id: str, archive_id: str,
+                          inline: bool) -> ObjectCommit:
+        """Make a stage the archive `archive_id`: its bytes ride in the commit when kept
+        inline (from memory or the staged file), else the file is installed now."""
+        if inline:
+            data = self.memory.get(stage_id)
+            if data is None:
+                data = await asyncio.to_thread(staging.read_stage, self.layout, stage_id,
+                                               MAX_INLINE_BYTES)
+            return replace(commit, inline=(archive_id, data))
+        await self._materialize(stage_id)
+        await asyncio.to_thread(staging.install_stage, self.layout, stage_id, archive_id)
+        return commit
 
     async def roll_back(self, incarnation: str, key: str, version_id: str) -> None:
         await self._unlink(await self.index.write(catalog.roll_back, incarnation, key,

@@ -8,7 +8,8 @@ part is read and verified where the placement says it lives, the missing or corr
 are rebuilt from any k good ones and written back, and every volume then gets the
 manifest naming every holder, marked durable. Only then are the entries dropped: a heal
 is complete when every fragment verifies on its volume and every copy of the manifest
-names its holder (docs/durability.md).
+names its holder (docs/durability.md). Replaced disks (membership.py) and the periodic
+index comparison (comparison.py) feed the same `heal`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from erasure import Codec, FragmentCorrupt, NotEnoughFragments
 from gateway.metrics import HEALED_FRAGMENTS
 from gateway.objects.cluster import Cluster
+from gateway.objects.comparison import compare_indexes
+from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
+from gateway.objects.membership import Membership
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.config import DurabilitySpec
 from shardgate.manifest import ObjectManifest, PartManifest
@@ -31,30 +35,6 @@ from shardgate.versionid import version_time_ms
 log = logging.getLogger("shardgate.gateway.healer")
 
 ENTRIES_PER_ROUND = 500
-COMPARE_PAGE = 500
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    incarnation: str
-    key: str
-    version_id: str
-
-
-class HealDeferred(Exception):
-    """Not decidable now (a volume did not answer, a version too young, a volume
-    rebuilding): try again in a later round."""
-
-    def __init__(self, reason: str, waits_for_rebuild: bool = False) -> None:
-        super().__init__(reason)
-        self.waits_for_rebuild = waits_for_rebuild
-
-
-class Unrecoverable(Exception):
-    """Fewer than k good fragments are left of some segment: the version's rows are
-    kept everywhere (so nothing older can be served in its place), its data is lost."""
-
-
 UNRECOVERABLE_RETRY_SECONDS = 300.0
 
 class Healer:
@@ -62,8 +42,7 @@ class Healer:
         self.cluster = cluster
         self.spec = spec
         self.healed_fragments = 0
-        self.rebuilding: set[str] = set()  # volumes whose answers do not count yet
-        self._rebuilds: dict[str, asyncio.Task] = {}
+        self.members = Membership(cluster, self.heal, spec.heal_concurrency)
         self._lost: dict[VersionRef, float] = {}  # unrecoverable versions: next try
 
     async def run_forever(self) -> None:
@@ -72,124 +51,15 @@ class Healer:
         next_compare = loop.time() + interval
         while True:
             try:
-                await self.check_members()
+                await self.members.check()
                 await self.round()
                 if interval > 0 and loop.time() >= next_compare:
                     next_compare = loop.time() + interval
-                    await self.compare_indexes()
+                    await compare_indexes(self.cluster, self.heal, self.members.rebuilding,
+                                          self.spec.heal_concurrency)
             except Exception:  # a failed round is retried at the next one
                 log.exception("heal round failed")
             await asyncio.sleep(self.spec.heal_interval_seconds)
-
-    async def compare_indexes(self) -> int:
-        """Set each volume's newest durable version of every key it holds beside the
-        other volumes of the key's placement, and heal every version they disagree on.
-
-        A volume cannot see a row it never received, and a heal entry can be lost with
-        the volumes that held it; the comparison finds such rows without either. Returns
-        how many versions it healed."""
-        cluster = self.cluster
-        refs: set[VersionRef] = set()
-        for vid in cluster.volume_ids:
-            if vid in self.rebuilding:
-                continue
-            after = 0
-            while True:
-                try:
-                    page = await cluster.volumes.scan(vid, after, COMPARE_PAGE)
-                except VolumeUnavailable:
-                    break
-                keys = sorted({(r["incarnation"], r["key"]) for r in page["rows"]})
-                if keys:
-                    refs |= await self._disagreements(keys)
-                if page["next"] is None:
-                    break
-                after = page["next"]
-        limiter = asyncio.Semaphore(self.spec.heal_concurrency)
-        healed = 0
-
-        async def one(ref: VersionRef) -> None:
-            nonlocal healed
-            async with limiter:
-                try:
-                    await self.heal(ref)
-                    healed += 1
-                except Exception as exc:  # noqa: BLE001 - the next comparison retries it
-                    log.info("compare: heal of %s not done: %r", ref, exc)
-
-        await asyncio.gather(*(one(ref) for ref in refs))
-        if refs:
-            log.info("index comparison: %d versions disagreed, %d healed", len(refs), healed)
-        return healed
-
-    async def _disagreements(self, keys: list[tuple[str, str]]) -> set[VersionRef]:
-        """The versions some volume of a key's placement has as newest durable and
-        another lacks there (volumes that do not answer are left for the next pass)."""
-        cluster = self.cluster
-        placements = {k: cluster.placement(*k) for k in keys}
-        asked: dict[str, list[tuple[str, str]]] = {}
-        for k, volumes in placements.items():
-            for vid in volumes:
-                if vid not in self.rebuilding:
-                    asked.setdefault(vid, []).append(k)
-        answers = await asyncio.gather(*(cluster.volumes.newest_durable(vid, ks)
-                                         for vid, ks in asked.items()),
-                                       return_exceptions=True)
-        newest: dict[tuple[str, str], dict[str, str]] = {}
-        for (vid, ks), answer in zip(asked.items(), answers, strict=True):
-            if isinstance(answer, BaseException):
-                continue
-            for k, version in zip(ks, answer, strict=True):
-                newest.setdefault(k, {})[vid] = version
-        refs = set()
-        for k, seen in newest.items():
-            if len(set(seen.values())) > 1:
-                refs |= {VersionRef(k[0], k[1], v) for v in seen.values() if v}
-        return refs
-
-    async def check_members(self) -> int:
-        """Tell replaced volumes from known ones by their data ids, and rebuild them.
-
-        Every volume records the data id of every volume as last seen (majority-read
-        here). A volume whose data id differs from the record lost what it held (a new
-        disk under an old id): it is marked rebuilding, so its answers count toward no
-        read or list until every version its placements give it has been healed onto it.
-        A new data directory marks itself rebuilding at start; with no record anywhere
-        (a new cluster) the marks are cleared. Returns how many volumes answered."""
-        cluster = self.cluster
-        health = await asyncio.gather(*(cluster.volumes.health(v) for v in cluster.volume_ids),
-                                      return_exceptions=True)
-        answered = {v: h for v, h in zip(cluster.volume_ids, health, strict=True)
-                    if not isinstance(h, BaseException) and h.get("data_id")}
-        views = await asyncio.gather(*(cluster.volumes.get_peers(v) for v in answered),
-                                     return_exceptions=True)
-        records: dict[str, dict[str, int]] = {}
-        for seen_by, view in zip(answered, views, strict=True):
-            if isinstance(view, BaseException):
-                continue
-            for vid, data_id in view.items():
-                if vid != seen_by:  # a volume's own record dies with its data
-                    records.setdefault(vid, {}).setdefault(data_id, 0)
-                    records[vid][data_id] += 1
-        new_cluster = not records
-        for vid, h in answered.items():
-            known = max(records[vid], key=records[vid].get) if vid in records else None
-            if h["rebuilding"] and new_cluster:
-                await cluster.volumes.set_rebuilding(vid, False)
-                h["rebuilding"] = False
-            elif known is not None and known != h["data_id"] and not h["rebuilding"]:
-                log.warning("volume %s has a new data directory: rebuilding it", vid)
-                await cluster.volumes.set_rebuilding(vid, True)
-                h["rebuilding"] = True
-        self.rebuilding = {vid for vid, h in answered.items() if h["rebuilding"]}
-        peers = {vid: h["data_id"] for vid, h in answered.items()}
-        await asyncio.gather(*(cluster.volumes.put_peers(v, peers) for v in answered),
-                             return_exceptions=True)
-        for vid in self.rebuilding:
-            task = self._rebuilds.get(vid)
-            if task is None or task.done():
-                self._rebuilds[vid] = asyncio.create_task(self._rebuild_volume(vid))
-        return len(answered)
 
     async def _rebuilding_now(self, placement: tuple[str, ...]) -> set[str]:
         """Which volumes of the placement are rebuilding, asked now (a disk replaced
@@ -210,67 +80,6 @@ class Healer:
                    "heal": []}
         await asyncio.gather(*(self.cluster.volumes.commit_object(v, payload)
                                for v in targets), return_exceptions=True)
-
-    async def _rebuild_volume(self, target: str) -> None:
-        """Heal onto `target` every version whose placement includes it, as the other
-        volumes hold them; then its answers count again. Bucket records come first."""
-        cluster = self.cluster
-        try:
-            await self._copy_bucket_records(target)
-            refs: set[VersionRef] = set()
-            for vid in cluster.volume_ids:
-                if vid == target:
-                    continue
-                after = 0
-                while True:
-                    page = await cluster.volumes.scan(vid, after, 1000)
-                    for row in page["rows"]:
-                        if target in cluster.placement(row["incarnation"], row["key"]):
-                            refs.add(VersionRef(row["incarnation"], row["key"],
-                                                row["version_id"]))
-                    if page["next"] is None:
-                        break
-                    after = page["next"]
-            limiter = asyncio.Semaphore(self.spec.heal_concurrency)
-
-            lost: list[VersionRef] = []
-
-            async def one(ref: VersionRef) -> None:
-                async with limiter:
-                    try:
-                        await self.heal(ref)
-                    except Unrecoverable:
-                        lost.append(ref)
-                    except HealDeferred as exc:
-                        if not exc.waits_for_rebuild:
-                            raise  # a volume down: the rebuild is retried later
-                        # undecided, its row kept on the target: decided once it counts
-
-            await asyncio.gather(*(one(ref) for ref in refs))
-            await cluster.volumes.set_rebuilding(target, False)
-            self.rebuilding.discard(target)
-            log.info("volume %s rebuilt: %d versions healed onto it", target, len(refs))
-            if lost:
-                log.error("volume %s rebuilt, but %d versions had lost more than m "
-                          "fragments and could not be: %s", target, len(lost), lost[:20])
-        except Exception as exc:  # retried from the next membership check
-            log.warning("rebuild of %s not finished: %r", target, exc)
-
-    async def _copy_bucket_records(self, target: str) -> None:
-        cluster = self.cluster
-        lists = await asyncio.gather(*(cluster.volumes.list_buckets(v)
-                                       for v in cluster.volume_ids if v != target),
-                                     return_exceptions=True)
-        newest: dict[str, dict] = {}
-        for records in lists:
-            if isinstance(records, BaseException):
-                continue
-            for record in records:
-                kept = newest.get(record["name"])
-                if kept is None or record["stamp"] > kept["stamp"]:
-                    newest[record["name"]] = record
-        for record in newest.values():
-            await cluster.volumes.put_bucket(target, record)
 
     async def round(self) -> int:
         """Heal every version queued on any volume that answers; how many were healed."""

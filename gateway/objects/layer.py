@@ -83,7 +83,7 @@ class ObjectLayer:
         deadline = asyncio.get_running_loop().time() + wait
         while True:
             try:
-                if await self.healer.check_members() == len(self.cluster.volume_ids):
+                if await self.healer.members.check() == len(self.cluster.volume_ids):
                     return
             except Exception:  # noqa: BLE001 - volumes still starting; the healer retries
                 pass

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from gateway.objects.cluster import Cluster
 from tests.e2e.cluster import REGION, DevCluster
@@ -47,3 +48,12 @@ def incarnation(cluster: DevCluster, bucket: str) -> str:
 def placement(cluster: DevCluster, bucket: str, key: str) -> tuple[str, ...]:
     """The volumes holding fragment indexes 0..k+m-1 of a key, as every gateway computes."""
     return Cluster.build(cluster.config).placement(incarnation(cluster, bucket), key)
+
+
+def status_of(call) -> int:  # noqa: ANN001 - any boto3 call wrapped in a lambda
+    """The HTTP status a boto3 call ended with (200 when it raised nothing)."""
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["ResponseMetadata"]["HTTPStatusCode"]
+    return 200

@@ -14,9 +14,23 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import DevCluster
+from tests.e2e.conftest import USERS, own_cluster
 
 pytestmark = pytest.mark.e2e
 HEAL_TIMEOUT = "180"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A cluster of this module's own: its heal backlog is these tests' alone (other
+    modules leave objects broken on purpose, whose entries never drain)."""
+    with own_cluster(tmp_path_factory, "admin") as dev:
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def s3(cluster: DevCluster):
+    return cluster.client(*USERS["alice"])
 
 
 def admin(cluster: DevCluster, *args: str) -> subprocess.CompletedProcess:

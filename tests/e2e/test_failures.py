@@ -11,21 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import USERS
-from tests.e2e.helpers import placement, sign, volume_json
+from tests.e2e.helpers import placement, sign, status_of, volume_json
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
-
-
-def status_of(call) -> int:
-    try:
-        call()
-    except ClientError as exc:
-        return exc.response["ResponseMetadata"]["HTTPStatusCode"]
-    return 200
 
 
 def test_degraded_then_lost_quorum_then_recovery(cluster, s3, bucket):

@@ -39,7 +39,7 @@ from urllib3.exceptions import ProtocolError
 from erasure import Codec
 from shardgate.manifest import ObjectManifest
 from tests.e2e.conftest import USERS
-from tests.e2e.helpers import incarnation, placement, sign, volume_json
+from tests.e2e.helpers import incarnation, placement, sign, status_of, volume_json
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
@@ -53,14 +53,6 @@ def s3x(cluster):
     """A client that never retries: every failure the gateway gives is seen as it is."""
     return cluster.client(*USERS["alice"], retries={"total_max_attempts": 1},
                           read_timeout=60)
-
-
-def status_of(call) -> int:
-    try:
-        call()
-    except ClientError as exc:
-        return exc.response["ResponseMetadata"]["HTTPStatusCode"]
-    return 200
 
 
 # --- looking at what the volumes hold ------------------------------------------------
