@@ -17,7 +17,19 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway import bucket, delete, get, listing, multipart, put
+from gateway import (
+    attributes,
+    bucket,
+    copy,
+    delete,
+    get,
+    listing,
+    multipart,
+    put,
+    tagging,
+    versioning,
+    versions,
+)
 from gateway.auth.canonical import headers_from_asgi
 from gateway.auth.sigv4 import authenticate
 from gateway.catch_all import EveryRequest
@@ -45,7 +57,7 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": bucket.head_bucket,
     "DeleteBucket": bucket.delete_bucket,
     "GetBucketLocation": bucket.get_bucket_location,
-    "GetBucketVersioning": bucket.get_bucket_versioning,
+    "GetBucketVersioning": versioning.get_bucket_versioning,
     "ListObjectsV2": listing.list_objects_v2,
     "ListObjects": listing.list_objects,
     "PutObject": put.put_object,
@@ -59,6 +71,17 @@ HANDLERS: dict[str, Handler] = {
     "AbortMultipartUpload": multipart.abort_multipart_upload,
     "ListParts": multipart.list_parts,
     "ListMultipartUploads": multipart.list_multipart_uploads,
+    "CopyObject": copy.copy_object,
+    "UploadPartCopy": copy.upload_part_copy,
+    "PutBucketVersioning": versioning.put_bucket_versioning,
+    "ListObjectVersions": versions.list_object_versions,
+    "PutObjectTagging": tagging.put_object_tagging,
+    "GetObjectTagging": tagging.get_object_tagging,
+    "DeleteObjectTagging": tagging.delete_object_tagging,
+    "PutBucketTagging": tagging.put_bucket_tagging,
+    "GetBucketTagging": tagging.get_bucket_tagging,
+    "DeleteBucketTagging": tagging.delete_bucket_tagging,
+    "GetObjectAttributes": attributes.get_object_attributes,
 }
 
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one

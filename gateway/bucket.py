@@ -57,7 +57,3 @@ async def get_bucket_location(ctx: RequestContext) -> Response:
             + text.encode() + b"</LocationConstraint>")
     return Response(body, media_type=XML)
 
-
-async def get_bucket_versioning(ctx: RequestContext) -> Response:
-    await ctx.bucket()
-    return Response(document("VersioningConfiguration", []), media_type=XML)

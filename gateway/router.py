@@ -9,6 +9,7 @@ Every bucket name is checked here, so no name that could not address a bucket (`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
@@ -24,10 +25,10 @@ _ADDRESSABLE_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,254}")
 
 # Query parameters that name an operation we do not implement yet.
 _UNSUPPORTED_SUBRESOURCES = (
-    "acl", "tagging", "cors", "policy", "lifecycle", "website", "replication", "logging",
+    "acl", "cors", "policy", "lifecycle", "website", "replication", "logging",
     "notification", "encryption", "object-lock", "retention", "legal-hold", "torrent",
     "requestPayment", "accelerate", "analytics", "inventory", "metrics", "ownershipControls",
-    "publicAccessBlock", "intelligent-tiering", "restore", "select", "attributes",
+    "publicAccessBlock", "intelligent-tiering", "restore", "select",
     "policyStatus",
 )
 
@@ -94,36 +95,24 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
             return ep("ListBuckets")
         raise S3Error("MethodNotAllowed")
     if not key:
-        if method == "PUT":
-            if "versioning" in names:
-                raise S3Error("NotImplemented", "Bucket versioning is not implemented yet.")
-            return ep("CreateBucket")
-        if method == "HEAD":
-            return ep("HeadBucket")
-        if method == "DELETE":
-            return ep("DeleteBucket")
-        if method == "GET":
-            if "location" in names:
-                return ep("GetBucketLocation")
-            if "versioning" in names:
-                return ep("GetBucketVersioning")
-            if "uploads" in names:
-                return ep("ListMultipartUploads")
-            if "versions" in names:
-                raise S3Error("NotImplemented", "ListObjectVersions is not implemented yet.")
-            if dict(query).get("list-type") == "2":
-                return ep("ListObjectsV2")
-            return ep("ListObjects")
-        if method == "POST" and "delete" in names:
-            return ep("DeleteObjects")
-        raise S3Error("MethodNotAllowed")
+        return _bucket_operation(method, names, query, ep)
+    if "tagging" in names:
+        tagging = {"PUT": "PutObjectTagging", "GET": "GetObjectTagging",
+                   "DELETE": "DeleteObjectTagging"}
+        if method not in tagging:
+            raise S3Error("MethodNotAllowed")
+        return ep(tagging[method])
     if method == "PUT":
         if "x-amz-copy-source" in headers:
-            raise S3Error("NotImplemented", "CopyObject is not implemented yet.")
+            if "uploadId" in names or "partNumber" in names:
+                return ep("UploadPartCopy")
+            return ep("CopyObject")
         if "uploadId" in names or "partNumber" in names:
             return ep("UploadPart")
         return ep("PutObject")
     if method == "GET":
+        if "attributes" in names:
+            return ep("GetObjectAttributes")
         return ep("ListParts" if "uploadId" in names else "GetObject")
     if method == "HEAD":
         return ep("HeadObject")
@@ -135,4 +124,37 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
         raise S3Error("MethodNotAllowed")
     if method == "DELETE":
         return ep("AbortMultipartUpload" if "uploadId" in names else "DeleteObject")
+    raise S3Error("MethodNotAllowed")
+
+
+def _bucket_operation(method: str, names: set[str], query: tuple[tuple[str, str], ...],
+                      ep: Callable[[str], Endpoint]) -> Endpoint:
+    if "tagging" in names:
+        tagging = {"PUT": "PutBucketTagging", "GET": "GetBucketTagging",
+                   "DELETE": "DeleteBucketTagging"}
+        if method not in tagging:
+            raise S3Error("MethodNotAllowed")
+        return ep(tagging[method])
+    if method == "PUT":
+        if "versioning" in names:
+            return ep("PutBucketVersioning")
+        return ep("CreateBucket")
+    if method == "HEAD":
+        return ep("HeadBucket")
+    if method == "DELETE":
+        return ep("DeleteBucket")
+    if method == "GET":
+        if "location" in names:
+            return ep("GetBucketLocation")
+        if "versioning" in names:
+            return ep("GetBucketVersioning")
+        if "uploads" in names:
+            return ep("ListMultipartUploads")
+        if "versions" in names:
+            return ep("ListObjectVersions")
+        if dict(query).get("list-type") == "2":
+            return ep("ListObjectsV2")
+        return ep("ListObjects")
+    if method == "POST" and "delete" in names:
+        return ep("DeleteObjects")
     raise S3Error("MethodNotAllowed")

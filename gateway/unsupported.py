@@ -24,6 +24,9 @@ SSE_C_HEADERS = (
     "x-amz-server-side-encryption-customer-algorithm",
     "x-amz-server-side-encryption-customer-key",
     "x-amz-server-side-encryption-customer-key-md5",
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
 )
 OBJECT_LOCK_HEADERS = (
     "x-amz-object-lock-mode",
@@ -36,9 +39,10 @@ OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
 ACLS_DISABLED_OWNERSHIP = "BucketOwnerEnforced"
 
 # Operations that create an object (or an upload that becomes one) with these settings.
-_OBJECT_WRITES = frozenset({"PutObject", "CreateMultipartUpload"})
+_OBJECT_WRITES = frozenset({"PutObject", "CreateMultipartUpload", "CopyObject"})
 # SSE-C keys are sent on every request that touches the object's bytes.
-_SSE_C_OPERATIONS = _OBJECT_WRITES | {"UploadPart", "GetObject", "HeadObject"}
+_SSE_C_OPERATIONS = _OBJECT_WRITES | {"UploadPart", "UploadPartCopy", "GetObject",
+                                      "HeadObject"}
 _ACL_OPERATIONS = _OBJECT_WRITES | {"CreateBucket"}
 
 

@@ -100,16 +100,10 @@ def test_key_length_limit_counts_utf8_bytes() -> None:
     ("PUT", "/bkt", "acl"),
     ("GET", "/bkt/key", "acl"),
     ("PUT", "/bkt/key", "acl="),
-    ("GET", "/bkt", "tagging"),
-    ("PUT", "/bkt/key", "tagging"),
-    ("DELETE", "/bkt/key", "tagging"),
     ("GET", "/bkt", "cors"),
     ("PUT", "/bkt", "lifecycle"),
     ("GET", "/bkt", "policy"),
-    ("GET", "/bkt/key", "attributes"),
     ("POST", "/bkt/key", "restore"),
-    ("GET", "/bkt", "versions"),
-    ("PUT", "/bkt", "versioning"),
 ])
 def test_unsupported_subresources_are_not_implemented(method: str, path: str,
                                                       query: str) -> None:
@@ -118,13 +112,24 @@ def test_unsupported_subresources_are_not_implemented(method: str, path: str,
     assert exc.value.code == "NotImplemented" and exc.value.status == 501
 
 
-def test_copy_source_is_not_implemented() -> None:
-    headers = {"x-amz-copy-source": "/other/key"}
-    with pytest.raises(S3Error) as exc:
-        route("PUT", "/bkt/key", "", headers=headers)
-    assert exc.value.code == "NotImplemented"
-    with pytest.raises(S3Error, match="NotImplemented"):
-        route("PUT", "/bkt/key", "partNumber=1&uploadId=u", headers=headers)
+@pytest.mark.parametrize(("method", "path", "query", "headers", "operation"), [
+    ("PUT", "/bkt/key", "", {"x-amz-copy-source": "/other/key"}, "CopyObject"),
+    ("PUT", "/bkt/key", "partNumber=1&uploadId=u", {"x-amz-copy-source": "/o/k"},
+     "UploadPartCopy"),
+    ("GET", "/bkt", "tagging", {}, "GetBucketTagging"),
+    ("PUT", "/bkt", "tagging", {}, "PutBucketTagging"),
+    ("DELETE", "/bkt", "tagging", {}, "DeleteBucketTagging"),
+    ("PUT", "/bkt/key", "tagging", {}, "PutObjectTagging"),
+    ("GET", "/bkt/key", "tagging&versionId=v", {}, "GetObjectTagging"),
+    ("DELETE", "/bkt/key", "tagging", {}, "DeleteObjectTagging"),
+    ("GET", "/bkt/key", "attributes", {}, "GetObjectAttributes"),
+    ("GET", "/bkt", "versions", {}, "ListObjectVersions"),
+    ("PUT", "/bkt", "versioning", {}, "PutBucketVersioning"),
+    ("GET", "/bkt", "versioning", {}, "GetBucketVersioning"),
+])
+def test_object_surface_operations(method: str, path: str, query: str,
+                                   headers: dict[str, str], operation: str) -> None:
+    assert route(method, path, query, headers=headers).operation == operation
 
 
 @pytest.mark.parametrize(("method", "path", "query"), [
