@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.list_merge import ListPage
 from gateway.xml import document, iso8601
 
@@ -35,6 +36,14 @@ def _encoder(ctx: RequestContext):
     if encoding != "url":
         raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request")
     return lambda s: quote(s, safe="/")
+
+
+async def _page(ctx: RequestContext, bucket: BucketRecord, prefix: str, delimiter: str,
+                after: str, max_keys: int) -> ListPage:
+    """max-keys=0 asks for nothing: S3 answers an empty, untruncated page."""
+    if max_keys == 0:
+        return ListPage()
+    return await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
 
 
 def _contents(page: ListPage, enc, fetch_owner: bool) -> list[tuple[str, object]]:
@@ -67,7 +76,7 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
         after = max(after, start_after)
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
-    page = await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
+    page = await _page(ctx, bucket, prefix, delimiter, after, max_keys)
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)),
         ("Delimiter", enc(delimiter) if delimiter else None),
@@ -85,15 +94,17 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
 
 
 async def list_objects(ctx: RequestContext) -> Response:
+    """v1 with encoding-type=url encodes Delimiter, Marker, NextMarker and the keys and
+    common prefixes but not the top-level Prefix, which SDKs do not decode for v1."""
     bucket = await ctx.bucket()
     ep = ctx.endpoint
     prefix, delimiter = ep.param("prefix", "") or "", ep.param("delimiter", "") or ""
     marker = ep.param("marker", "") or ""
     max_keys = _max_keys(ctx)
     enc = _encoder(ctx)
-    page = await ctx.objects.list(bucket, prefix, delimiter, marker, max_keys)
+    page = await _page(ctx, bucket, prefix, delimiter, marker, max_keys)
     fields: list[tuple[str, object]] = [
-        ("Name", bucket.name), ("Prefix", enc(prefix)), ("Marker", enc(marker)),
+        ("Name", bucket.name), ("Prefix", prefix), ("Marker", enc(marker)),
         ("Delimiter", enc(delimiter) if delimiter else None),
         ("MaxKeys", max_keys), ("IsTruncated", page.truncated),
         ("EncodingType", ep.param("encoding-type")),
