@@ -30,10 +30,16 @@ def content_md5(headers: dict[str, str]) -> bytes | None:
     return digest
 
 
+def aws_chunked(headers: dict[str, str]) -> bool:
+    """Whether the body is aws-chunked framed. Only a STREAMING-* x-amz-content-sha256 says
+    so (the body reader decodes by it alone); Content-Encoding: aws-chunked with a plain
+    payload hash is a plain body whose stored encoding just drops that token."""
+    return headers.get("x-amz-content-sha256", "").strip().startswith("STREAMING-")
+
+
 def declared_size(headers: dict[str, str]) -> int | None:
     """The payload size the client declared, if any (decoded size for aws-chunked)."""
-    if "aws-chunked" in headers.get("content-encoding", "").lower() or \
-            headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
+    if aws_chunked(headers):
         raw = headers.get("x-amz-decoded-content-length")
         if raw is None:
             raise S3Error("MissingContentLength",
@@ -56,8 +62,7 @@ def expectations(headers: dict[str, str], max_size: int) -> Expectations:
     md5 = content_md5(headers)
     algorithm, expected = algorithm_from_headers(headers)
     size = declared_size(headers)
-    if size is None and "chunked" not in headers.get("transfer-encoding", "") \
-            and "aws-chunked" not in headers.get("content-encoding", ""):
+    if size is None and "chunked" not in headers.get("transfer-encoding", ""):
         raise S3Error("MissingContentLength")
     return Expectations(size, max_size, md5, algorithm, expected,
                         checksum_in_trailer="x-amz-trailer" in headers)
