@@ -25,6 +25,7 @@ from gateway.errors import S3Error
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 1024 * 1024
 _DECL = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+XML_DECLARATION = _DECL  # for documents assembled piecewise (gateway/keepalive.py)
 # In ElementTree's UTF-8 output these bytes only ever come from text (attributes are
 # escaped): C0 controls XML 1.0 text cannot hold raw, and U+FFFE / U+FFFF.
 _NOT_XML_TEXT = re.compile(rb"[\x00-\x08\x0b-\x1f]|\xef\xbf[\xbe\xbf]")

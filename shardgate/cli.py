@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="override a [durability] setting of the cluster file, e.g. "
                           "grace_seconds=60 (repeatable; default: none)")
+    dev.add_argument("--gateway-setting", action="append", default=[], type=_setting,
+                     metavar="KEY=VALUE",
+                     help="override a numeric [gateway] setting of the cluster file, e.g. "
+                          "slow_answer_seconds=0 (repeatable; default: none)")
     gw = sub.add_parser("gateway", help="run one gateway", formatter_class=HelpFormatter)
     gw.add_argument("--config", required=True, type=Path, metavar="FILE",
                     help="cluster TOML file (required)")
@@ -141,7 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             opts = DevOptions(data=args.data, port=args.port, volumes=args.volumes, k=k, m=m,
                               users=users, tls_cert=args.tls_cert, tls_key=args.tls_key,
                               segment_size=args.segment_size, workers=args.gateway_workers,
-                              durability=tuple(args.durability))
+                              durability=tuple(args.durability),
+                              gateway_settings=tuple(args.gateway_setting))
             sys.exit(run_dev(opts))
         config = load_config(args.config)
         ec = config.erasure

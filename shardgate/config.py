@@ -74,6 +74,9 @@ class GatewaySpec:
     max_concurrent_requests: int = 256
     max_queued_requests: int = 512
     queue_wait_seconds: float = 2.0
+    # A copy or Complete still running after this long answers 200 at once and keeps the
+    # connection alive with whitespace until its result (gateway/keepalive.py).
+    slow_answer_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

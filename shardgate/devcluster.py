@@ -80,6 +80,7 @@ class DevOptions:
     segment_size: int = 1 << 20
     workers: int = 1
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
+    gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
 
 
 def write_config(opts: DevOptions) -> Path:
@@ -96,7 +97,8 @@ def write_config(opts: DevOptions) -> Path:
         "erasure": {"k": opts.k, "m": opts.m, "ec_type": "isa_l_rs_vand",
                     "segment_size": opts.segment_size},
         "gateway": {"host": opts.host, "port": opts.port, "tls_cert": opts.tls_cert,
-                    "tls_key": opts.tls_key, "workers": opts.workers},
+                    "tls_key": opts.tls_key, "workers": opts.workers,
+                    **dict(opts.gateway_settings)},
         "volumes": [{"id": f"v{i}", "url": f"http://{opts.host}:{free_port(opts.host)}",
                      "data_dir": str((opts.data / f"v{i}").resolve())}
                     for i in range(1, opts.volumes + 1)],

@@ -20,6 +20,7 @@ from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
+from gateway.objects.copying import ReaderPayload, copy_expectations
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
@@ -177,6 +178,19 @@ class ObjectLayer:
         await commit_staged(cluster, staged, manifest)
         return PutResult(manifest, verified)
 
+    async def copy(self, source: ObjectManifest, bucket: BucketRecord, key: str,
+                   attrs: ObjectAttributes, conditions: WriteConditions,
+                   algorithm: str | None, max_size: int) -> PutResult:
+        """A new version of `key` holding `source`'s bytes, streamed segment by segment
+        (never the whole object in memory) and written like any PUT."""
+        reader = await self.open(source, 0, source.size - 1)
+        try:
+            return await self.put(bucket, key, ReaderPayload(reader),
+                                  copy_expectations(source, 0, source.size - 1, max_size,
+                                                    algorithm), attrs, conditions)
+        finally:
+            reader.close()
+
     async def check_conditions(self, bucket: BucketRecord, key: str,
                                conditions: WriteConditions) -> None:
         """Checked before the body and again just before commit. Between that last check
@@ -255,6 +269,19 @@ class ObjectLayer:
                           body: Payload, expect: Expectations
                           ) -> tuple[PartManifest, Verified]:
         return await uploads.upload_part(self.cluster, bucket, upload, number, body, expect)
+
+    async def copy_part(self, source: ObjectManifest, start: int, end: int,
+                        bucket: BucketRecord, upload: uploads.Upload, number: int,
+                        max_size: int) -> tuple[PartManifest, Verified]:
+        """Part `number` of `upload` holding bytes [start, end] of `source`, streamed."""
+        reader = await self.open(source, start, end)
+        algorithm = upload.meta.get("checksum_algorithm")
+        try:
+            return await self.upload_part(
+                bucket, upload, number, ReaderPayload(reader),
+                copy_expectations(source, start, end, max_size, algorithm))
+        finally:
+            reader.close()
 
     async def list_parts(self, upload: uploads.Upload) -> dict[int, PartManifest]:
         return await uploads.newest_parts(self.cluster, upload)

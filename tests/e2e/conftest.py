@@ -30,13 +30,14 @@ def write_users(path: Path) -> Path:
 
 @contextlib.contextmanager
 def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
-                durability: tuple[str, ...] = (), env: dict[str, str] | None = None
-                ) -> Iterator[DevCluster]:
+                durability: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                gateway: tuple[str, ...] = ()) -> Iterator[DevCluster]:
     """A `shardgate dev` cluster of a test module's own (its heal backlog, settings and
-    failures touch no other test); `durability` holds KEY=VALUE overrides."""
+    failures touch no other test); `durability` and `gateway` hold KEY=VALUE overrides."""
     root = tmp_path_factory.mktemp(name)
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                     extra_args=[a for d in durability for a in ("--durability", d)],
+                     extra_args=[a for d in durability for a in ("--durability", d)]
+                     + [a for g in gateway for a in ("--gateway-setting", g)],
                      env=env or {}).start()
     try:
         yield dev
