@@ -1,8 +1,8 @@
 """The fault suite: processes SIGKILLed at named points of the write path, deterministically.
 
 For each kill point (shardgate/faults.py) and each number of volumes killed there
-together (1, m, m + 1), an overwrite and a delete of a multi-segment object run while the
-point is armed; the gateway is killed the same way at its own points. Afterwards, once the
+together (1, m, m + 1), an overwrite, a server-side copy onto the key and a delete of a
+multi-segment object run while the point is armed; the gateway is killed the same way at its own points. Afterwards, once the
 dead processes are back and healing has run:
 - the key reads back as its last acknowledged version or the newer attempted one,
   byte-exact, never 503;
@@ -174,10 +174,15 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
     old = os.urandom(2 * MIB + 1234)
     s3.put_object(Bucket=bucket, Key=key, Body=old)
     new = os.urandom(MIB + 4321)
+    if op == "copy":  # the new version comes from another key, streamed server-side
+        s3.put_object(Bucket=bucket, Key=key + ".src", Body=new)
     endpoint = arm()
     writer = client(endpoint)
     if op == "put":
         outcome = attempt(lambda: writer.put_object(Bucket=bucket, Key=key, Body=new))
+    elif op == "copy":
+        outcome = attempt(lambda: writer.copy_object(Bucket=bucket, Key=key,
+                                                     CopySource=f"{bucket}/{key}.src"))
     else:
         outcome = attempt(lambda: writer.delete_object(Bucket=bucket, Key=key))
     check_list_agrees(s3, bucket, key)
@@ -185,7 +190,7 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
     wait_settled(cluster, key, [v for v in cluster.volume_ids if v not in restarted],
                  before)
     got = read(s3, bucket, key)
-    attempted = new if op == "put" else None
+    attempted = None if op == "delete" else new
     if outcome == "ok":
         assert got == attempted, f"{op} acknowledged but {key} reads otherwise"
     else:
@@ -193,7 +198,7 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
-@pytest.mark.parametrize("op", ["put", "delete"])
+@pytest.mark.parametrize("op", ["put", "copy", "delete"])
 @pytest.mark.parametrize("point", VOLUME_POINTS)
 def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
     if op == "delete" and point == "stage.after_fsync":
@@ -225,7 +230,7 @@ GATEWAY_CASES = [(p, 1) for p in GATEWAY_POINTS] + [
     ("gateway.after_one_commit", j) for j in range(1, 6)]  # after j of the k+m commits
 
 
-@pytest.mark.parametrize("op", ["put", "delete"])
+@pytest.mark.parametrize("op", ["put", "copy", "delete"])
 @pytest.mark.parametrize("point, at_hit", GATEWAY_CASES)
 def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
     if op == "delete" and point == "gateway.after_stage":
