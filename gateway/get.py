@@ -1,4 +1,4 @@
-"""GetObject and HeadObject: conditions, single ranges, streamed decoded bytes."""
+"""GetObject and HeadObject: conditions, single ranges or parts, streamed decoded bytes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from gateway.errors import S3Error
 from gateway.object_headers import object_headers
 from gateway.objects.reader import ObjectReader
 from gateway.xml import http_date
-from shardgate.manifest import ObjectManifest
+from shardgate.manifest import ObjectManifest, PartManifest
+
+MAX_PART_NUMBER = 10_000
 
 # Query parameters that override response headers (GetObject "response-*" overrides).
 _OVERRIDES = {
@@ -28,16 +30,61 @@ async def _manifest(ctx: RequestContext) -> ObjectManifest:
     return await ctx.objects.head(await ctx.bucket(), ctx.endpoint.key)
 
 
-def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str, str],
-                                                                  tuple[int, int] | None]:
+def uploaded_in_parts(manifest: ObjectManifest) -> bool:
+    """Whether a client sees `manifest` as a multipart object: its ETag says so (a
+    single PUT, or a copy, has a plain MD5 ETag and one part)."""
+    return "-" in manifest.etag
+
+
+def requested_part(ctx: RequestContext) -> int | None:
+    """The ?partNumber asked for, checked before the object is read."""
+    raw = ctx.endpoint.param("partNumber")
+    if raw is None:
+        return None
+    try:
+        number = int(raw)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PART_NUMBER:
+        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
+                                         "10000, inclusive.",
+                      extra={"ArgumentName": "partNumber", "ArgumentValue": raw})
+    if ctx.headers.get("range"):
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber "
+                                        "query parameter.")
+    return number
+
+
+def part_span(manifest: ObjectManifest, number: int) -> tuple[int, int, PartManifest | None]:
+    """(first byte, part size, part) of the `number`th part; a plain object is its own
+    part 1 (part None). Parts count in order, so 1..x-amz-mp-parts-count reads it all."""
+    if not uploaded_in_parts(manifest):
+        if number != 1:
+            raise _no_such_part(number, 1)
+        return 0, manifest.size, None
+    if number > len(manifest.parts):
+        raise _no_such_part(number, len(manifest.parts))
+    start = sum(p.size for p in manifest.parts[:number - 1])
+    part = manifest.parts[number - 1]
+    return start, part.size, part
+
+
+def _no_such_part(number: int, count: int) -> S3Error:
+    return S3Error("InvalidPartNumber", extra={"PartNumberRequested": str(number),
+                                               "ActualPartCount": str(count)})
+
+
+def _plan(ctx: RequestContext, manifest: ObjectManifest, number: int | None
+          ) -> tuple[int, dict[str, str], tuple[int, int] | None]:
     """(status, headers, range) for a GET/HEAD of `manifest`, or a raised S3Error."""
-    if ctx.endpoint.has("partNumber"):
-        raise S3Error("NotImplemented", "GetObject with partNumber is not implemented yet.")
     # RFC 9110 section 13.2.2: preconditions are evaluated before Range.
     cond = evaluate(ctx.headers, manifest.etag, manifest.last_modified)
     if cond == NOT_MODIFIED:
         return 304, {"ETag": f'"{manifest.etag}"',
                      "Last-Modified": http_date(manifest.last_modified)}, None
+    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
+    if number is not None:
+        return _plan_part(ctx, manifest, number, checksum_mode)
     range_header = ctx.headers.get("range")
     wanted = None
     if range_header:
@@ -47,12 +94,7 @@ def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str,
             raise S3Error("InvalidRange", extra={"RangeRequested": range_header,
                                                  "ActualObjectSize": str(manifest.size)},
                           headers={"Content-Range": f"bytes */{manifest.size}"}) from exc
-    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = object_headers(manifest, with_checksum=checksum_mode and wanted is None)
-    for param, header in _OVERRIDES.items():
-        value = ctx.endpoint.param(param)
-        if value is not None:
-            headers[header] = value
+    headers = _headers(ctx, manifest, checksum_mode and wanted is None)
     if wanted is not None:
         start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{manifest.size}"
@@ -62,17 +104,50 @@ def _plan(ctx: RequestContext, manifest: ObjectManifest) -> tuple[int, dict[str,
     return 200, headers, None
 
 
+def _plan_part(ctx: RequestContext, manifest: ObjectManifest, number: int,
+               checksum_mode: bool) -> tuple[int, dict[str, str], tuple[int, int] | None]:
+    """A part answers like the range it covers (206), with the object's ETag, the parts
+    count of a multipart object and, in checksum mode, the part's own checksum."""
+    start, size, part = part_span(manifest, number)
+    headers = _headers(ctx, manifest, checksum_mode and part is None)
+    if part is not None:
+        headers["x-amz-mp-parts-count"] = str(len(manifest.parts))
+        if checksum_mode:
+            for algorithm, value in part.checksums.items():
+                headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+            if part.checksums and manifest.checksum_type:
+                headers["x-amz-checksum-type"] = manifest.checksum_type
+    headers["Content-Length"] = str(size)
+    if size == 0:  # no byte range names an empty part
+        return 200, headers, None
+    end = start + size - 1
+    headers["Content-Range"] = f"bytes {start}-{end}/{manifest.size}"
+    return 206, headers, (start, end)
+
+
+def _headers(ctx: RequestContext, manifest: ObjectManifest, with_checksum: bool
+             ) -> dict[str, str]:
+    headers = object_headers(manifest, with_checksum=with_checksum)
+    for param, header in _OVERRIDES.items():
+        value = ctx.endpoint.param(param)
+        if value is not None:
+            headers[header] = value
+    return headers
+
+
 async def head_object(ctx: RequestContext) -> Response:
+    number = requested_part(ctx)
     manifest = await _manifest(ctx)
-    status, headers, _ = _plan(ctx, manifest)
+    status, headers, _ = _plan(ctx, manifest, number)
     return Response(status_code=status, headers=headers)
 
 
 async def get_object(ctx: RequestContext) -> Response:
+    number = requested_part(ctx)
     manifest = await _manifest(ctx)
-    status, headers, wanted = _plan(ctx, manifest)
-    if status == 304:
-        return Response(status_code=304, headers=headers)
+    status, headers, wanted = _plan(ctx, manifest, number)
+    if status == 304 or (number is not None and wanted is None):  # 304, or an empty part
+        return Response(status_code=status, headers=headers)
     start, end = wanted if wanted is not None else (0, manifest.size - 1)
     reader = await ctx.objects.open(manifest, start, end)
     return ObjectResponse(reader, status, headers)
