@@ -49,6 +49,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "MissingSecurityHeader": (400, "Your request is missing a required header."),
     "NoSuchBucket": (404, "The specified bucket does not exist"),
     "NoSuchKey": (404, "The specified key does not exist."),
+    "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchUpload": (404, "The specified multipart upload does not exist. The upload ID might "
                           "be invalid, or the multipart upload might have been aborted or "
                           "completed."),

@@ -1,4 +1,4 @@
-"""Read-side operations through boto3: parts of an object."""
+"""Read-side operations through boto3: parts of an object, GetObjectAttributes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.e2e.conftest import USERS
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
+ALL_ATTRIBUTES = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
 
 
 def crc32(data: bytes) -> str:
@@ -123,3 +124,66 @@ def test_part_with_conditions(s3, objects):
                  IfNoneMatch=etag)[0] == 304
     assert error(s3.get_object, Bucket=bucket, Key="mp", PartNumber=1,
                  IfMatch='"0000"') == (412, "PreconditionFailed")
+
+
+def test_attributes_of_multipart_object(s3, objects):
+    bucket, parts, complete = objects["bucket"], objects["parts"], objects["complete"]
+    got = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=ALL_ATTRIBUTES)
+    head = s3.head_object(Bucket=bucket, Key="mp")
+    assert got["ETag"] == complete["ETag"].strip('"')
+    assert got["Checksum"] == {"ChecksumCRC32": complete["ChecksumCRC32"],
+                               "ChecksumType": "COMPOSITE"}
+    assert got["StorageClass"] == "STANDARD"
+    assert got["ObjectSize"] == sum(map(len, parts))
+    assert got["LastModified"] == head["LastModified"]
+    assert "VersionId" not in got and "DeleteMarker" not in got
+    listed = got["ObjectParts"]
+    assert (listed["TotalPartsCount"], listed["IsTruncated"], listed["MaxParts"]) == \
+        (3, False, 1000)
+    assert listed["Parts"] == [{"PartNumber": n, "Size": len(d), "ChecksumCRC32": crc32(d)}
+                               for n, d in enumerate(parts, 1)]
+
+
+def test_attributes_parts_pages(s3, objects):
+    bucket, parts = objects["bucket"], objects["parts"]
+    page = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts"],
+                                    MaxParts=1, PartNumberMarker=1)["ObjectParts"]
+    assert (page["PartNumberMarker"], page["NextPartNumberMarker"], page["MaxParts"],
+            page["IsTruncated"], page["TotalPartsCount"]) == (1, 2, 1, True, 3)
+    assert [p["PartNumber"] for p in page["Parts"]] == [2]
+    last = s3.get_object_attributes(Bucket=bucket, Key="mp", ObjectAttributes=["ObjectParts"],
+                                    MaxParts=5, PartNumberMarker=2)["ObjectParts"]
+    assert last["IsTruncated"] is False
+    assert [(p["PartNumber"], p["Size"]) for p in last["Parts"]] == [(3, len(parts[2]))]
+
+
+def test_attributes_of_plain_object(s3, objects):
+    bucket, data = objects["bucket"], objects["plain"]
+    got = s3.get_object_attributes(Bucket=bucket, Key="plain", ObjectAttributes=ALL_ATTRIBUTES)
+    assert got["ETag"] == hashlib.md5(data).hexdigest()
+    assert got["Checksum"] == {
+        "ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+        "ChecksumType": "FULL_OBJECT"}
+    assert got["ObjectSize"] == len(data) and got["StorageClass"] == "STANDARD"
+    assert "ObjectParts" not in got
+    only = s3.get_object_attributes(Bucket=bucket, Key="plain", ObjectAttributes=["ObjectSize"])
+    assert only["ObjectSize"] == len(data)
+    assert not {"ETag", "Checksum", "StorageClass", "ObjectParts"} & set(only)
+    null = s3.get_object_attributes(Bucket=bucket, Key="plain", VersionId="null",
+                                    ObjectAttributes=["ETag"])
+    assert null["ETag"] == got["ETag"]
+
+
+def test_attributes_errors(s3, objects):
+    bucket = objects["bucket"]
+    call = s3.get_object_attributes
+    assert error(call, Bucket=bucket, Key="plain", ObjectAttributes=["Bogus"]) == \
+        (400, "InvalidArgument")
+    assert error(call, Bucket=bucket, Key="plain", ObjectAttributes=[]) == \
+        (400, "InvalidArgument")
+    assert error(call, Bucket=bucket, Key="missing", ObjectAttributes=["ETag"]) == \
+        (404, "NoSuchKey")
+    assert error(call, Bucket=bucket, Key="plain", VersionId="3HL4kqtJlcpXroDTDmJ",
+                 ObjectAttributes=["ETag"]) == (404, "NoSuchVersion")
+    assert error(call, Bucket=bucket, Key="plain", ObjectAttributes=["ETag"],
+                 MaxParts=-1) == (400, "InvalidArgument")
