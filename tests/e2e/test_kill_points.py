@@ -2,8 +2,8 @@
 
 For each kill point (shardgate/faults.py) and each number of volumes killed there
 together (1, m, m + 1), an overwrite, a server-side copy onto the key and a delete of a
-multi-segment object run while the point is armed; the gateway is killed the same way at its own points. Afterwards, once the
-dead processes are back and healing has run:
+multi-segment object run while the point is armed; the gateway is killed the same way at
+its own points. Afterwards, once the dead processes are back and healing has run:
 - the key reads back as its last acknowledged version or the newer attempted one,
   byte-exact, never 503;
 - no pending row is left, the heal backlog is 0;
