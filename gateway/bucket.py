@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from starlette.responses import Response
 
 from gateway.context import RequestContext
@@ -11,12 +13,60 @@ from gateway.xml import document, iso8601, parse
 XML = "application/xml"
 
 
+MAX_BUCKETS = 10_000
+
+
+def _max_buckets(raw: str | None) -> int:
+    if raw is None:
+        return MAX_BUCKETS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BUCKETS:
+        raise S3Error("InvalidArgument", "Argument max-buckets must be an integer between 1 "
+                                         "and 10000.",
+                      extra={"ArgumentName": "max-buckets", "ArgumentValue": raw})
+    return value
+
+
+def _token_name(token: str) -> str:
+    """The bucket name a continuation token resumes after (opaque to clients)."""
+    try:
+        return base64.b64decode(token, altchars=b"-_", validate=True).decode()
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise S3Error("InvalidArgument", "The continuation token provided is incorrect",
+                      extra={"ArgumentName": "continuation-token",
+                             "ArgumentValue": token}) from exc
+
+
+def bucket_page(names: list[str], prefix: str, after: str, limit: int
+                ) -> tuple[list[str], str | None]:
+    """(names of one page, the name the next page starts after or None), by name."""
+    chosen = sorted(n for n in names if n.startswith(prefix) and n > after)
+    page = chosen[:limit]
+    return page, page[-1] if len(chosen) > limit else None
+
+
 async def list_buckets(ctx: RequestContext) -> Response:
-    records = await ctx.objects.list_buckets(ctx.user_id)
+    """Pages by name when asked to (max-buckets, continuation-token); S3 says a page is
+    the last by leaving out ContinuationToken, there is no IsTruncated. bucket-region is
+    ignored: every bucket is in the gateway's region."""
+    limit = _max_buckets(ctx.endpoint.param("max-buckets"))
+    token = ctx.endpoint.param("continuation-token")
+    after = _token_name(token) if token else ""
+    prefix = ctx.endpoint.param("prefix")
+    records = {r.name: r for r in await ctx.objects.list_buckets(ctx.user_id)}
+    page, last = bucket_page(list(records), prefix or "", after, limit)
+    region = ctx.config.gateway.region
+    next_token = base64.urlsafe_b64encode(last.encode()).decode() if last else None
     body = document("ListAllMyBucketsResult", [
         ("Owner", [("ID", ctx.user_id), ("DisplayName", ctx.user.display_name or ctx.user_id)]),
-        ("Buckets", [("Bucket", [("Name", r.name), ("CreationDate", iso8601(r.created))])
-                     for r in records]),
+        ("Buckets", [("Bucket", [("Name", name), ("CreationDate",
+                                                  iso8601(records[name].created)),
+                                 ("BucketRegion", region)])
+                     for name in page]),
+        ("ContinuationToken", next_token), ("Prefix", prefix),
     ])
     return Response(body, media_type=XML)
 

@@ -1,4 +1,5 @@
-"""Read-side operations through boto3: parts of an object, GetObjectAttributes."""
+"""Read-side operations through boto3: parts of an object, GetObjectAttributes,
+ListBuckets pages."""
 
 from __future__ import annotations
 
@@ -187,3 +188,28 @@ def test_attributes_errors(s3, objects):
                  ObjectAttributes=["ETag"]) == (404, "NoSuchVersion")
     assert error(call, Bucket=bucket, Key="plain", ObjectAttributes=["ETag"],
                  MaxParts=-1) == (400, "InvalidArgument")
+
+
+def test_list_buckets_pages(cluster, s3):
+    prefix = f"lb-{uuid.uuid4().hex[:10]}-"
+    names = [prefix + suffix for suffix in ("c", "a", "b")]
+    for name in names:
+        s3.create_bucket(Bucket=name)
+    page = s3.list_buckets(MaxBuckets=2, Prefix=prefix)
+    assert [b["Name"] for b in page["Buckets"]] == sorted(names)[:2]
+    assert page["Prefix"] == prefix and "IsTruncated" not in page
+    assert page["Buckets"][0]["BucketRegion"] == "us-east-1"
+    rest = s3.list_buckets(MaxBuckets=2, Prefix=prefix,
+                           ContinuationToken=page["ContinuationToken"])
+    assert [b["Name"] for b in rest["Buckets"]] == sorted(names)[2:]
+    assert "ContinuationToken" not in rest
+    whole = s3.list_buckets(Prefix=prefix, BucketRegion="eu-west-1")
+    assert [b["Name"] for b in whole["Buckets"]] == sorted(names)
+    assert "ContinuationToken" not in whole
+    everything = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert everything == sorted(everything) and set(names) <= set(everything)
+    assert "Prefix" not in s3.list_buckets()
+    raw = cluster.client(*USERS["alice"], parameter_validation=False)
+    for bad in (0, 10001):
+        assert error(raw.list_buckets, MaxBuckets=bad) == (400, "InvalidArgument")
+    assert error(s3.list_buckets, ContinuationToken="%%%") == (400, "InvalidArgument")
