@@ -1,5 +1,5 @@
 """Read-side operations through boto3: parts of an object, GetObjectAttributes,
-ListBuckets pages."""
+ListBuckets pages, response-* overrides."""
 
 from __future__ import annotations
 
@@ -213,3 +213,25 @@ def test_list_buckets_pages(cluster, s3):
     for bad in (0, 10001):
         assert error(raw.list_buckets, MaxBuckets=bad) == (400, "InvalidArgument")
     assert error(s3.list_buckets, ContinuationToken="%%%") == (400, "InvalidArgument")
+
+
+def test_response_overrides(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="o", Body=b"override me", ContentType="text/plain")
+    overrides = {
+        "ResponseContentType": "application/x-overridden",
+        "ResponseContentDisposition": 'attachment; filename="o.bin"',
+        "ResponseCacheControl": "no-store",
+        "ResponseExpires": "Thu, 01 Dec 2044 16:00:00 GMT",
+        "ResponseContentLanguage": "de-CH",
+        "ResponseContentEncoding": "identity",
+    }
+    got = s3.get_object(Bucket=bucket, Key="o", **overrides)
+    assert got["Body"].read() == b"override me"
+    assert got["ContentType"] == "application/x-overridden"
+    assert got["ContentDisposition"] == 'attachment; filename="o.bin"'
+    assert got["CacheControl"] == "no-store"
+    assert got["ResponseMetadata"]["HTTPHeaders"]["expires"] == "Thu, 01 Dec 2044 16:00:00 GMT"
+    assert got["ContentLanguage"] == "de-CH"
+    assert got["ContentEncoding"] == "identity"
+    stored = s3.head_object(Bucket=bucket, Key="o")
+    assert stored["ContentType"] == "text/plain" and "CacheControl" not in stored
