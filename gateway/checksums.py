@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from awscrt import checksums as crt
 
@@ -175,3 +176,68 @@ def full_object(parts: list[tuple[bytes, int]], algorithm: str) -> str:
     for digest, length in parts:
         crc = combine(crc, int.from_bytes(digest, "big"), length)
     return base64.b64encode(crc.to_bytes(DIGEST_SIZE[algorithm], "big")).decode("ascii")
+
+
+CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
+
+
+@dataclass(frozen=True)
+class ObjectChecksum:
+    """The whole-object checksum a CompleteMultipartUpload request declares in its headers."""
+
+    algorithm: str | None  # None when only x-amz-checksum-type was sent
+    digest: bytes = b""
+    parts: int | None = None  # the N of a composite "<base64>-N" value
+    checksum_type: str | None = None
+
+
+def complete_checksum(headers: Mapping[str, str]) -> ObjectChecksum | None:
+    """x-amz-checksum-<alg> (a full-object CRC, or a composite "<base64>-N") and
+    x-amz-checksum-type of a Complete request. They describe the object being made, not the
+    XML body, so they are checked against the object's checksum; None if none was sent."""
+    present = {_BY_HEADER[n]: v for n, v in headers.items() if n in _BY_HEADER}
+    if len(present) > 1:
+        raise S3Error("InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple "
+                      "checksum Types are not allowed.")
+    kind = headers.get("x-amz-checksum-type")
+    if kind is not None:
+        kind = kind.strip().upper()
+        if kind not in CHECKSUM_TYPES:
+            raise S3Error("InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+    if not present:
+        return None if kind is None else ObjectChecksum(None, checksum_type=kind)
+    (algorithm, value), = present.items()
+    encoded, dash, count = value.strip().partition("-")  # "-" is not in base64's alphabet
+    parts = None
+    if dash:
+        if not count.isdigit() or int(count) < 1:
+            raise S3Error("InvalidRequest", f"Value for {HEADERS[algorithm]} header is invalid.")
+        parts = int(count)
+    return ObjectChecksum(algorithm, decode_b64(encoded, algorithm), parts, kind)
+
+
+def verify_object_checksum(expected: ObjectChecksum, checksums: Mapping[str, str],
+                           checksum_type: str) -> None:
+    """Compare a Complete request's declared checksum with the one the object gets.
+
+    BadDigest when they disagree (value, part count or checksum type); InvalidRequest when
+    the object has no checksum of that algorithm to compare with.
+    """
+    if expected.checksum_type and checksum_type and expected.checksum_type != checksum_type:
+        raise S3Error("BadDigest", f"The checksum type {expected.checksum_type} you specified "
+                      f"does not match the upload's checksum type {checksum_type}.")
+    algorithm = expected.algorithm
+    if algorithm is None:
+        return
+    actual = checksums.get(algorithm)
+    if actual is None:
+        held = next(iter(checksums), None)
+        why = (f"the {held.lower()} checksum algorithm" if held
+               else "no checksum the parts allow to combine")
+        raise S3Error("InvalidRequest", f"The upload was created using {why}; the complete "
+                      f"request sent a {algorithm.lower()} checksum.")
+    encoded, _, count = actual.partition("-")
+    same_parts = expected.parts is None or count == str(expected.parts)
+    if base64.b64decode(encoded) != expected.digest or not same_parts:
+        raise S3Error("BadDigest", f"The {algorithm.lower()} you specified did not match the "
+                      "calculated checksum.")

@@ -17,7 +17,13 @@ import time
 from dataclasses import dataclass, replace
 
 from erasure import archive_seed
-from gateway.checksums import CRC_ALGORITHMS, composite, full_object
+from gateway.checksums import (
+    CRC_ALGORITHMS,
+    ObjectChecksum,
+    composite,
+    full_object,
+    verify_object_checksum,
+)
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
@@ -68,6 +74,14 @@ class RequestedPart:
     number: int
     etag: str
     checksums: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CompleteChecks:
+    """What a Complete request asks of the object it makes: the whole-object checksum its
+    headers declare, checked before anything is committed."""
+
+    checksum: ObjectChecksum | None = None
 
 
 async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
@@ -233,8 +247,11 @@ async def _ended(cluster: Cluster, incarnation: str, key: str, upload_id: str,
 
 
 async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: str,
-                   user_id: str, requested: list[RequestedPart]) -> ObjectManifest:
-    """Commit the object the chosen parts make; a retry after success answers the same."""
+                   user_id: str, requested: list[RequestedPart],
+                   checks: CompleteChecks | None = None) -> ObjectManifest:
+    """Commit the object the chosen parts make; a retry after success answers the same.
+    A failed check leaves the upload open."""
+    checks = checks or CompleteChecks()
     try:
         upload = await find(cluster, bucket.incarnation, key, upload_id, user_id)
         try:
@@ -254,6 +271,8 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
     await find_latest(cluster, bucket.incarnation, key)
     etag = hashlib.md5(b"".join(bytes.fromhex(p.etag) for p in chosen)).hexdigest()
     checksums, checksum_type = _object_checksum(upload.meta, chosen)
+    if checks.checksum is not None:
+        verify_object_checksum(checks.checksum, checksums, checksum_type)
     meta = upload.meta
     ec = cluster.config.erasure
     manifest = ObjectManifest(
