@@ -13,7 +13,7 @@ from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.layer import ObjectAttributes
 from gateway.objects.uploads import CompleteChecks, RequestedPart, Upload
-from gateway.put import echo_headers, expectations
+from gateway.put import echo_headers, expectations, write_conditions
 from gateway.xml import child_text, children, document, iso8601, parse
 from shardgate.manifest import ObjectManifest
 from shardgate.versionid import version_time_ms
@@ -128,8 +128,14 @@ async def _complete_body(ctx: RequestContext) -> bytes:
 async def complete_multipart_upload(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     key = ctx.endpoint.key
-    checks = CompleteChecks(complete_checksum(ctx.headers))
+    conditions = write_conditions(ctx.headers)
+    checksum = complete_checksum(ctx.headers)
     requested = _requested_parts(await _complete_body(ctx))
+
+    async def conditions_hold() -> None:
+        await ctx.objects.check_conditions(bucket, key, conditions)
+
+    checks = CompleteChecks(checksum, conditions_hold if conditions.any else None)
     # Straight to the uploads module: ObjectLayer.complete_upload takes no checks.
     manifest = await uploads.complete(ctx.objects.cluster, bucket, key,
                                       ctx.endpoint.param("uploadId") or "", ctx.user_id,

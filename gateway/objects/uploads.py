@@ -14,6 +14,7 @@ import asyncio
 import base64
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from erasure import archive_seed
@@ -37,6 +38,7 @@ from gateway.objects.multipart_end import (
     commit_where_missing,
     complete_on,
     finish_ended,
+    release,
 )
 from gateway.objects.reader import find_latest
 from gateway.objects.volume_client import VolumeNotFound
@@ -79,9 +81,15 @@ class RequestedPart:
 @dataclass(frozen=True)
 class CompleteChecks:
     """What a Complete request asks of the object it makes: the whole-object checksum its
-    headers declare, checked before anything is committed."""
+    headers declare, and its write conditions (If-Match / If-None-Match), which raise if
+    they no longer hold. Both are checked before anything is committed."""
 
     checksum: ObjectChecksum | None = None
+    conditions: Callable[[], Awaitable[None]] | None = None
+
+    async def hold(self) -> None:
+        if self.conditions is not None:
+            await self.conditions()
 
 
 async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
@@ -249,8 +257,12 @@ async def _ended(cluster: Cluster, incarnation: str, key: str, upload_id: str,
 async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: str,
                    user_id: str, requested: list[RequestedPart],
                    checks: CompleteChecks | None = None) -> ObjectManifest:
-    """Commit the object the chosen parts make; a retry after success answers the same.
-    A failed check leaves the upload open."""
+    """Commit the object the chosen parts make; a retry after success answers the same
+    (its conditions were met by the request that completed the upload).
+
+    A failed check leaves the upload open: the conditions are checked once the upload is
+    known open, and again after the claims are held, just before the commit.
+    """
     checks = checks or CompleteChecks()
     try:
         upload = await find(cluster, bucket.incarnation, key, upload_id, user_id)
@@ -265,6 +277,7 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
             raise
         return await _ended(cluster, bucket.incarnation, key, exc.extra["UploadId"],
                             user_id, new_version_id(), aborting=False)
+    await checks.hold()
     # Read the key first, as a DELETE does: its answers carry the volumes' clocks, so the
     # version id minted below is newer than any version acknowledged before now, even
     # one written through a gateway whose clock runs ahead of ours.
@@ -289,6 +302,11 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
     except UploadGone:
         return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
                             aborting=False)
+    try:
+        await checks.hold()
+    except BaseException:
+        await release(cluster, claims.held, upload_id, token)
+        raise
     committed = await complete_on(cluster, claims.held, manifest, token)
     if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the upload.")

@@ -1,5 +1,5 @@
-"""CompleteMultipartUpload: the whole-object checksum headers, as AWS answers them,
-through boto3."""
+"""CompleteMultipartUpload: the whole-object checksum headers and If-Match /
+If-None-Match, as AWS answers them, through boto3."""
 
 from __future__ import annotations
 
@@ -121,3 +121,49 @@ def test_complete_checksum_disagreements(s3, bucket):
     assert _error(lambda: complete(ChecksumCRC32=f"{whole}-2")) == "BadDigest"
     assert _absent(s3, bucket, "dis")
     assert complete(ChecksumCRC32=whole)["ChecksumCRC32"] == whole
+
+
+def test_if_none_match_on_complete(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="taken", Body=b"first")
+    uid, parts = _upload(s3, bucket, "taken", parts=[b"second"])
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(Bucket=bucket, Key="taken", UploadId=uid,
+                                     MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert err.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"first"
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key="taken",
+                                                   UploadId=uid)["Parts"]] == [1]
+    s3.complete_multipart_upload(Bucket=bucket, Key="taken", UploadId=uid,
+                                 MultipartUpload={"Parts": parts})
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"second"
+    uid, parts = _upload(s3, bucket, "free", parts=[b"new"])
+    first = s3.complete_multipart_upload(Bucket=bucket, Key="free", UploadId=uid,
+                                         MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="free")["Body"].read() == b"new"
+    retried = s3.complete_multipart_upload(Bucket=bucket, Key="free", UploadId=uid,
+                                           MultipartUpload={"Parts": parts}, IfNoneMatch="*")
+    assert retried["ETag"] == first["ETag"]  # a retry after success answers the same
+
+
+def test_if_match_on_complete(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="m", Body=b"first")["ETag"]
+    uid, parts = _upload(s3, bucket, "m", parts=[b"second"])
+
+    def complete(**extra):
+        return s3.complete_multipart_upload(Bucket=bucket, Key="m", UploadId=uid,
+                                            MultipartUpload={"Parts": parts}, **extra)
+
+    with pytest.raises(ClientError) as err:
+        complete(IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"first"
+    assert complete(IfMatch=etag)["Key"] == "m"
+    assert s3.get_object(Bucket=bucket, Key="m")["Body"].read() == b"second"
+    uid, parts = _upload(s3, bucket, "missing", parts=[b"x"])
+    with pytest.raises(ClientError) as err:
+        s3.complete_multipart_upload(Bucket=bucket, Key="missing", UploadId=uid,
+                                     MultipartUpload={"Parts": parts}, IfMatch=etag)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert err.value.response["Error"]["Code"] == "NoSuchKey"
+    s3.list_parts(Bucket=bucket, Key="missing", UploadId=uid)  # still open

@@ -1,5 +1,6 @@
 """What a CompleteMultipartUpload checks before it commits: the whole-object checksum its
-headers declare (gateway.checksums), before any claim is taken (uploads.complete)."""
+headers declare (gateway.checksums) and its write conditions, checked once the upload is
+known open and again, with the claims held, right before the commit (uploads.complete)."""
 
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ class _Steps:
             "_chosen_parts": lambda *a: step("parts", [part]),
             "find_latest": lambda *a: step("read key"),
             "claim_quorum": lambda *a: step("claim", Claims(held=["v1", "v2"])),
+            "release": lambda c, vids, *a: step(f"release {','.join(vids)}"),
             "complete_on": lambda c, vids, *a: step("commit", list(vids)),
             "claim_stragglers": lambda *a: step("stragglers", []),
             "commit_where_missing": lambda *a: step("missing", []),
@@ -133,6 +135,37 @@ class _Steps:
         bucket = BucketRecord("b", "alice", "inc", 0.0, False, 1)
         return asyncio.run(uploads.complete(cluster, bucket, "k", "u1", "alice",
                                             [RequestedPart(1, "e", {})], checks))
+
+
+def test_conditions_are_checked_before_and_right_before_the_commit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = _Steps(monkeypatch)
+
+    async def hold() -> None:
+        steps.log.append("conditions")
+
+    steps.complete(CompleteChecks(conditions=hold))
+    assert steps.log[:2] == ["find", "parts"]
+    assert steps.log.index("conditions") < steps.log.index("claim")
+    after_claim = steps.log[steps.log.index("claim") + 1:]
+    assert after_claim[:2] == ["conditions", "commit"]
+
+
+def test_a_condition_failing_late_releases_the_claims_and_commits_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    steps = _Steps(monkeypatch)
+    calls = 0
+
+    async def hold() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # another writer created the key in the meantime
+            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
+
+    with pytest.raises(S3Error) as err:
+        steps.complete(CompleteChecks(conditions=hold))
+    assert err.value.code == "PreconditionFailed"
+    assert steps.log[-2:] == ["claim", "release v1,v2"] and "commit" not in steps.log
 
 
 def test_a_wrong_checksum_fails_before_any_claim(monkeypatch: pytest.MonkeyPatch) -> None:
