@@ -3,11 +3,15 @@ Complete, Abort, ListParts and ListMultipartUploads (gateway/objects/uploads.py 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 from starlette.responses import Response
 
 from gateway.checksums import ALGORITHMS, CRC_ALGORITHMS, complete_checksum
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.listing import url_encoder
 from gateway.object_headers import stored_headers
 from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord
@@ -186,17 +190,108 @@ def _tag_time(tag: str) -> float:
     return version_time_ms(tag.rsplit(".", 1)[-1]) / 1000
 
 
-async def list_multipart_uploads(ctx: RequestContext) -> Response:
-    bucket = await ctx.bucket()
-    prefix = ctx.endpoint.param("prefix", "") or ""
-    rows = await ctx.objects.list_uploads(bucket, prefix)
-    fields: list[tuple[str, object]] = [("Bucket", bucket.name), ("KeyMarker", ""),
-                                        ("UploadIdMarker", ""), ("Prefix", prefix),
-                                        ("MaxUploads", 1000), ("IsTruncated", False)]
+MAX_UPLOADS = 1000
+
+
+@dataclass
+class UploadPage:
+    """One ListMultipartUploads page: uploads and common prefixes, at most max-uploads."""
+
+    uploads: list[dict] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    next_key: str | None = None
+    next_upload_id: str | None = None
+
+
+def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+    at = key.find(delimiter, len(prefix)) if delimiter else -1
+    return None if at < 0 else key[:at + len(delimiter)]
+
+
+def page_uploads(rows: list[dict], prefix: str, delimiter: str, key_marker: str,
+                 upload_id_marker: str, max_uploads: int) -> UploadPage:
+    """The page after the markers, from rows sorted by key then upload id (initiation order).
+
+    Without key-marker the upload-id-marker is ignored; with it, the marker key's uploads
+    after that id are listed, then later keys. A key-marker naming a common prefix (the
+    last entry of a page) skips every key under it, as ListObjects does.
+    """
+    page = UploadPage()
+    if max_uploads == 0:
+        return page
+    upload_id_marker = upload_id_marker if key_marker else ""
+    rolled = key_marker if key_marker and key_marker.startswith(prefix) and \
+        _common_prefix(key_marker, prefix, delimiter) == key_marker else None
     for row in rows:
-        fields.append(("Upload", [("Key", row["key"]), ("UploadId", row["upload_id"]),
-                                  ("Initiator", [("ID", row["owner"])]),
-                                  ("Owner", [("ID", row["owner"])]),
-                                  ("StorageClass", "STANDARD"),
-                                  ("Initiated", iso8601(row["initiated"]))]))
+        key = row["key"]
+        if not key.startswith(prefix) or key < key_marker:
+            continue
+        if key == key_marker and (not upload_id_marker or row["upload_id"] <= upload_id_marker):
+            continue
+        if rolled is not None and key.startswith(rolled):
+            continue
+        common = _common_prefix(key, prefix, delimiter)
+        if common is not None and page.prefixes and page.prefixes[-1] == common:
+            continue  # sorted rows: a prefix's keys are adjacent
+        if len(page.uploads) + len(page.prefixes) == max_uploads:
+            page.truncated = True
+            break
+        if common is not None:
+            page.prefixes.append(common)
+            page.next_key, page.next_upload_id = common, None
+        else:
+            page.uploads.append(row)
+            page.next_key, page.next_upload_id = key, row["upload_id"]
+    return page
+
+
+def _max_uploads(ctx: RequestContext) -> int:
+    raw = ctx.endpoint.param("max-uploads") or str(MAX_UPLOADS)
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise S3Error("InvalidArgument", "Provided max-uploads not an integer or within "
+                      "integer range", extra={"ArgumentName": "max-uploads",
+                                              "ArgumentValue": raw}) from exc
+    if value < 0:
+        raise S3Error("InvalidArgument", "Argument max-uploads must be an integer between 0 "
+                      "and 2147483647", extra={"ArgumentName": "max-uploads",
+                                               "ArgumentValue": raw})
+    return min(value, MAX_UPLOADS)
+
+
+def _upload_entry(row: dict, enc: Callable[[str], str]) -> list[tuple[str, object]]:
+    meta = row.get("manifest") or {}
+    return [("Key", enc(row["key"])), ("UploadId", row["upload_id"]),
+            ("Initiator", [("ID", row["owner"]), ("DisplayName", row["owner"])]),
+            ("Owner", [("ID", row["owner"]), ("DisplayName", row["owner"])]),
+            ("StorageClass", "STANDARD"), ("Initiated", iso8601(row["initiated"])),
+            ("ChecksumAlgorithm", meta.get("checksum_algorithm")),
+            ("ChecksumType", meta.get("checksum_type"))]
+
+
+async def list_multipart_uploads(ctx: RequestContext) -> Response:
+    """encoding-type=url encodes Delimiter, KeyMarker, Prefix, NextKeyMarker, each Key and
+    each common prefix (not the upload ids)."""
+    bucket = await ctx.bucket()
+    ep = ctx.endpoint
+    prefix, delimiter = ep.param("prefix", "") or "", ep.param("delimiter", "") or ""
+    key_marker = ep.param("key-marker", "") or ""
+    upload_id_marker = ep.param("upload-id-marker", "") or ""
+    max_uploads = _max_uploads(ctx)
+    encoding = ep.param("encoding-type")
+    enc = url_encoder(encoding)
+    rows = await ctx.objects.list_uploads(bucket, prefix)
+    page = page_uploads(rows, prefix, delimiter, key_marker, upload_id_marker, max_uploads)
+    fields: list[tuple[str, object]] = [
+        ("Bucket", bucket.name), ("KeyMarker", enc(key_marker)),
+        ("UploadIdMarker", upload_id_marker),
+        ("NextKeyMarker", None if page.next_key is None else enc(page.next_key)),
+        ("Prefix", enc(prefix)), ("Delimiter", enc(delimiter) if delimiter else None),
+        ("NextUploadIdMarker", page.next_upload_id), ("MaxUploads", max_uploads),
+        ("IsTruncated", page.truncated)]
+    fields.extend(("Upload", _upload_entry(row, enc)) for row in page.uploads)
+    fields.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
+    fields.append(("EncodingType", encoding))
     return Response(document("ListMultipartUploadsResult", fields), media_type=XML)
