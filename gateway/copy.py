@@ -26,6 +26,7 @@ from gateway.object_headers import stored_headers
 from gateway.objects.layer import ObjectAttributes
 from gateway.put import write_conditions
 from gateway.router import MAX_KEY_BYTES, check_bucket_name
+from gateway.tagging import header_tags
 from gateway.xml import document, iso8601
 from shardgate.manifest import ObjectManifest
 
@@ -89,18 +90,26 @@ async def _source(ctx: RequestContext) -> tuple[CopySource, ObjectManifest]:
     return source, manifest
 
 
-def _destination_attributes(ctx: RequestContext, source: ObjectManifest) -> ObjectAttributes:
-    directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+def _directive(ctx: RequestContext, header: str) -> str:
+    directive = ctx.headers.get(header, "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
-        raise S3Error("InvalidArgument", "Unknown metadata directive.")
-    if directive == "REPLACE":
+        raise S3Error("InvalidArgument", f"Unknown {header} value.")
+    return directive
+
+
+def _destination_attributes(ctx: RequestContext, source: ObjectManifest) -> ObjectAttributes:
+    """Metadata and tags from the source (COPY) or from the request (REPLACE)."""
+    tags = (header_tags(ctx.headers)
+            if _directive(ctx, "x-amz-tagging-directive") == "REPLACE" else dict(source.tags))
+    if _directive(ctx, "x-amz-metadata-directive") == "REPLACE":
         content_type, kept, metadata = stored_headers(ctx.headers)
-        return ObjectAttributes(ctx.user_id, content_type, kept, metadata)
+        return ObjectAttributes(ctx.user_id, content_type, kept, metadata, tags)
     kept = dict(source.headers)
     for name in ("x-amz-storage-class", "x-amz-website-redirect-location"):
         if name in ctx.headers:
             kept[name] = ctx.headers[name]
-    return ObjectAttributes(ctx.user_id, source.content_type, kept, dict(source.metadata))
+    return ObjectAttributes(ctx.user_id, source.content_type, kept, dict(source.metadata),
+                            tags)
 
 
 def _checksum_algorithm(ctx: RequestContext, source: ObjectManifest) -> str | None:

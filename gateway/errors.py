@@ -39,6 +39,8 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
                               "ordered by part number."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
+    "NoSuchTagSet": (404, "The TagSet does not exist"),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate "

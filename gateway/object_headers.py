@@ -48,6 +48,8 @@ def object_headers(manifest: ObjectManifest, with_checksum: bool) -> dict[str, s
         headers[name] = value
     for name, value in manifest.metadata.items():
         headers[f"x-amz-meta-{name}"] = value
+    if manifest.tags:
+        headers["x-amz-tagging-count"] = str(len(manifest.tags))
     if with_checksum:
         for algorithm, value in manifest.checksums.items():
             headers[f"x-amz-checksum-{algorithm.lower()}"] = value

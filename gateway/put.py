@@ -13,6 +13,7 @@ from gateway.errors import S3Error
 from gateway.object_headers import stored_headers
 from gateway.objects.ingest import Expectations, Verified
 from gateway.objects.layer import ObjectAttributes, WriteConditions
+from gateway.tagging import header_tags
 
 MAX_OBJECT_SIZE = 5 * 1024**3
 
@@ -92,7 +93,8 @@ async def put_object(ctx: RequestContext) -> Response:
     conditions = write_conditions(ctx.headers)
     result = await ctx.objects.put(
         bucket, ctx.endpoint.key, ctx.body(), expectations(ctx.headers, MAX_OBJECT_SIZE),
-        ObjectAttributes(ctx.user_id, content_type, kept, metadata), conditions)
+        ObjectAttributes(ctx.user_id, content_type, kept, metadata, header_tags(ctx.headers)),
+        conditions)
     headers = {"ETag": f'"{result.manifest.etag}"', **echo_headers(result.verified)}
     if len(headers) > 1:
         headers["x-amz-checksum-type"] = "FULL_OBJECT"

@@ -1,6 +1,6 @@
 """Refuse headers that ask for a feature shardgate lacks (501), so none is silently ignored.
 
-A client that asks for encryption, object lock, ACL grants or tags and gets 200 believes
+A client that asks for encryption, object lock or ACL grants and gets 200 believes
 its data is protected or labelled when it is not. Headers that ask for what shardgate does
 anyway stay accepted: `x-amz-acl: private` (every bucket is private to its owner),
 `x-amz-bucket-object-lock-enabled: false`, and `x-amz-bypass-governance-retention` on
@@ -66,8 +66,8 @@ def refuse_unsupported(operation: str, headers: Mapping[str, str]) -> None:
         for name in OBJECT_LOCK_HEADERS:
             if _sent(headers, name):
                 raise _not_implemented(name, "Object lock")
-        if _sent(headers, "x-amz-tagging"):
-            raise _not_implemented("x-amz-tagging", "Object tagging")
+    if operation == "CreateMultipartUpload" and _sent(headers, "x-amz-tagging"):
+        raise _not_implemented("x-amz-tagging", "Tags on multipart uploads")
     if operation in _SSE_C_OPERATIONS:
         for name in SSE_C_HEADERS:
             if _sent(headers, name):

@@ -73,6 +73,9 @@ class ObjectManifest:
     erasure: ErasureParams | None = None
     parts: tuple[PartManifest, ...] = ()
     upload_id: str = ""  # the multipart upload this version completed, so a retry knows it
+    # Tags given when the version was written; a later PutObjectTagging is an in-place
+    # attribute with its own stamp, which wins (gateway/objects/attributes.py).
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shardgate.faults import kill_point
+from volume_server.attributes import attributes_of, drop_attributes
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
                          (incarnation, key, version_id)).fetchone()
     if found is None:
         return []
+    drop_attributes(conn, incarnation, key, [version_id])
     owned = json.loads(found["archives"])
     conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
                      [(a, found["id"]) for a in owned])
@@ -208,11 +210,12 @@ def _supersede(conn: sqlite3.Connection, incarnation: str, key: str, version_id:
     """Delete the key's rows older than a durable version; retire their archives for
     `grace` seconds (with no grace, free them: the ids whose files to unlink)."""
     older = conn.execute(
-        "SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND version_id < ?",
-        (incarnation, key, version_id),
+        "SELECT id, archives, version_id FROM objects WHERE incarnation=? AND key=? AND"
+        " version_id < ?", (incarnation, key, version_id),
     ).fetchall()
+    drop_attributes(conn, incarnation, key, [r[2] for r in older])
     freed: set[str] = set()
-    for object_id, archives in older:
+    for object_id, archives, _ in older:
         owned = json.loads(archives)
         freed.update(owned)
         conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
@@ -278,7 +281,9 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[st
     for row in found:  # read lazily: stops at the newest durable row
         versions.append({"version_id": row["version_id"], "deleted": bool(row["deleted"]),
                          "durable": bool(row["durable"]),
-                         "manifest": json.loads(row["manifest"])})
+                         "manifest": json.loads(row["manifest"]),
+                         "attributes": attributes_of(conn, incarnation, key,
+                                                     row["version_id"])})
         if row["durable"]:
             break
     return versions
@@ -324,7 +329,8 @@ def version(conn: sqlite3.Connection, incarnation: str, key: str,
         return None
     return {"version_id": row["version_id"], "deleted": bool(row["deleted"]),
             "durable": bool(row["durable"]), "manifest": json.loads(row["manifest"]),
-            "archives": json.loads(row["archives"])}
+            "archives": json.loads(row["archives"]),
+            "attributes": attributes_of(conn, incarnation, key, version_id)}
 
 
 def inline_archive(conn: sqlite3.Connection, archive_id: str) -> bytes | None:

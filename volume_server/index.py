@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_BATCH = 256
 READ_THREADS = 4
 
+# Schema 4 added version_attributes (in-place attributes such as tags, each with the
+# stamp of its newest change) and bucket_settings (versioning, tags: newest stamp wins).
 # Schema 3 added objects.durable / objects.committed (a row stays pending until the
 # gateway's durable notice), retired (archives kept readable for a grace period),
 # volume_state (this volume rebuilding or not) and peers (the data id of each volume
@@ -109,6 +111,23 @@ CREATE TABLE IF NOT EXISTS upload_claims (
     op TEXT NOT NULL,
     claimed REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS version_attributes (
+    incarnation TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (incarnation, key, version_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_settings (
+    name TEXT NOT NULL,
+    incarnation TEXT NOT NULL,
+    setting TEXT NOT NULL,
+    stamp INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, incarnation, setting)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heal_queue (
     id INTEGER PRIMARY KEY,
     incarnation TEXT NOT NULL,

@@ -5,6 +5,7 @@ Like catalog.py these run on the index's reader or writer threads.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -28,8 +29,27 @@ def put_bucket(conn: sqlite3.Connection, rec: dict[str, Any]) -> bool:
 
 
 def get_bucket(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+    """The record with the settings of its incarnation ({setting: {"stamp", "value"}})."""
     row = conn.execute("SELECT * FROM buckets WHERE name=?", (name,)).fetchone()
-    return None if row is None else _bucket(row)
+    if row is None:
+        return None
+    settings = conn.execute("SELECT setting, stamp, value FROM bucket_settings WHERE name=?"
+                            " AND incarnation=?", (name, row["incarnation"]))
+    return {**_bucket(row), "settings": {s[0]: {"stamp": s[1], "value": json.loads(s[2])}
+                                         for s in settings}}
+
+
+def put_setting(conn: sqlite3.Connection, name: str, incarnation: str, setting: str,
+                stamp: int, value: Any) -> bool:
+    """Keep a bucket setting's value unless a newer stamp is held (per setting, so a
+    change of tags and one of versioning never undo each other)."""
+    cur = conn.execute(
+        "INSERT INTO bucket_settings (name, incarnation, setting, stamp, value)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name, incarnation, setting)"
+        " DO UPDATE SET stamp=excluded.stamp, value=excluded.value"
+        " WHERE excluded.stamp > bucket_settings.stamp",
+        (name, incarnation, setting, stamp, json.dumps(value)))
+    return cur.rowcount > 0
 
 
 def list_buckets(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects.cluster import Cluster
@@ -31,9 +32,19 @@ class BucketRecord:
     created: float
     deleted: bool
     stamp: int
+    # {setting: {"stamp", "value"}} of this incarnation: versioning, tags. Each setting
+    # is written on its own, newest stamp wins, so two changes never undo each other.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False,
+                                                hash=False)
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        record = self.__dict__.copy()
+        del record["settings"]
+        return record
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        held = self.settings.get(name)
+        return default if held is None else held["value"]
 
 
 def validate_bucket_name(name: str) -> None:
@@ -64,17 +75,30 @@ class BucketRecords:
         answered = await self._gather([self.cluster.volumes.get_bucket(vid, name)
                                        for vid in self.cluster.volume_ids])
         found = [BucketRecord(**r) for r in answered if r]
-        return max(found, key=lambda r: r.stamp) if found else None
+        if not found:
+            return None
+        newest = max(found, key=lambda r: r.stamp)
+        settings: dict[str, dict[str, Any]] = {}
+        for record in found:
+            if record.incarnation != newest.incarnation:
+                continue
+            for name, held in record.settings.items():
+                if name not in settings or held["stamp"] > settings[name]["stamp"]:
+                    settings[name] = held
+        return BucketRecord(**{**newest.to_dict(), "settings": settings})
 
     async def get(self, name: str, fresh: bool = False) -> BucketRecord | None:
         """The live record for `name`, or None (never existed or deleted)."""
         hit = self._cache.get(name)
         if hit and not fresh and hit[0] > time.monotonic():
             return hit[1]
+        # A cached copy expires `ttl` after its read *started*: a change written before
+        # then is seen by every gateway within `ttl` of its answer (set_setting).
+        started = time.monotonic()
         record = await self._newest(name)
         if record is not None and record.deleted:
             record = None
-        self._cache[name] = (time.monotonic() + self.ttl, record)
+        self._cache[name] = (started + self.ttl, record)
         return record
 
     async def require(self, name: str, user_id: str) -> BucketRecord:
@@ -108,6 +132,19 @@ class BucketRecords:
         tombstone = BucketRecord(record.name, record.owner, record.incarnation, record.created,
                                  True, max(time.time_ns(), record.stamp + 1))
         await self._write(tombstone)
+
+    async def set_setting(self, record: BucketRecord, setting: str, value: Any) -> None:
+        """Write one setting of the bucket's incarnation on a majority of volumes."""
+        current = await self.get(record.name, fresh=True)
+        if current is None or current.incarnation != record.incarnation:
+            raise S3Error("NoSuchBucket", extra={"BucketName": record.name})
+        held = current.settings.get(setting)
+        stamp = max(time.time_ns(), held["stamp"] + 1 if held else 0)
+        payload = {"incarnation": record.incarnation, "stamp": stamp, "value": value}
+        await self._gather([self.cluster.volumes.put_bucket_setting(vid, record.name,
+                                                                    setting, payload)
+                            for vid in self.cluster.volume_ids])
+        self._cache.pop(record.name, None)
 
     async def list_for(self, owner: str) -> list[BucketRecord]:
         answered = await self._gather([self.cluster.volumes.list_buckets(vid)

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from erasure import Codec, FragmentCorrupt, NotEnoughFragments
 from gateway.metrics import HEALED_FRAGMENTS
+from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.comparison import compare_indexes
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
@@ -182,8 +183,21 @@ class Healer:
             raise Unrecoverable(f"{ref.incarnation}/{ref.key} {ref.version_id}: {exc}") from exc
         await asyncio.gather(*(self._repair(vid, healed, None, None) for vid in placement
                                if vid not in down))
+        await self._spread_attributes(healed, rows, [v for v in placement if v not in down])
         if down:
             raise HealDeferred(f"volumes {down} did not answer")
+
+    async def _spread_attributes(self, manifest: ObjectManifest, rows: dict[str, dict],
+                                 targets: list[str]) -> None:
+        """Give every volume the newest stamped value of each in-place attribute."""
+        newest = attributes.newest(list(rows.values()))
+        calls = []
+        for name, held in newest.items():
+            payload = {"incarnation": manifest.incarnation, "key": manifest.key,
+                       "version_id": manifest.version_id, "name": name, **held}
+            calls += [self.cluster.volumes.set_attribute(vid, payload) for vid in targets
+                      if (rows.get(vid, {}).get("attributes") or {}).get(name) != held]
+        await asyncio.gather(*calls)
 
     async def _heal_part(self, manifest: ObjectManifest, part: PartManifest,
                          placement: tuple[str, ...], down: list[str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
-from gateway.objects import uploads
+from gateway.objects import attributes, uploads
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
@@ -43,6 +43,7 @@ class ObjectAttributes:
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,25 @@ class ObjectLayer:
             raise S3Error("NoSuchKey", extra={"Key": key})
         return manifest
 
+    async def version(self, bucket: BucketRecord, key: str,
+                      version_id: str | None) -> ObjectManifest:
+        """The version `version_id` names (the current one for None or "null")."""
+        manifest = await self.head(bucket, key)
+        if version_id not in (None, "null", manifest.version_id):
+            raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version_id or ""})
+        return manifest
+
+    async def set_tags(self, manifest: ObjectManifest, tags: dict[str, str]) -> None:
+        """Replace a version's tags in place (a stamped change on the write quorum)."""
+        await attributes.write(self.cluster, manifest, attributes.TAGS, tags)
+
+    async def bucket_tags(self, bucket: BucketRecord) -> dict[str, str]:
+        fresh = await self.buckets.get(bucket.name, fresh=True)
+        return dict((fresh or bucket).setting("tags", {}))
+
+    async def set_bucket_tags(self, bucket: BucketRecord, tags: dict[str, str]) -> None:
+        await self.buckets.set_setting(bucket, "tags", tags)
+
     async def open(self, manifest: ObjectManifest, start: int, end: int) -> ObjectReader:
         """A reader of bytes [start, end]; the first segment is fetched now, so a failure
         is an error before any header goes out."""
@@ -173,7 +193,7 @@ class ObjectLayer:
             version_id=version_id, last_modified=time.time(), owner=attrs.owner,
             size=staged.size, etag=etag, content_type=attrs.content_type,
             headers=attrs.headers, metadata=attrs.metadata, checksums=checksums,
-            checksum_type="FULL_OBJECT",
+            checksum_type="FULL_OBJECT", tags=attrs.tags,
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
         await commit_staged(cluster, staged, manifest)
         return PutResult(manifest, verified)

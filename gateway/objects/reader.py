@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from erasure import FragmentCorrupt, segment_span
 from gateway.errors import quorum_lost
 from gateway.metrics import CHECKSUM_FAILURES
+from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.read_rule import Undecided, decide
@@ -58,7 +59,11 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
                  decision.skipped)
     if decision.current is None:
         return None
-    return ObjectManifest.from_dict(decision.current["manifest"])
+    current = decision.current["version_id"]
+    held = [row for rows in answered_of(results) for row in rows
+            if row["version_id"] == current]
+    return attributes.apply(ObjectManifest.from_dict(decision.current["manifest"]),
+                            attributes.newest(held))
 
 
 def answered_of(results: dict) -> list:

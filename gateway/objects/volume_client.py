@@ -193,6 +193,12 @@ class VolumeClient:
                                    params={"incarnation": incarnation, "key": key,
                                            "version_id": version_id}, allow_404=True)
 
+    async def set_attribute(self, volume_id: str, payload: dict) -> bool:
+        """An in-place attribute change; False if the volume lacks the version."""
+        answer = await self._request(volume_id, "POST", "/objects/attribute",
+                                     json_body=payload)
+        return bool(answer.get("found"))
+
     async def mark_durable(self, volume_id: str, payload: dict) -> bool:
         """The durable notice; False if the volume lacks the version (missed its commit)."""
         answer = await self._request(volume_id, "POST", "/objects/durable", json_body=payload)
@@ -255,6 +261,12 @@ class VolumeClient:
     async def get_bucket(self, volume_id: str, name: str) -> dict | None:
         return await self._request(volume_id, "GET", f"/buckets/{quote(name, safe='')}",
                                    allow_404=True)
+
+    async def put_bucket_setting(self, volume_id: str, name: str, setting: str,
+                                 payload: dict) -> dict:
+        return await self._request(
+            volume_id, "PUT", f"/buckets/{quote(name, safe='')}/settings/{setting}",
+            json_body=payload)
 
     async def list_buckets(self, volume_id: str) -> list[dict]:
         return (await self._request(volume_id, "GET", "/buckets"))["buckets"]

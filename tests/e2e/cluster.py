@@ -147,11 +147,30 @@ class DevCluster:
         self.extra.append(proc)
         wait_http(f"{self.config.volume(volume_id).url}/health", token=self.token(volume_id))
 
+    def second_gateway(self) -> str:
+        """Start one more gateway process on the same volumes (stopped with the cluster);
+        its endpoint. Two gateways show what a per-process cache or claim would hide."""
+        port = free_port()
+        config = self.data / f"gateway-{port}.toml"
+        text = (self.data / "cluster.toml").read_text()
+        config.write_text(text.replace(f"port = {self.port}", f"port = {port}"))
+        log = open(self.data / "logs" / f"gateway-{port}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "shardgate", "gateway", "--config",
+                                 str(config)], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **self.env})
+        self.extra.append(proc)
+        endpoint = f"{self.scheme}://127.0.0.1:{port}"
+        wait_http(f"{endpoint}/-/ready")
+        return endpoint
+
+    def client_at(self, endpoint: str, access_key: str, secret_key: str, **config: object):
+        return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+                            verify=False, config=Config(**config) if config else None)
+
     def gateway_pid(self) -> int:
         children = json.loads((self.data / "processes.json").read_text())["children"]
         return next(c["pid"] for c in children if c["role"] == "gateway")
 
     def client(self, access_key: str, secret_key: str, **config: object):
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                            verify=False, config=Config(**config) if config else None)
+        return self.client_at(self.endpoint, access_key, secret_key, **config)

@@ -328,9 +328,13 @@ BOTO3_CASES = [
               lambda c, b: c.create_multipart_upload(Bucket=b, Key="mpu-acl",
                                                      ACL="public-read-write"),
               501, "NotImplemented", "x-amz-acl"),
-    Boto3Case("put-tagging",
-              lambda c, b: c.put_object(Bucket=b, Key="tag", Body=b"x", Tagging="a=b"),
-              501, "NotImplemented", "x-amz-tagging", "tag"),
+    Boto3Case("put-too-many-tags",
+              lambda c, b: c.put_object(Bucket=b, Key="tag", Body=b"x",
+                                        Tagging="&".join(f"k{i}=v" for i in range(11))),
+              400, "InvalidTag", None, "tag"),
+    Boto3Case("put-tag-key-twice",
+              lambda c, b: c.put_object(Bucket=b, Key="tag2", Body=b"x", Tagging="a=1&a=2"),
+              400, "InvalidTag", None, "tag2"),
 ]
 
 

@@ -36,7 +36,6 @@ REFUSED = [
     ("CreateBucket", "x-amz-bucket-object-lock-enabled", "True"),
     ("CreateBucket", "x-amz-object-ownership", "ObjectWriter"),
     ("CreateBucket", "x-amz-object-ownership", "BucketOwnerPreferred"),
-    ("PutObject", "x-amz-tagging", "k=v"),
     ("CreateMultipartUpload", "x-amz-tagging", "k=v"),
 ]
 
@@ -50,6 +49,8 @@ ACCEPTED = [
     ("DeleteObjects", "x-amz-bypass-governance-retention", "true"),
     ("PutObject", "x-amz-server-side-encryption", ""),  # empty asks for nothing
     ("PutObject", "x-amz-tagging", ""),
+    ("PutObject", "x-amz-tagging", "k=v"),
+    ("CopyObject", "x-amz-tagging", "k=v"),
     ("PutObject", "x-amz-meta-color", "blue"),
     ("PutObject", "x-amz-storage-class", "STANDARD"),
     # a header only matters where it means something: GET ignores SSE-S3 headers

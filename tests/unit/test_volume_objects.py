@@ -90,7 +90,7 @@ async def test_stage_commit_latest_and_ranged_read(client: httpx.AsyncClient,
     assert staged_files(data_dir) == []
     assert await latest(client, "a/b.bin") == {
         "version_id": vid(1), "deleted": False,
-        "manifest": {"key": "a/b.bin", "version_id": vid(1)}}
+        "manifest": {"key": "a/b.bin", "version_id": vid(1)}, "attributes": {}}
 
     r = await client.get(f"/archives/{archive}")
     assert r.status_code == 200 and r.content == data

@@ -13,6 +13,7 @@ import pytest
 
 from shardgate.manifest import archive_id
 from tests.unit.volume_support import INC, VOLUME, running
+from volume_server.index import SCHEMA_VERSION
 from volume_server.layout import LayoutError, VolumeLocked
 
 pytestmark = pytest.mark.anyio
@@ -34,10 +35,10 @@ async def test_bucket_upsert_keeps_highest_stamp(client: httpx.AsyncClient) -> N
     assert r.json() == {"stored": True}
     assert (await client.put("/buckets/photos", json=bucket(1))).json() == {"stored": False}
     assert (await client.put("/buckets/photos", json=bucket(2))).json() == {"stored": False}
-    assert (await client.get("/buckets/photos")).json() == bucket(2)
+    assert (await client.get("/buckets/photos")).json() == {**bucket(2), "settings": {}}
     tomb = bucket(3, deleted=True)
     assert (await client.put("/buckets/photos", json=tomb)).json() == {"stored": True}
-    assert (await client.get("/buckets/photos")).json() == tomb
+    assert (await client.get("/buckets/photos")).json() == {**tomb, "settings": {}}
     await client.put("/buckets/alpha", json=bucket(1, name="alpha"))
     listed = (await client.get("/buckets")).json()["buckets"]
     assert [b["name"] for b in listed] == ["alpha", "photos"]
@@ -144,6 +145,25 @@ async def test_schema_1_index_is_upgraded(data_dir: Path) -> None:
         assert r.status_code == 200, r.text
     conn = sqlite3.connect(data_dir / "index.sqlite")
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
+
+
+async def test_bucket_settings_keep_the_newest_stamp_per_setting(client: httpx.AsyncClient
+                                                                  ) -> None:
+    await client.put("/buckets/photos", json=bucket(1))
+
+    async def put(setting: str, stamp: int, value: Any, incarnation: str = "inc1") -> bool:
+        r = await client.put(f"/buckets/photos/settings/{setting}", json={
+            "incarnation": incarnation, "stamp": stamp, "value": value})
+        assert r.status_code == 200, r.text
+        return r.json()["stored"]
+
+    assert await put("tags", 5, {"a": "1"})
+    assert not await put("tags", 4, {"old": "x"})  # late and older: ignored
+    assert await put("versioning", 3, "Enabled")  # another setting keeps its own stamp
+    assert await put("tags", 9, {}, incarnation="inc0")  # an old incarnation's: not shown
+    settings = (await client.get("/buckets/photos")).json()["settings"]
+    assert settings == {"tags": {"stamp": 5, "value": {"a": "1"}},
+                        "versioning": {"stamp": 3, "value": "Enabled"}}

@@ -1,4 +1,5 @@
-"""Bucket records: PUT/GET /buckets/{name}, GET /buckets (kept only if the stamp is newer)."""
+"""Bucket records and settings: PUT/GET /buckets/{name}, PUT /buckets/{name}/settings/{setting},
+GET /buckets (each kept only if its stamp is newer)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from volume_server import records
 from volume_server.errors import ApiError
 from volume_server.params import field, json_body, number, text
 from volume_server.routes import store_of
@@ -34,6 +36,17 @@ async def get_bucket(request: Request) -> JSONResponse:
     return JSONResponse(record)
 
 
+async def put_setting(request: Request) -> JSONResponse:
+    """Body {"incarnation", "stamp", "value"}: one setting of one bucket incarnation."""
+    body = await json_body(request)
+    if "value" not in body:
+        raise ApiError(400, "value: required")
+    stored = await store_of(request).index.write(
+        records.put_setting, request.path_params["name"], text(body, "incarnation"),
+        request.path_params["setting"], field(body, "stamp", int), body["value"])
+    return JSONResponse({"stored": stored})
+
+
 async def list_buckets(request: Request) -> JSONResponse:
     return JSONResponse({"buckets": await store_of(request).list_buckets()})
 
@@ -42,4 +55,5 @@ routes = [
     Route("/buckets", list_buckets, methods=["GET"]),
     Route("/buckets/{name}", put_bucket, methods=["PUT"]),
     Route("/buckets/{name}", get_bucket, methods=["GET"]),
+    Route("/buckets/{name}/settings/{setting}", put_setting, methods=["PUT"]),
 ]

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from volume_server import catalog
+from volume_server import attributes, catalog
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
@@ -149,6 +149,18 @@ async def version(request: Request) -> JSONResponse:
     return JSONResponse({**found, "rebuilding": store_of(request).rebuilding})
 
 
+async def set_attribute(request: Request) -> JSONResponse:
+    """An in-place attribute change (tags) of one version, kept if its stamp is newest;
+    {"found": false} when this volume lacks the version."""
+    body = await json_body(request)
+    if "value" not in body:
+        raise ApiError(400, "value: required")
+    found = await store_of(request).index.write(
+        attributes.set_attribute, text(body, "incarnation"), text(body, "key"),
+        text(body, "version_id"), text(body, "name"), text(body, "stamp"), body["value"])
+    return JSONResponse({"found": found})
+
+
 async def list_objects(request: Request) -> JSONResponse:
     page = await store_of(request).list_objects(
         query_text(request, "incarnation", required=True),
@@ -170,4 +182,5 @@ routes = [
     Route("/objects/scan", scan, methods=["GET"]),
     Route("/objects/digests", digests, methods=["POST"]),
     Route("/objects/list", list_objects, methods=["GET"]),
+    Route("/objects/attribute", set_attribute, methods=["POST"]),
 ]
