@@ -103,18 +103,12 @@ async def get_object_attributes(ctx: RequestContext) -> Response:
 
 
 async def _version(ctx: RequestContext, version: str | None) -> ObjectManifest:
-    """The version asked for. Buckets have no versioning yet, so the current version is
-    the only one there is; "null" names it, as it names any unversioned object."""
+    """The version asked for (the current one without ?versionId); a delete marker is
+    405, as for GET."""
     if version == "":
         raise S3Error("InvalidArgument", "Version id cannot be the empty string",
                       extra={"ArgumentName": "versionId", "ArgumentValue": ""})
-    key = ctx.endpoint.key
-    try:
-        manifest = await ctx.objects.head(await ctx.bucket(), key)
-    except S3Error as exc:
-        if exc.code == "NoSuchKey" and version not in (None, "null"):
-            raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version}) from exc
-        raise
-    if version not in (None, "null", manifest.version_id):
-        raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version})
+    manifest = await ctx.objects.version(await ctx.bucket(), ctx.endpoint.key, version)
+    if manifest.deleted:
+        raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"})
     return manifest

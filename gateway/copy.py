@@ -27,6 +27,7 @@ from gateway.objects.layer import ObjectAttributes
 from gateway.put import write_conditions
 from gateway.router import MAX_KEY_BYTES, check_bucket_name
 from gateway.tagging import header_tags
+from gateway.versioning import object_version_header, write_version_header
 from gateway.xml import document, iso8601
 from shardgate.manifest import ObjectManifest
 
@@ -74,20 +75,21 @@ def source_conditions(headers: dict[str, str]) -> dict[str, str]:
             if name.startswith(prefix + "if-")}
 
 
-async def _source(ctx: RequestContext) -> tuple[CopySource, ObjectManifest]:
+async def _source(ctx: RequestContext) -> tuple[CopySource, ObjectManifest, dict[str, str]]:
     """The source version (NoSuchBucket, NoSuchKey, NoSuchVersion), conditions checked:
     on a copy every failed condition is 412, none is 304."""
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
     bucket = await ctx.objects.bucket(source.bucket, ctx.user_id)
-    manifest = await ctx.objects.head(bucket, source.key)
-    if source.version_id is not None and source.version_id not in (manifest.version_id,
-                                                                    "null"):
-        raise S3Error("NoSuchVersion", extra={"Key": source.key,
-                                              "VersionId": source.version_id})
+    manifest = await ctx.objects.version(bucket, source.key, source.version_id)
+    if manifest.deleted:
+        raise S3Error("InvalidRequest", "The source of a copy request may not specifically "
+                                        "refer to a delete marker by version id.")
     if evaluate(source_conditions(ctx.headers), manifest.etag,
                 manifest.last_modified) == NOT_MODIFIED:
         raise S3Error("PreconditionFailed")
-    return source, manifest
+    header = {f"x-amz-copy-source-{name[6:]}": value
+              for name, value in object_version_header(bucket, manifest).items()}
+    return source, manifest, header
 
 
 def _directive(ctx: RequestContext, header: str) -> str:
@@ -135,12 +137,14 @@ async def copy_object(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     key = ctx.endpoint.key
     conditions = write_conditions(ctx.headers)
-    source, manifest = await _source(ctx)
-    same_version = source.version_id is None or source.version_id in (
-        "null", manifest.version_id)
-    if (source.bucket, source.key) == (bucket.name, key) and same_version \
-            and not _changes_something(ctx):
-        raise S3Error("InvalidRequest", _SELF_COPY)
+    source, manifest, source_header = await _source(ctx)
+    if (source.bucket, source.key) == (bucket.name, key) and not _changes_something(ctx):
+        # Copying an older version onto its own key restores it; the current one needs
+        # a change of something.
+        current = manifest if source.version_id is None else await ctx.objects.head(
+            bucket, key)
+        if current.version_id == manifest.version_id:
+            raise S3Error("InvalidRequest", _SELF_COPY)
     if manifest.size > MAX_COPY_SIZE:
         raise S3Error("InvalidRequest", "The specified copy source is larger than the "
                                         f"maximum allowable size for a copy source: "
@@ -156,7 +160,8 @@ async def copy_object(ctx: RequestContext) -> Response:
         body = document("CopyObjectResult", [
             ("LastModified", iso8601(stored.last_modified)), ("ETag", f'"{stored.etag}"'),
             *checksums, *([("ChecksumType", stored.checksum_type)] if checksums else [])])
-        return Response(body, media_type=XML)
+        return Response(body, media_type=XML, headers={
+            **source_header, **write_version_header(bucket, stored)})
 
     return await answer_when_done(work(), ctx.request_id, ctx.request.url.path,
                                   ctx.config.gateway.slow_answer_seconds)
@@ -181,7 +186,7 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     number = part_number(ctx)
     upload = await upload_of(ctx, bucket)
-    _, manifest = await _source(ctx)
+    _, manifest, source_header = await _source(ctx)
     start, end = copy_range(ctx.headers.get("x-amz-copy-source-range"), manifest.size)
     if end - start + 1 > MAX_PART_SIZE:
         raise S3Error("InvalidRequest", "The specified copy range is larger than the "
@@ -195,7 +200,7 @@ async def upload_part_copy(ctx: RequestContext) -> Response:
         body = document("CopyPartResult", [
             ("LastModified", iso8601(time.time())), ("ETag", f'"{part.etag}"'),
             *checksums])
-        return Response(body, media_type=XML)
+        return Response(body, media_type=XML, headers=source_header)
 
     return await answer_when_done(work(), ctx.request_id, ctx.request.url.path,
                                   ctx.config.gateway.slow_answer_seconds)

@@ -11,9 +11,12 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.objects.versions import check_version_id
 from gateway.put import content_md5
 from gateway.router import MAX_KEY_BYTES
+from gateway.versioning import marker_headers, version_header
 from gateway.xml import child_text, children, fragment, parse, stream_close, stream_open
+from shardgate.manifest import ObjectManifest
 
 XML = "application/xml"
 MAX_DELETE_KEYS = 1000
@@ -21,8 +24,20 @@ MAX_DELETE_BODY = 2 * 1024 * 1024
 
 
 async def delete_object(ctx: RequestContext) -> Response:
-    await ctx.objects.delete(await ctx.bucket(), ctx.endpoint.key, ctx.user_id)
-    return Response(status_code=204)
+    """Without a version id: a delete marker (204 with its id while the bucket is
+    versioned); with one: that version removed for good (204 even if it was not there,
+    as S3 answers)."""
+    bucket = await ctx.bucket()
+    version_id = ctx.endpoint.param("versionId")
+    if version_id is None:
+        marker = await ctx.objects.delete(bucket, ctx.endpoint.key, ctx.user_id)
+        return Response(status_code=204, headers=marker_headers(bucket, marker))
+    check_version_id(version_id)
+    removed = await ctx.objects.delete_version(bucket, ctx.endpoint.key, version_id)
+    headers = version_header(bucket, version_id)
+    if removed is not None and removed.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return Response(status_code=204, headers=headers)
 
 
 async def delete_objects(ctx: RequestContext) -> Response:
@@ -41,39 +56,67 @@ async def delete_objects(ctx: RequestContext) -> Response:
     objects = children(root, "Object")
     if len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML", "The request may contain at most 1000 keys.")
-    keys = []
+    keys: list[tuple[str, str | None]] = []
     for obj in objects:
         key = child_text(obj, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        keys.append(key)
-    invalid = [(k, S3Error("KeyTooLongError" if k else "InvalidArgument")) for k in keys
-               if not k or len(k.encode()) > MAX_KEY_BYTES]
-    valid = [k for k in keys if k and len(k.encode()) <= MAX_KEY_BYTES]
+        keys.append((key, child_text(obj, "VersionId")))
+    invalid = [(k, v, _invalid_entry(k, v)) for k, v in keys if _invalid_entry(k, v)]
+    valid = [(k, v) for k, v in keys if _invalid_entry(k, v) is None]
     results = ctx.objects.delete_many(bucket, valid, ctx.user_id)
     # The first result means the batch is valid and the clock synced: the answer can start.
     first = await anext(results, None) if valid else None
 
     async def answer() -> AsyncIterator[bytes]:
         yield stream_open("DeleteResult")
-        for key, error in invalid:
-            yield fragment("Error", [("Key", key), ("Code", error.code),
-                                     ("Message", error.message)])
+        for key, version_id, error in invalid:
+            yield _error(key, version_id, error)
         finished = first
         try:
             while finished is not None:
-                key, error = finished
-                if error is not None:
-                    yield fragment("Error", [("Key", key), ("Code", error.code),
-                                             ("Message", error.message)])
+                key, version_id, outcome = finished
+                if isinstance(outcome, S3Error):
+                    yield _error(key, version_id, outcome)
                 elif not quiet:
-                    yield fragment("Deleted", [("Key", key)])
+                    yield fragment("Deleted", _deleted(key, version_id, outcome))
                 finished = await anext(results, None)
         finally:
             await results.aclose()  # a client that left stops the rest
         yield stream_close("DeleteResult")
 
     return StreamingResponse(answer(), media_type=XML)
+
+
+def _invalid_entry(key: str, version_id: str | None) -> S3Error | None:
+    if not key or len(key.encode()) > MAX_KEY_BYTES:
+        return S3Error("KeyTooLongError" if key else "InvalidArgument")
+    if version_id is not None:
+        try:
+            check_version_id(version_id)
+        except S3Error as exc:
+            return exc
+    return None
+
+
+def _error(key: str, version_id: str | None, error: S3Error) -> bytes:
+    return fragment("Error", [("Key", key), *([("VersionId", version_id)] if version_id
+                                               else []),
+                              ("Code", error.code), ("Message", error.message)])
+
+
+def _deleted(key: str, version_id: str | None,
+             outcome: ObjectManifest | None) -> list[tuple[str, str]]:
+    """<Deleted>: the version removed, or the delete marker a plain delete wrote."""
+    fields = [("Key", key)]
+    if version_id is not None:
+        fields.append(("VersionId", version_id))
+        if outcome is not None and outcome.delete_marker:
+            fields += [("DeleteMarker", "true"), ("DeleteMarkerVersionId", version_id)]
+    elif outcome is not None and outcome.delete_marker:
+        fields += [("DeleteMarker", "true"),
+                   ("DeleteMarkerVersionId", outcome.public_version_id)]
+    return fields
 
 
 def _check_md5(ctx: RequestContext, raw: bytes) -> None:

@@ -10,6 +10,7 @@ from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
 from gateway.objects.reader import ObjectReader
+from gateway.versioning import object_version_header
 from gateway.xml import http_date
 from shardgate.manifest import ObjectManifest, PartManifest
 
@@ -26,8 +27,17 @@ _OVERRIDES = {
 }
 
 
-async def _manifest(ctx: RequestContext) -> ObjectManifest:
-    return await ctx.objects.head(await ctx.bucket(), ctx.endpoint.key)
+async def _manifest(ctx: RequestContext) -> tuple[dict[str, str], ObjectManifest]:
+    """The version asked for (the current one without ?versionId) and its version
+    header; a delete marker asked for by id is 405, as S3 answers."""
+    bucket = await ctx.bucket()
+    manifest = await ctx.objects.version(bucket, ctx.endpoint.key,
+                                         ctx.endpoint.param("versionId"))
+    if manifest.deleted:
+        raise S3Error("MethodNotAllowed", headers={
+            "x-amz-delete-marker": "true", "x-amz-version-id": manifest.public_version_id,
+            "Last-Modified": http_date(manifest.last_modified), "Allow": "DELETE"})
+    return object_version_header(bucket, manifest), manifest
 
 
 def uploaded_in_parts(manifest: ObjectManifest) -> bool:
@@ -137,15 +147,16 @@ def _headers(ctx: RequestContext, manifest: ObjectManifest, with_checksum: bool
 
 async def head_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
-    manifest = await _manifest(ctx)
+    version, manifest = await _manifest(ctx)
     status, headers, _ = _plan(ctx, manifest, number)
-    return Response(status_code=status, headers=headers)
+    return Response(status_code=status, headers={**headers, **version})
 
 
 async def get_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
-    manifest = await _manifest(ctx)
+    version, manifest = await _manifest(ctx)
     status, headers, wanted = _plan(ctx, manifest, number)
+    headers = {**headers, **version}
     if status == 304 or (number is not None and wanted is None):  # 304, or an empty part
         return Response(status_code=status, headers=headers)
     start, end = wanted if wanted is not None else (0, manifest.size - 1)

@@ -13,11 +13,12 @@ from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.listing import url_encoder
 from gateway.object_headers import stored_headers
-from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.layer import ObjectAttributes
 from gateway.objects.uploads import CompleteChecks, RequestedPart, Upload
 from gateway.put import echo_headers, expectations, write_conditions
+from gateway.tagging import header_tags
+from gateway.versioning import write_version_header
 from gateway.xml import child_text, children, document, iso8601, parse
 from shardgate.manifest import ObjectManifest
 from shardgate.versionid import version_time_ms
@@ -51,7 +52,8 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
     if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
         raise S3Error("InvalidRequest", "CRC64NVME supports only FULL_OBJECT checksums.")
     upload_id = await ctx.objects.create_upload(
-        bucket, key, ObjectAttributes(ctx.user_id, content_type, kept, metadata), algorithm,
+        bucket, key, ObjectAttributes(ctx.user_id, content_type, kept, metadata,
+                                      header_tags(ctx.headers)), algorithm,
         checksum_type)
     headers = {}
     if algorithm:
@@ -107,7 +109,8 @@ def _requested_parts(body: bytes) -> list[RequestedPart]:
     return requested
 
 
-def _complete_result(bucket: str, key: str, manifest: ObjectManifest) -> Response:
+def _complete_result(bucket: str, key: str, manifest: ObjectManifest,
+                     headers: dict[str, str]) -> Response:
     fields: list[tuple[str, object]] = [
         ("Location", f"/{bucket}/{key}"), ("Bucket", bucket), ("Key", key),
         ("ETag", f'"{manifest.etag}"')]
@@ -115,7 +118,8 @@ def _complete_result(bucket: str, key: str, manifest: ObjectManifest) -> Respons
         fields.append((f"Checksum{alg}", value))
     if manifest.checksum_type:
         fields.append(("ChecksumType", manifest.checksum_type))
-    return Response(document("CompleteMultipartUploadResult", fields), media_type=XML)
+    return Response(document("CompleteMultipartUploadResult", fields), media_type=XML,
+                    headers=headers)
 
 
 async def _complete_body(ctx: RequestContext) -> bytes:
@@ -140,11 +144,11 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
         await ctx.objects.check_conditions(bucket, key, conditions)
 
     checks = CompleteChecks(checksum, conditions_hold if conditions.any else None)
-    # Straight to the uploads module: ObjectLayer.complete_upload takes no checks.
-    manifest = await uploads.complete(ctx.objects.cluster, bucket, key,
-                                      ctx.endpoint.param("uploadId") or "", ctx.user_id,
-                                      requested, checks)
-    return _complete_result(bucket.name, key, manifest)
+    manifest = await ctx.objects.complete_upload(bucket, key,
+                                                 ctx.endpoint.param("uploadId") or "",
+                                                 ctx.user_id, requested, checks)
+    return _complete_result(bucket.name, key, manifest,
+                            write_version_header(bucket, manifest))
 
 
 async def abort_multipart_upload(ctx: RequestContext) -> Response:

@@ -14,6 +14,7 @@ from gateway.object_headers import stored_headers
 from gateway.objects.ingest import Expectations, Verified
 from gateway.objects.layer import ObjectAttributes, WriteConditions
 from gateway.tagging import header_tags
+from gateway.versioning import write_version_header
 
 MAX_OBJECT_SIZE = 5 * 1024**3
 
@@ -95,7 +96,8 @@ async def put_object(ctx: RequestContext) -> Response:
         bucket, ctx.endpoint.key, ctx.body(), expectations(ctx.headers, MAX_OBJECT_SIZE),
         ObjectAttributes(ctx.user_id, content_type, kept, metadata, header_tags(ctx.headers)),
         conditions)
-    headers = {"ETag": f'"{result.manifest.etag}"', **echo_headers(result.verified)}
-    if len(headers) > 1:
+    headers = {"ETag": f'"{result.manifest.etag}"', **echo_headers(result.verified),
+               **write_version_header(bucket, result.manifest)}
+    if any(name.startswith("x-amz-checksum-") for name in headers):
         headers["x-amz-checksum-type"] = "FULL_OBJECT"
     return Response(status_code=200, headers=headers)

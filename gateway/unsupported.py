@@ -66,8 +66,6 @@ def refuse_unsupported(operation: str, headers: Mapping[str, str]) -> None:
         for name in OBJECT_LOCK_HEADERS:
             if _sent(headers, name):
                 raise _not_implemented(name, "Object lock")
-    if operation == "CreateMultipartUpload" and _sent(headers, "x-amz-tagging"):
-        raise _not_implemented("x-amz-tagging", "Tags on multipart uploads")
     if operation in _SSE_C_OPERATIONS:
         for name in SSE_C_HEADERS:
             if _sent(headers, name):

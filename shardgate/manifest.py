@@ -76,6 +76,17 @@ class ObjectManifest:
     # Tags given when the version was written; a later PutObjectTagging is an in-place
     # attribute with its own stamp, which wins (gateway/objects/attributes.py).
     tags: dict[str, str] = field(default_factory=dict)
+    # Written while the bucket's versioning was not Enabled: S3 calls it version "null",
+    # and a newer null version replaces it. The id stays time-ordered for the read rule.
+    null_version: bool = True
+    # A deleted version that S3 lists as a delete marker (versioning Enabled or
+    # Suspended); a plain removal in a never-versioned bucket lists as nothing.
+    delete_marker: bool = False
+
+    @property
+    def public_version_id(self) -> str:
+        """The id S3 clients see: "null" for a null version."""
+        return "null" if self.null_version else self.version_id
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

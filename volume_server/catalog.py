@@ -21,6 +21,7 @@ from typing import Any
 
 from shardgate.faults import kill_point
 from volume_server.attributes import attributes_of, drop_attributes
+from volume_server.tombstones import forget, forgotten_entries, is_forgotten
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class ObjectRow:
     last_modified: float
     owner: str
     archives: tuple[str, ...] = ()
+    # The key's "null" version (written without versioning, or while it was suspended):
+    # a durable null row supersedes the older null rows, and only those.
+    null_version: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class HealEntry:
 @dataclass(frozen=True)
 class ObjectCommit:
     row: ObjectRow
-    versioned: bool = False
+    versioned: bool = False  # not row.null_version: keeps every older row
     inline: tuple[str, bytes] | None = None
     heal: tuple[HealEntry, ...] = ()
     queued: float = 0.0
@@ -102,21 +106,23 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
     if is_committed(conn, row.incarnation, row.key, row.version_id):
         if commit.durable:
             return mark_durable(conn, row.incarnation, row.key, row.version_id, (),
-                                commit.queued, commit.grace, commit.versioned)[1]
+                                commit.queued, commit.grace)[1]
         return []
-    if not commit.versioned and _durable_newer(conn, row):
-        # A late commit of a version already superseded here: nobody can ever read it.
+    if (row.null_version and _durable_newer(conn, row)) or is_forgotten(
+            conn, row.incarnation, row.key, row.version_id):
+        # A late commit of a version already superseded or deleted by its id here:
+        # nobody may ever read it.
         return [] if commit.inline is not None else release(conn, set(row.archives))
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
                      commit.inline)
     cur = conn.execute(
         "INSERT INTO objects (incarnation, key, version_id, deleted, manifest, size, etag,"
-        " last_modified, owner, archives, durable, committed)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " last_modified, owner, archives, durable, committed, null_version)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (row.incarnation, row.key, row.version_id, int(row.deleted), json.dumps(row.manifest),
          row.size, row.etag, row.last_modified, row.owner, json.dumps(list(row.archives)),
-         int(commit.durable), commit.queued),
+         int(commit.durable), commit.queued, int(row.null_version)),
     )
     object_id = cur.lastrowid
     kill_point("commit.mid_txn")
@@ -128,7 +134,7 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
         [(row.incarnation, row.key, row.version_id, h.archive_id, h.index, h.reason,
           commit.queued) for h in commit.heal],
     )
-    if commit.durable and not commit.versioned:
+    if commit.durable and row.null_version:
         return _supersede(conn, row.incarnation, row.key, row.version_id, commit.queued,
                           commit.grace)
     return []
@@ -139,8 +145,10 @@ def repair_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
     holder), mark it durable and supersede older rows. A version already superseded
     here by a newer durable one is left alone."""
     row = commit.row
-    if not commit.versioned and _durable_newer(conn, row):
-        # superseded here meanwhile: a rebuilt archive just installed for it is not kept
+    if (row.null_version and _durable_newer(conn, row)) or is_forgotten(
+            conn, row.incarnation, row.key, row.version_id):
+        # superseded or deleted here meanwhile: a rebuilt archive just installed for it
+        # is not kept
         return [] if commit.inline is not None else release(conn, set(row.archives))
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
@@ -154,7 +162,7 @@ def repair_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
                  (json.dumps(row.manifest), json.dumps(list(row.archives)), found[0]))
     conn.executemany("INSERT OR IGNORE INTO object_archives (archive_id, object_id)"
                      " VALUES (?, ?)", [(a, found[0]) for a in row.archives])
-    if commit.versioned:
+    if not row.null_version:
         return []
     return _supersede(conn, row.incarnation, row.key, row.version_id, commit.queued,
                       commit.grace)
@@ -178,15 +186,16 @@ def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
 
 
 def _durable_newer(conn: sqlite3.Connection, row: ObjectRow) -> bool:
+    """A newer durable null row: it supersedes this null row as soon as it lands."""
     found = conn.execute("SELECT 1 FROM objects WHERE incarnation=? AND key=? AND"
-                         " version_id > ? AND durable=1 LIMIT 1",
+                         " version_id > ? AND durable=1 AND null_version=1 LIMIT 1",
                          (row.incarnation, row.key, row.version_id)).fetchone()
     return found is not None
 
 
 def mark_durable(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
-                 heal: tuple[HealEntry, ...], now: float, grace: float,
-                 versioned: bool = False) -> tuple[bool, list[str]]:
+                 heal: tuple[HealEntry, ...], now: float, grace: float
+                 ) -> tuple[bool, list[str]]:
     """The gateway's durable notice: the version is committed on a write quorum, so the
     rows it supersedes may go (their archives retired for `grace` seconds). Heal entries
     the notice carries (volumes that missed the commit) are queued in the same
@@ -196,22 +205,23 @@ def mark_durable(conn: sqlite3.Connection, incarnation: str, key: str, version_i
         "INSERT INTO heal_queue (incarnation, key, version_id, archive_id, idx, reason, queued)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(incarnation, key, version_id, h.archive_id, h.index, h.reason, now) for h in heal])
-    cur = conn.execute("UPDATE objects SET durable=1 WHERE incarnation=? AND key=? AND"
-                       " version_id=?", (incarnation, key, version_id))
-    if cur.rowcount == 0:
+    found = conn.execute("UPDATE objects SET durable=1 WHERE incarnation=? AND key=? AND"
+                         " version_id=? RETURNING null_version",
+                         (incarnation, key, version_id)).fetchone()
+    if found is None:
         return False, []
-    if versioned:
+    if not found[0]:
         return True, []
     return True, _supersede(conn, incarnation, key, version_id, now, grace)
 
 
 def _supersede(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
                now: float, grace: float) -> list[str]:
-    """Delete the key's rows older than a durable version; retire their archives for
-    `grace` seconds (with no grace, free them: the ids whose files to unlink)."""
+    """Delete the key's null rows older than a durable null version; retire their archives
+    for `grace` seconds (with no grace, free them: the ids whose files to unlink)."""
     older = conn.execute(
         "SELECT id, archives, version_id FROM objects WHERE incarnation=? AND key=? AND"
-        " version_id < ?", (incarnation, key, version_id),
+        " version_id < ? AND null_version=1", (incarnation, key, version_id),
     ).fetchall()
     drop_attributes(conn, incarnation, key, [r[2] for r in older])
     freed: set[str] = set()
@@ -225,6 +235,27 @@ def _supersede(conn: sqlite3.Connection, incarnation: str, key: str, version_id:
         return release(conn, freed)
     retire(conn, freed, now + grace)
     return []
+
+
+def forget_version(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+                   durable: bool, heal: tuple[HealEntry, ...], now: float, grace: float
+                   ) -> tuple[bool, list[str]]:
+    """A version tombstone (volume_server/tombstones.py), with the heal entries of the
+    volumes that missed it; a durable one retires the version's archives for `grace`.
+    -> (whether this volume held the version, archive ids to unlink now)."""
+    for h in heal:
+        queue_heal(conn, incarnation, key, version_id, h.reason, now, h.archive_id, h.index)
+    held, owned = forget(conn, incarnation, key, version_id, durable, now)
+    if grace <= 0:
+        return held, release(conn, owned)
+    retire(conn, owned, now + grace)
+    return held, []
+
+
+def nulls(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[str, Any]]:
+    """The key's null rows, newest first down to the newest durable one, and its
+    tombstones: the read rule's evidence for `versionId=null`."""
+    return latest_rows(conn, incarnation, key, "AND null_version=1")
 
 
 def retire(conn: sqlite3.Connection, archive_ids: set[str], until: float) -> None:
@@ -272,13 +303,24 @@ def highest_version_id(conn: sqlite3.Connection) -> str:
 
 
 def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[str, Any]]:
-    """The key's rows from the newest down to the newest durable one, newest first: the
-    evidence the gateway's read rule weighs (pending rows may never reach a quorum)."""
+    """The key's rows from the newest down to the newest durable one, newest first, and
+    its version tombstones: the evidence the gateway's read rule weighs (pending rows may
+    never reach a quorum; a tombstoned version is never served)."""
+    return latest_rows(conn, incarnation, key)
+
+
+def latest_rows(conn: sqlite3.Connection, incarnation: str, key: str, only: str = ""
+                ) -> list[dict[str, Any]]:
+    """`latest`, over the rows that `only` (an SQL condition) admits."""
+    gone = forgotten_entries(conn, incarnation, key)
+    skip = {g["version_id"] for g in gone}
     found = conn.execute(
         "SELECT version_id, deleted, durable, manifest FROM objects WHERE incarnation=? AND"
-        " key=? ORDER BY version_id DESC", (incarnation, key))
-    versions = []
+        f" key=? {only} ORDER BY version_id DESC", (incarnation, key))
+    versions = list(gone)
     for row in found:  # read lazily: stops at the newest durable row
+        if row["version_id"] in skip:
+            continue
         versions.append({"version_id": row["version_id"], "deleted": bool(row["deleted"]),
                          "durable": bool(row["durable"]),
                          "manifest": json.loads(row["manifest"]),
@@ -286,6 +328,7 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[st
                                                      row["version_id"])})
         if row["durable"]:
             break
+    versions.sort(key=lambda v: v["version_id"], reverse=True)
     return versions
 
 
@@ -321,7 +364,11 @@ def scan_rows(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[
 
 def version(conn: sqlite3.Connection, incarnation: str, key: str,
             version_id: str) -> dict[str, Any] | None:
-    """One row by version id (the healer's view of what this volume holds)."""
+    """One row by version id (the healer's view of what this volume holds); a tombstoned
+    version answers as forgotten."""
+    if is_forgotten(conn, incarnation, key, version_id):
+        return next(g for g in forgotten_entries(conn, incarnation, key)
+                    if g["version_id"] == version_id) | {"archives": []}
     row = conn.execute(
         "SELECT version_id, deleted, durable, manifest, archives FROM objects WHERE"
         " incarnation=? AND key=? AND version_id=?", (incarnation, key, version_id)).fetchone()

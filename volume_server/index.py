@@ -25,7 +25,9 @@ MAX_BATCH = 256
 READ_THREADS = 4
 
 # Schema 4 added version_attributes (in-place attributes such as tags, each with the
-# stamp of its newest change) and bucket_settings (versioning, tags: newest stamp wins).
+# stamp of its newest change), bucket_settings (versioning, tags: newest stamp wins),
+# objects.null_version (the row is its key's "null" version: only null rows supersede,
+# and only older null rows) and version_tombstones (a version deleted by its id).
 # Schema 3 added objects.durable / objects.committed (a row stays pending until the
 # gateway's durable notice), retired (archives kept readable for a grace period),
 # volume_state (this volume rebuilding or not) and peers (the data id of each volume
@@ -46,8 +48,18 @@ CREATE TABLE IF NOT EXISTS objects (
     owner TEXT NOT NULL,
     archives TEXT NOT NULL,
     durable INTEGER NOT NULL DEFAULT 0,
-    committed REAL NOT NULL DEFAULT 0
+    committed REAL NOT NULL DEFAULT 0,
+    null_version INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS version_tombstones (
+    incarnation TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    durable INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (incarnation, key, version_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS version_tombstones_pending ON version_tombstones (durable, created);
 CREATE INDEX IF NOT EXISTS objects_pending ON objects (durable, committed);
 CREATE TABLE IF NOT EXISTS volume_state (
     name TEXT PRIMARY KEY,
@@ -190,6 +202,10 @@ class Index:
             # Rows of schema 2 superseded their predecessors at commit: all are durable.
             conn.execute("ALTER TABLE objects ADD COLUMN durable INTEGER NOT NULL DEFAULT 1")
             conn.execute("ALTER TABLE objects ADD COLUMN committed REAL NOT NULL DEFAULT 0")
+        if columns and "null_version" not in columns:
+            # Rows before schema 4 were all written without versioning: null versions.
+            conn.execute("ALTER TABLE objects ADD COLUMN null_version INTEGER NOT NULL"
+                         " DEFAULT 1")
         conn.executescript(SCHEMA)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._closed = False

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from shardgate.faults import kill_point
-from volume_server import catalog, listing, records, staging, uploads
+from volume_server import catalog, listing, records, staging, tombstones, uploads
 from volume_server.catalog import ObjectCommit
 from volume_server.fileio import LockedFd
 from volume_server.index import Index
@@ -254,15 +254,23 @@ class Store:
         return await self.index.read(catalog.version, incarnation, key, version_id)
 
     async def mark_durable(self, incarnation: str, key: str, version_id: str,
-                           heal: tuple[catalog.HealEntry, ...], grace: float,
-                           versioned: bool = False) -> bool:
+                           heal: tuple[catalog.HealEntry, ...], grace: float) -> bool:
         kill_point("durable.before_txn")
         found, orphans = await self.index.write(catalog.mark_durable, incarnation, key,
-                                                version_id, heal, time.time(), grace,
-                                                versioned)
+                                                version_id, heal, time.time(), grace)
         kill_point("durable.after_txn")
         await self._unlink(orphans)
         return found
+
+    async def forget_version(self, incarnation: str, key: str, version_id: str,
+                             durable: bool, heal: tuple[catalog.HealEntry, ...],
+                             grace: float) -> bool:
+        """Tombstone one version (volume_server/tombstones.py); True if it was here."""
+        held, orphans = await self.index.write(catalog.forget_version, incarnation, key,
+                                               version_id, durable, heal, time.time(), grace)
+        kill_point("forget.after_txn")
+        await self._unlink(orphans)
+        return held
 
     async def list_objects(self, incarnation: str, prefix: str, start_after: str,
                            delimiter: str, limit: int) -> dict[str, Any]:
@@ -318,9 +326,11 @@ class Store:
         return len(orphans)
 
     async def queue_unmarked(self, older_than: float) -> int:
-        """Queue for heal every pending row that got no durable notice in time."""
+        """Queue for heal every pending row and tombstone that got no durable notice in
+        time."""
         now = time.time()
         rows = await self.index.read(catalog.unmarked_rows, now - older_than)
+        rows += await self.index.read(tombstones.pending_tombstones, now - older_than)
         for row in rows:
             await self.index.write(catalog.queue_heal, row["incarnation"], row["key"],
                                    row["version_id"], "no durable notice", now)

@@ -101,8 +101,8 @@ class BucketRecords:
         self._cache[name] = (started + self.ttl, record)
         return record
 
-    async def require(self, name: str, user_id: str) -> BucketRecord:
-        record = await self.get(name)
+    async def require(self, name: str, user_id: str, fresh: bool = False) -> BucketRecord:
+        record = await self.get(name, fresh)
         if record is None:
             raise S3Error("NoSuchBucket", extra={"BucketName": name})
         if record.owner != user_id:

@@ -145,6 +145,15 @@ class Healer:
             if down:
                 raise HealDeferred(f"volumes {down} did not answer")
             return  # gone everywhere: superseded or rolled back already
+        if any(r.get("forgotten") for r in rows.values()):
+            # Deleted by its id somewhere: the delete rolls forward, never the version.
+            payload = {"incarnation": ref.incarnation, "key": ref.key,
+                       "version_id": ref.version_id, "durable": True}
+            await asyncio.gather(*(cluster.volumes.forget(vid, payload) for vid in placement
+                                   if vid not in down))
+            if down:
+                raise HealDeferred(f"volumes {down} did not answer")
+            return
         durable = any(r["durable"] for r in rows.values()) or len(rows) >= cluster.write_quorum
         if not durable:
             if down:

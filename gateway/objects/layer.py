@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
-from gateway.objects import attributes, uploads
+from gateway.objects import attributes, uploads, versions
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
@@ -25,7 +25,8 @@ from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.list_merge import ListPage, merge_list
-from gateway.objects.reader import ObjectReader, find_latest
+from gateway.objects.reader import ObjectReader, find_current, find_latest
+from gateway.objects.version_merge import VersionPage, merge_versions
 from gateway.objects.writer import abort_staged
 from shardgate.config import ClusterConfig
 from shardgate.faults import kill_point
@@ -56,6 +57,23 @@ class WriteConditions:
     @property
     def any(self) -> bool:
         return self.if_none_match or self.if_match is not None
+
+
+# What deleting one entry of a DeleteObjects came to: the marker written (a plain DELETE),
+# the version removed or None (a DELETE by version id), or the error.
+DeleteOutcome = ObjectManifest | None | S3Error
+
+
+def _live(bucket: BucketRecord, key: str, current: ObjectManifest | None) -> ObjectManifest:
+    """`current` unless absent or a delete marker: NoSuchKey (a marker's headers say so
+    in a bucket that was ever versioned)."""
+    if current is not None and not current.deleted:
+        return current
+    headers = {}
+    if current is not None and versions.versioning_state(bucket):
+        headers = {"x-amz-delete-marker": "true",
+                   "x-amz-version-id": current.public_version_id}
+    raise S3Error("NoSuchKey", extra={"Key": key}, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -102,9 +120,10 @@ class ObjectLayer:
 
     # buckets
 
-    async def bucket(self, name: str, user_id: str) -> BucketRecord:
-        """The live bucket, owned by `user_id` (NoSuchBucket / AccessDenied otherwise)."""
-        return await self.buckets.require(name, user_id)
+    async def bucket(self, name: str, user_id: str, fresh: bool = False) -> BucketRecord:
+        """The live bucket, owned by `user_id` (NoSuchBucket / AccessDenied otherwise);
+        `fresh` reads it past the cache."""
+        return await self.buckets.require(name, user_id, fresh)
 
     async def list_buckets(self, user_id: str) -> list[BucketRecord]:
         return await self.buckets.list_for(user_id)
@@ -121,19 +140,21 @@ class ObjectLayer:
     # reads
 
     async def head(self, bucket: BucketRecord, key: str) -> ObjectManifest:
-        """The key's current version by the read rule (NoSuchKey if absent or deleted)."""
-        manifest = await find_latest(self.cluster, bucket.incarnation, key)
-        if manifest is None:
-            raise S3Error("NoSuchKey", extra={"Key": key})
-        return manifest
+        """The key's current version by the read rule (NoSuchKey if absent or deleted;
+        when its newest version is a delete marker, with that marker's headers)."""
+        return _live(bucket, key, await find_current(self.cluster, bucket.incarnation, key))
 
     async def version(self, bucket: BucketRecord, key: str,
                       version_id: str | None) -> ObjectManifest:
-        """The version `version_id` names (the current one for None or "null")."""
-        manifest = await self.head(bucket, key)
-        if version_id not in (None, "null", manifest.version_id):
-            raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version_id or ""})
-        return manifest
+        """The version `version_id` names (None: the current one, as `head`), a delete
+        marker included (NoSuchVersion, NoSuchKey, InvalidArgument for a malformed id)."""
+        if version_id is None:
+            return await self.head(bucket, key)
+        found = await versions.find_version(self.cluster, bucket.incarnation, key,
+                                            version_id)
+        if found is None:
+            raise S3Error("NoSuchVersion", extra={"Key": key, "VersionId": version_id})
+        return found
 
     async def set_tags(self, manifest: ObjectManifest, tags: dict[str, str]) -> None:
         """Replace a version's tags in place (a stamped change on the write quorum)."""
@@ -146,6 +167,10 @@ class ObjectLayer:
     async def set_bucket_tags(self, bucket: BucketRecord, tags: dict[str, str]) -> None:
         await self.buckets.set_setting(bucket, "tags", tags)
 
+    async def set_versioning(self, bucket: BucketRecord, state: str) -> None:
+        """Enabled or Suspended (a bucket never goes back to unversioned)."""
+        await self.buckets.set_setting(bucket, "versioning", state)
+
     async def open(self, manifest: ObjectManifest, start: int, end: int) -> ObjectReader:
         """A reader of bytes [start, end]; the first segment is fetched now, so a failure
         is an error before any header goes out."""
@@ -157,6 +182,12 @@ class ObjectLayer:
                    max_keys: int) -> ListPage:
         return await merge_list(self.cluster, bucket.incarnation, prefix, delimiter, after,
                                 max_keys)
+
+    async def list_versions(self, bucket: BucketRecord, prefix: str, delimiter: str,
+                            key_marker: str, version_marker: str, max_keys: int
+                            ) -> VersionPage:
+        return await merge_versions(self.cluster, bucket.incarnation, prefix, delimiter,
+                                    key_marker, version_marker, max_keys)
 
     # writes
 
@@ -194,6 +225,7 @@ class ObjectLayer:
             size=staged.size, etag=etag, content_type=attrs.content_type,
             headers=attrs.headers, metadata=attrs.metadata, checksums=checksums,
             checksum_type="FULL_OBJECT", tags=attrs.tags,
+            null_version=versions.writes_null_versions(bucket),
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
         await commit_staged(cluster, staged, manifest)
         return PutResult(manifest, verified)
@@ -226,28 +258,44 @@ class ObjectLayer:
             if "*" not in conditions.if_match and current.etag not in conditions.if_match:
                 raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
 
-    async def delete(self, bucket: BucketRecord, key: str, owner: str) -> None:
-        """Tombstone the key, so a volume that was down cannot bring it back."""
+    async def delete(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
+        """DELETE without a version id: a delete marker (a null one unless versioning is
+        Enabled; in a never-versioned bucket a plain removal), so a volume that was down
+        cannot bring the key back. Returns the marker."""
         # Reading the key first moves our clock past its newest version (see put), so the
         # tombstone is newer than what it deletes.
         await find_latest(self.cluster, bucket.incarnation, key)
-        await self._tombstone(bucket, key, owner)
+        return await self._tombstone(bucket, key, owner)
 
-    async def delete_many(self, bucket: BucketRecord, keys: list[str], owner: str
-                          ) -> AsyncIterator[tuple[str, S3Error | None]]:
-        """Delete up to 1,000 keys, yielding each (key, error or None) as it finishes."""
+    async def delete_version(self, bucket: BucketRecord, key: str,
+                             version_id: str) -> ObjectManifest | None:
+        """Delete one version for good (None if there was no such version)."""
+        target = await versions.find_version(self.cluster, bucket.incarnation, key,
+                                             version_id)
+        if target is not None:
+            await versions.forget(self.cluster, target)
+        return target
+
+    async def delete_many(self, bucket: BucketRecord, keys: list[tuple[str, str | None]],
+                          owner: str
+                          ) -> AsyncIterator[tuple[str, str | None, DeleteOutcome]]:
+        """Delete up to 1,000 (key, version id or None), yielding each with its outcome
+        as it finishes."""
         await self._sync_clock()
         limiter = asyncio.Semaphore(PARALLEL_DELETES)
 
-        async def one(key: str) -> tuple[str, S3Error | None]:
+        async def one(key: str, version_id: str | None
+                      ) -> tuple[str, str | None, DeleteOutcome]:
             async with limiter:
                 try:
-                    await self._tombstone(bucket, key, owner)
+                    if version_id is None:
+                        return key, None, await self._tombstone(bucket, key, owner)
+                    return key, version_id, await self.delete_version(bucket, key,
+                                                                      version_id)
                 except S3Error as exc:
-                    return key, exc
-            return key, None
+                    return key, version_id, exc
 
-        tasks = [asyncio.ensure_future(one(k)) for k in keys]
+        tasks = [asyncio.ensure_future(one(k, v)) for k, v in keys]
         try:
             for finished in asyncio.as_completed(tasks):
                 yield await finished
@@ -255,12 +303,16 @@ class ObjectLayer:
             for task in tasks:
                 task.cancel()
 
-    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str) -> None:
+    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
+        state = versions.versioning_state(bucket)
         manifest = ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation,
                                   key=key, version_id=new_version_id(),
-                                  last_modified=time.time(), owner=owner, deleted=True)
+                                  last_modified=time.time(), owner=owner, deleted=True,
+                                  null_version=state != versions.ENABLED,
+                                  delete_marker=bool(state))
         await commit_manifest(self.cluster, self.cluster.placement(bucket.incarnation, key),
                               manifest)
+        return manifest
 
     async def _sync_clock(self) -> None:
         """Move our clock past every version committed before now: each volume reports
@@ -278,7 +330,8 @@ class ObjectLayer:
                             checksum_algorithm: str | None, checksum_type: str | None) -> str:
         return await uploads.create(self.cluster, bucket, key, attrs.owner, {
             "content_type": attrs.content_type, "headers": attrs.headers,
-            "metadata": attrs.metadata, "checksum_algorithm": checksum_algorithm,
+            "metadata": attrs.metadata, "tags": attrs.tags,
+            "checksum_algorithm": checksum_algorithm,
             "checksum_type": checksum_type})
 
     async def upload(self, bucket: BucketRecord, key: str, upload_id: str,
@@ -307,10 +360,11 @@ class ObjectLayer:
         return await uploads.newest_parts(self.cluster, upload)
 
     async def complete_upload(self, bucket: BucketRecord, key: str, upload_id: str,
-                              user_id: str, requested: list[uploads.RequestedPart]
+                              user_id: str, requested: list[uploads.RequestedPart],
+                              checks: uploads.CompleteChecks | None = None
                               ) -> ObjectManifest:
         return await uploads.complete(self.cluster, bucket, key, upload_id, user_id,
-                                      requested)
+                                      requested, checks)
 
     async def abort_upload(self, bucket: BucketRecord, key: str, upload_id: str,
                            user_id: str) -> None:

@@ -24,8 +24,8 @@ class Undecided(Exception):
 
 @dataclass(frozen=True)
 class Decision:
-    """The current version's row (None: the key does not exist) and the versions skipped
-    as never acknowledged (for the healer to roll back)."""
+    """The current version's row (a delete marker's included; None: no version at all)
+    and the versions skipped as never acknowledged (for the healer to roll back)."""
 
     current: dict | None
     skipped: list[str] = field(default_factory=list)
@@ -35,12 +35,18 @@ def decide(answers: list[list[dict]], width: int, quorum: int) -> Decision:
     """Apply the read rule to the answers of distinct volumes of one placement."""
     if len(answers) <= width - quorum:
         raise Undecided(f"{len(answers)} of {width} volumes answered")
+    # A version deleted by its id (a tombstone anywhere) is never served, nor does it
+    # hide older ones (volume_server/tombstones.py).
+    forgotten = {row["version_id"] for versions in answers for row in versions
+                 if row.get("forgotten")}
     holders: dict[str, int] = {}
     durable: set[str] = set()
     rows: dict[str, dict] = {}
     for versions in answers:
         for row in versions:
             vid = row["version_id"]
+            if vid in forgotten:
+                continue
             holders[vid] = holders.get(vid, 0) + 1
             rows.setdefault(vid, row)
             if row.get("durable"):
@@ -48,8 +54,7 @@ def decide(answers: list[list[dict]], width: int, quorum: int) -> Decision:
     skipped = []
     for vid in sorted(holders, reverse=True):
         if vid in durable or holders[vid] >= quorum:
-            row = rows[vid]
-            return Decision(None if row["deleted"] else row, skipped)
+            return Decision(rows[vid], skipped)
         if len(answers) - holders[vid] > width - quorum:
             skipped.append(vid)
             continue

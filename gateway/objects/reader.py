@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from erasure import FragmentCorrupt, segment_span
 from gateway.errors import quorum_lost
@@ -32,18 +32,31 @@ log = logging.getLogger("shardgate.gateway.reader")
 async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
     """The current manifest by the read rule (None if absent or deleted); 503 if the
     volumes that answer cannot decide."""
+    current = await find_current(cluster, incarnation, key)
+    return None if current is None or current.deleted else current
+
+
+async def find_current(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
+    """The key's newest proven version, a delete marker included (None: no version)."""
+    return await decided(cluster, incarnation, key,
+                         lambda vid: cluster.volumes.latest(vid, incarnation, key))
+
+
+async def decided(cluster: Cluster, incarnation: str, key: str,
+                  fetch: Callable[[str], Awaitable[list[dict]]]) -> ObjectManifest | None:
+    """Apply the read rule to what `fetch(volume_id)` answers over the key's placement,
+    with the newest in-place attributes; 503 if the answers cannot decide."""
     placement = cluster.placement(incarnation, key)
     enough = cluster.width - cluster.write_quorum + 1
     # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
     # goes to them next); the others only if those cannot decide.
     order = sorted(placement, key=cluster.suspect)
-    results = await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
-                                   for vid in order[:enough]}, enough)
+    results = await first_answers({vid: fetch(vid) for vid in order[:enough]}, enough)
     try:
         decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
     except Undecided:
-        results |= await first_answers({vid: cluster.volumes.latest(vid, incarnation, key)
-                                        for vid in order[enough:]}, len(order) - enough)
+        results |= await first_answers({vid: fetch(vid) for vid in order[enough:]},
+                                       len(order) - enough)
         try:
             decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
         except Undecided as exc:

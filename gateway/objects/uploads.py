@@ -295,7 +295,8 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
         content_type=meta["content_type"], headers=meta["headers"],
         metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
         erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen),
-        upload_id=upload_id)
+        upload_id=upload_id, tags=dict(meta.get("tags", {})),
+        null_version=bucket.setting("versioning", "") != "Enabled")
     token = manifest.version_id
     try:
         claims = await claim_quorum(cluster, upload.placement, upload_id, token, "complete")

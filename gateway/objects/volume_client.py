@@ -193,6 +193,39 @@ class VolumeClient:
                                    params={"incarnation": incarnation, "key": key,
                                            "version_id": version_id}, allow_404=True)
 
+    async def version_rows(self, volume_id: str, incarnation: str, key: str,
+                           version_id: str) -> list[dict]:
+        """[the version's row] or [] (a tombstoned one answers as forgotten)."""
+        answer = await self._request(volume_id, "GET", "/objects/version", params={
+            "incarnation": incarnation, "key": key, "version_id": version_id,
+            "as_list": "1"})
+        if answer.get("rebuilding"):
+            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
+        return answer["versions"]
+
+    async def nulls(self, volume_id: str, incarnation: str, key: str) -> list[dict]:
+        """The key's null rows down to the newest durable one, and its tombstones."""
+        answer = await self._request(volume_id, "GET", "/objects/nulls",
+                                     params={"incarnation": incarnation, "key": key})
+        if answer.get("rebuilding"):
+            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
+        return answer["versions"]
+
+    async def forget(self, volume_id: str, payload: dict) -> bool:
+        """A version tombstone, pending or durable; whether the volume held the version."""
+        answer = await self._request(volume_id, "POST", "/objects/forget", json_body=payload)
+        return bool(answer.get("found"))
+
+    async def list_versions(self, volume_id: str, incarnation: str, prefix: str,
+                            key_marker: str, version_marker: str, delimiter: str,
+                            limit: int) -> dict:
+        answer = await self._request(volume_id, "GET", "/objects/versions", params={
+            "incarnation": incarnation, "prefix": prefix, "key_marker": key_marker,
+            "version_marker": version_marker, "delimiter": delimiter, "limit": str(limit)})
+        if answer.get("rebuilding"):
+            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
+        return answer
+
     async def set_attribute(self, volume_id: str, payload: dict) -> bool:
         """An in-place attribute change; False if the volume lacks the version."""
         answer = await self._request(volume_id, "POST", "/objects/attribute",

@@ -92,8 +92,12 @@ def test_source_version_id(s3, bucket):
     assert body(s3, bucket, "a") == b"v" and put["ETag"]
     with pytest.raises(ClientError) as err:
         s3.copy_object(Bucket=bucket, Key="b", CopySource={
-            "Bucket": bucket, "Key": "src", "VersionId": "0000000000000-nope"})
+            "Bucket": bucket, "Key": "src", "VersionId": "0" * 32})
     assert code(err.value) == "NoSuchVersion"
+    with pytest.raises(ClientError) as err:
+        s3.copy_object(Bucket=bucket, Key="b", CopySource={
+            "Bucket": bucket, "Key": "src", "VersionId": "nope"})
+    assert code(err.value) == "InvalidArgument"
 
 
 def test_missing_sources(s3, bucket):

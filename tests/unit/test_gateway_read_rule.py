@@ -17,14 +17,16 @@ def row(n: int, durable: bool = True, deleted: bool = False) -> dict:
 
 
 def current(answers: list[list[dict]]) -> str | None:
+    """The current version's id, None when the key is absent or its newest is deleted."""
     found = decide(answers, WIDTH, QUORUM).current
-    return None if found is None else found["version_id"]
+    return None if found is None or found["deleted"] else found["version_id"]
 
 
 def test_settled_key_and_absent_key() -> None:
     assert current([[row(1)]] * 3) == "0001"
     assert current([[]] * 3) is None
     assert current([[row(2, deleted=True)]] * 3) is None
+    assert decide([[row(2, deleted=True)]] * 3, WIDTH, QUORUM).current["version_id"] == "0002"
 
 
 def test_too_few_answers_decide_nothing() -> None:
@@ -73,3 +75,10 @@ def test_acknowledged_version_is_never_skipped() -> None:
 def test_failed_delete_on_one_volume_hides_nothing() -> None:
     failed = [row(2, durable=False, deleted=True), row(1)]
     assert current([failed] + [[row(1)]] * 5) == "0001"
+
+
+def test_forgotten_versions_are_never_served_nor_hide_older_ones() -> None:
+    gone = {"version_id": "0002", "forgotten": True, "durable": True, "deleted": False}
+    # One volume holds the tombstone; two missed it and still list 0002 as durable.
+    assert current([[gone, row(1)], [row(2), row(1)], [row(2), row(1)]]) == "0001"
+    assert current([[gone], [row(2)], [row(2)]]) is None

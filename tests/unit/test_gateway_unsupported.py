@@ -36,7 +36,6 @@ REFUSED = [
     ("CreateBucket", "x-amz-bucket-object-lock-enabled", "True"),
     ("CreateBucket", "x-amz-object-ownership", "ObjectWriter"),
     ("CreateBucket", "x-amz-object-ownership", "BucketOwnerPreferred"),
-    ("CreateMultipartUpload", "x-amz-tagging", "k=v"),
 ]
 
 ACCEPTED = [
@@ -51,6 +50,7 @@ ACCEPTED = [
     ("PutObject", "x-amz-tagging", ""),
     ("PutObject", "x-amz-tagging", "k=v"),
     ("CopyObject", "x-amz-tagging", "k=v"),
+    ("CreateMultipartUpload", "x-amz-tagging", "k=v"),
     ("PutObject", "x-amz-meta-color", "blue"),
     ("PutObject", "x-amz-storage-class", "STANDARD"),
     # a header only matters where it means something: GET ignores SSE-S3 headers

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from volume_server import attributes, catalog
+from volume_server import attributes, catalog, version_listing
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
@@ -52,21 +52,26 @@ def parse_commit(body: dict[str, Any], grace: float = 0.0
     if archive_id is not None and archive_id not in owned:
         owned.append(archive_id)
     summary = field(body, "summary", dict, {})
+    manifest = field(body, "manifest", dict, {})
+    # A null version unless its manifest says otherwise ("versioned" is the older form).
+    null_version = bool(manifest.get("null_version", True)) and not field(
+        body, "versioned", bool, False)
     row = ObjectRow(
         incarnation=text(body, "incarnation"),
         key=text(body, "key"),
         version_id=version_id,
         deleted=field(body, "deleted", bool, False),
-        manifest=field(body, "manifest", dict, {}),
+        manifest=manifest,
         size=field(summary, "size", int, 0),
         etag=text(summary, "etag", "", nonempty=False),
         last_modified=number(summary, "last_modified", 0.0),
         owner=text(summary, "owner", "", nonempty=False),
         archives=tuple(owned),
+        null_version=null_version,
     )
     commit = ObjectCommit(
         row=row,
-        versioned=field(body, "versioned", bool, False),
+        versioned=not null_version,
         heal=_heal_entries(field(body, "heal", list, [])),
         queued=time.time(),
         durable=field(body, "durable", bool, False),
@@ -115,7 +120,7 @@ async def durable(request: Request) -> JSONResponse:
     found = await store.mark_durable(
         text(body, "incarnation"), text(body, "key"), text(body, "version_id"),
         _heal_entries(field(body, "heal", list, [])),
-        request.app.state.durability.grace_seconds, field(body, "versioned", bool, False))
+        request.app.state.durability.grace_seconds)
     return JSONResponse({"found": found, "clock": store.clock})
 
 
@@ -140,13 +145,51 @@ async def digests(request: Request) -> JSONResponse:
 
 
 async def version(request: Request) -> JSONResponse:
+    """One version's row; with `as_list=1` always 200, {"versions": [row] or []} (the
+    read rule's evidence for GET ?versionId=)."""
     found = await store_of(request).version(query_text(request, "incarnation", required=True),
                                             query_text(request, "key", required=True),
                                             query_text(request, "version_id", required=True))
+    if query_text(request, "as_list") == "1":
+        return JSONResponse({"versions": [] if found is None else [found],
+                             "rebuilding": store_of(request).rebuilding})
     if found is None:
         return JSONResponse({"error": "no such version",
                              "rebuilding": store_of(request).rebuilding}, 404)
     return JSONResponse({**found, "rebuilding": store_of(request).rebuilding})
+
+
+async def forget(request: Request) -> JSONResponse:
+    """Tombstone one version: pending first, then durable (the row goes) once the gateway
+    has the write quorum; {"found": whether this volume held the version}."""
+    body = await json_body(request)
+    found = await store_of(request).forget_version(
+        text(body, "incarnation"), text(body, "key"), text(body, "version_id"),
+        field(body, "durable", bool, False), _heal_entries(field(body, "heal", list, [])),
+        request.app.state.durability.grace_seconds)
+    return JSONResponse({"found": found})
+
+
+async def nulls(request: Request) -> JSONResponse:
+    """Like /objects/latest, over the key's null rows only (GET ?versionId=null)."""
+    store = store_of(request)
+    versions = await store.index.read(catalog.nulls,
+                                      query_text(request, "incarnation", required=True),
+                                      query_text(request, "key", required=True))
+    return JSONResponse({"versions": versions, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
+
+
+async def list_versions(request: Request) -> JSONResponse:
+    """A page of every version, delete marker and tombstone in (key, newest first)
+    order after (key_marker, version_marker): ListObjectVersions."""
+    store = store_of(request)
+    page = await store.index.read(
+        version_listing.list_versions, query_text(request, "incarnation", required=True),
+        query_text(request, "prefix"), query_text(request, "key_marker"),
+        query_text(request, "version_marker"), query_text(request, "delimiter"),
+        query_int(request, "limit", MAX_LIMIT, 0, 1 << 31))
+    return JSONResponse({**page, "rebuilding": store.rebuilding})
 
 
 async def set_attribute(request: Request) -> JSONResponse:
@@ -183,4 +226,7 @@ routes = [
     Route("/objects/digests", digests, methods=["POST"]),
     Route("/objects/list", list_objects, methods=["GET"]),
     Route("/objects/attribute", set_attribute, methods=["POST"]),
+    Route("/objects/forget", forget, methods=["POST"]),
+    Route("/objects/nulls", nulls, methods=["GET"]),
+    Route("/objects/versions", list_versions, methods=["GET"]),
 ]
