@@ -184,8 +184,10 @@ def test_attributes_errors(s3, objects):
         (400, "InvalidArgument")
     assert error(call, Bucket=bucket, Key="missing", ObjectAttributes=["ETag"]) == \
         (404, "NoSuchKey")
-    assert error(call, Bucket=bucket, Key="plain", VersionId="3HL4kqtJlcpXroDTDmJ",
+    assert error(call, Bucket=bucket, Key="plain", VersionId="0" * 32,
                  ObjectAttributes=["ETag"]) == (404, "NoSuchVersion")
+    assert error(call, Bucket=bucket, Key="plain", VersionId="3HL4kqtJlcpXroDTDmJ",
+                 ObjectAttributes=["ETag"]) == (400, "InvalidArgument")
     assert error(call, Bucket=bucket, Key="plain", ObjectAttributes=["ETag"],
                  MaxParts=-1) == (400, "InvalidArgument")
 
