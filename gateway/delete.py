@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.objects.versions import check_version_id
-from gateway.put import content_md5
+from gateway.put import content_md5, write_conditions
 from gateway.router import MAX_KEY_BYTES
 from gateway.versioning import marker_headers, version_header
 from gateway.xml import child_text, children, fragment, parse, stream_close, stream_open
@@ -30,7 +30,8 @@ async def delete_object(ctx: RequestContext) -> Response:
     bucket = await ctx.bucket()
     version_id = ctx.endpoint.param("versionId")
     if version_id is None:
-        marker = await ctx.objects.delete(bucket, ctx.endpoint.key, ctx.user_id)
+        marker = await ctx.objects.delete(bucket, ctx.endpoint.key, ctx.user_id,
+                                          write_conditions(ctx.headers).if_match)
         return Response(status_code=204, headers=marker_headers(bucket, marker))
     check_version_id(version_id)
     removed = await ctx.objects.delete_version(bucket, ctx.endpoint.key, version_id)
@@ -56,14 +57,16 @@ async def delete_objects(ctx: RequestContext) -> Response:
     objects = children(root, "Object")
     if len(objects) > MAX_DELETE_KEYS:
         raise S3Error("MalformedXML", "The request may contain at most 1000 keys.")
-    keys: list[tuple[str, str | None]] = []
+    keys: list[tuple[str, str | None, str | None]] = []
     for obj in objects:
         key = child_text(obj, "Key")
         if key is None:
             raise S3Error("MalformedXML")
-        keys.append((key, child_text(obj, "VersionId")))
-    invalid = [(k, v, _invalid_entry(k, v)) for k, v in keys if _invalid_entry(k, v)]
-    valid = [(k, v) for k, v in keys if _invalid_entry(k, v) is None]
+        etag = child_text(obj, "ETag")
+        keys.append((key, child_text(obj, "VersionId"),
+                     None if etag is None else etag.strip().strip('"')))
+    invalid = [(k, v, _invalid_entry(k, v)) for k, v, _ in keys if _invalid_entry(k, v)]
+    valid = [(k, v, e) for k, v, e in keys if _invalid_entry(k, v) is None]
     results = ctx.objects.delete_many(bucket, valid, ctx.user_id)
     # The first result means the batch is valid and the clock synced: the answer can start.
     first = await anext(results, None) if valid else None

@@ -140,10 +140,7 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
     checksum = complete_checksum(ctx.headers)
     requested = _requested_parts(await _complete_body(ctx))
 
-    async def conditions_hold() -> None:
-        await ctx.objects.check_conditions(bucket, key, conditions)
-
-    checks = CompleteChecks(checksum, conditions_hold if conditions.any else None)
+    checks = CompleteChecks(checksum, conditions if conditions.any else None)
     manifest = await ctx.objects.complete_upload(bucket, key,
                                                  ctx.endpoint.param("uploadId") or "",
                                                  ctx.user_id, requested, checks)

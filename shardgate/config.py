@@ -77,6 +77,9 @@ class GatewaySpec:
     # A copy or Complete still running after this long answers 200 at once and keeps the
     # connection alive with whitespace until its result (gateway/keepalive.py).
     slow_answer_seconds: float = 2.0
+    # A conditional write's claim on its key lasts this long if its gateway dies holding
+    # it; meanwhile other conditional writes of the key answer 409 (objects/conditional.py).
+    conditional_claim_seconds: float = 30.0
 
 
 @dataclass(frozen=True)

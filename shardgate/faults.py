@@ -28,6 +28,8 @@ POINTS = (
                                  # N commits answered, the rest not yet)
     "gateway.after_commit",   # gateway: commit quorum reached, no durable notice sent
     "gateway.after_notice",   # gateway: durable notices sent, client not yet answered
+    "gateway.after_claim",    # gateway: a conditional write holds its key's claim and
+                              # has evaluated, nothing committed
     "gateway.after_tombstones",  # gateway: a version delete's tombstones on the quorum,
                                  # the volumes not yet told to drop the row
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied

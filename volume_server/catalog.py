@@ -21,6 +21,7 @@ from typing import Any
 
 from shardgate.faults import kill_point
 from volume_server.attributes import attributes_of, drop_attributes
+from volume_server.claims import check_newest
 from volume_server.tombstones import forget, forgotten_entries, is_forgotten
 
 
@@ -57,6 +58,10 @@ class ObjectCommit:
     queued: float = 0.0
     durable: bool = False  # known committed on a write quorum (healing, tombstone repair)
     grace: float = 0.0  # seconds superseded archives stay readable
+    # A conditional write: commit only if no version newer than `expect_newest` (other
+    # than `ignore`) is here (volume_server/claims.py).
+    expect_newest: str | None = None
+    ignore: tuple[str, ...] = ()
 
 
 def is_committed(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str) -> bool:
@@ -113,6 +118,9 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
         # A late commit of a version already superseded or deleted by its id here:
         # nobody may ever read it.
         return [] if commit.inline is not None else release(conn, set(row.archives))
+    if commit.expect_newest is not None:
+        check_newest(conn, row.incarnation, row.key, row.version_id, commit.expect_newest,
+                     commit.ignore)
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
                      commit.inline)

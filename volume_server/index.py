@@ -27,7 +27,8 @@ READ_THREADS = 4
 # Schema 4 added version_attributes (in-place attributes such as tags, each with the
 # stamp of its newest change), bucket_settings (versioning, tags: newest stamp wins),
 # objects.null_version (the row is its key's "null" version: only null rows supersede,
-# and only older null rows) and version_tombstones (a version deleted by its id).
+# and only older null rows), version_tombstones (a version deleted by its id) and
+# key_claims (conditional writes claim their key on a majority of the placement).
 # Schema 3 added objects.durable / objects.committed (a row stays pending until the
 # gateway's durable notice), retired (archives kept readable for a grace period),
 # volume_state (this volume rebuilding or not) and peers (the data id of each volume
@@ -60,6 +61,13 @@ CREATE TABLE IF NOT EXISTS version_tombstones (
     PRIMARY KEY (incarnation, key, version_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS version_tombstones_pending ON version_tombstones (durable, created);
+CREATE TABLE IF NOT EXISTS key_claims (
+    incarnation TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (incarnation, key)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS objects_pending ON objects (durable, committed);
 CREATE TABLE IF NOT EXISTS volume_state (
     name TEXT PRIMARY KEY,

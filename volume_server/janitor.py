@@ -16,7 +16,8 @@ async def run_once(store: Store, spec: DurabilitySpec) -> dict[str, int]:
     """One round; returns what it did (for logs and tests)."""
     done = {"retired_freed": await store.sweep_retired(),
             "stages_removed": await store.remove_stale_stages(spec.unmarked_seconds),
-            "unmarked_queued": await store.queue_unmarked(spec.unmarked_seconds)}
+            "unmarked_queued": await store.queue_unmarked(spec.unmarked_seconds),
+            "claims_expired": await store.sweep_claims()}
     if any(done.values()):
         log.info("janitor: %s", done)
     return done

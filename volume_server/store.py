@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from shardgate.faults import kill_point
-from volume_server import catalog, listing, records, staging, tombstones, uploads
+from volume_server import catalog, claims, listing, records, staging, tombstones, uploads
 from volume_server.catalog import ObjectCommit
 from volume_server.fileio import LockedFd
 from volume_server.index import Index
@@ -142,7 +142,12 @@ class Store:
         if stage_id is not None and archive_id is not None:
             commit = await self._take_stage(commit, stage_id, archive_id, inline)
         kill_point("commit.before_txn")
-        orphans = await self.index.write(catalog.commit_object, commit)
+        try:
+            orphans = await self.index.write(catalog.commit_object, commit)
+        except claims.NewerVersion:
+            if stage_id is not None and archive_id is not None and commit.inline is None:
+                await self._unlink([archive_id])  # installed just now, for this commit only
+            raise
         kill_point("commit.after_txn")
         self._observe(row.version_id)
         if inline and stage_id is not None:
@@ -335,6 +340,16 @@ class Store:
             await self.index.write(catalog.queue_heal, row["incarnation"], row["key"],
                                    row["version_id"], "no durable notice", now)
         return len(rows)
+
+    async def claim_key(self, incarnation: str, key: str, token: str, ttl: float) -> bool:
+        return await self.index.write(claims.claim, incarnation, key, token, time.time(),
+                                      ttl)
+
+    async def release_key(self, incarnation: str, key: str, token: str) -> None:
+        await self.index.write(claims.release, incarnation, key, token)
+
+    async def sweep_claims(self) -> int:
+        return await self.index.write(claims.sweep_claims, time.time())
 
     async def remove_stale_stages(self, older_than: float) -> int:
         self.memory.expire()  # on the event loop, like every other use of it

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 
 from gateway.errors import quorum_lost
 from gateway.objects.cluster import Cluster
+from gateway.objects.conditional import Fence, conflict, roll_back
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from gateway.objects.writer import Staged, abort_staged
@@ -60,6 +61,24 @@ async def _gather_commits(cluster: Cluster, calls: dict[str, Awaitable]) -> list
         if isinstance(result, BaseException):
             log.warning("commit on %s failed: %r", volume_id, result)
     return list(answered(results))
+
+
+async def _fenced_commits(cluster: Cluster, manifest: ObjectManifest,
+                          calls: dict[str, Awaitable]) -> list[str]:
+    """Every answer of a fenced commit (so a refusal can be undone everywhere it landed):
+    if any volume refused because a newer version is there, the condition was evaluated
+    against a state that is gone: roll back where it committed and answer 409."""
+    results = dict(zip(calls, await asyncio.gather(*calls.values(), return_exceptions=True),
+                       strict=True))
+    committed = list(answered(results))
+    refused = [vid for vid, r in results.items()
+               if isinstance(r, VolumeRejected) and r.status == 409]
+    if refused:
+        log.info("conditional write of %s/%s refused by %s: a newer version is there",
+                 manifest.incarnation, manifest.key, refused)
+        await roll_back(cluster, manifest, committed)
+        raise conflict()
+    return committed
 
 
 def _missed_commit(manifest: ObjectManifest, placement: tuple[str, ...],
@@ -126,19 +145,26 @@ async def _commit_one(cluster: Cluster, volume_id: str, payload: dict) -> dict:
     return answer
 
 
-async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest) -> None:
-    """Commit a single-part object whose archives were staged by `stage_body`."""
+async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManifest,
+                        fence: Fence | None = None) -> None:
+    """Commit a single-part object whose archives were staged by `stage_body`; with a
+    fence, a conditional write (gateway/objects/conditional.py)."""
     part = manifest.parts[0]
     heal = _heal_entries(manifest)
     as_dict = manifest.to_dict()  # once, not once per volume
+    extra = fence.payload() if fence is not None else {}
     calls = {}
     for index, stage_id in staged.stage_ids.items():
         volume_id = staged.placement[index]
         archive = part.archive_id(manifest.incarnation, manifest.key, index)
         calls[volume_id] = _commit_or_unstage(
             cluster, volume_id, stage_id,
-            _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict))
-    committed = await _gather_commits(cluster, calls)
+            _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict)
+            | extra)
+    if fence is not None:
+        committed = await _fenced_commits(cluster, manifest, calls)
+    else:
+        committed = await _gather_commits(cluster, calls)
     if len(committed) < cluster.ack_quorum:
         # Volumes that did commit keep a pending row that no reader can mistake for an
         # acknowledged version; the healer rolls it back (the janitor queues it).
@@ -149,14 +175,18 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
 
 
 async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
-                          manifest: ObjectManifest) -> None:
+                          manifest: ObjectManifest, fence: Fence | None = None) -> None:
     """Commit a manifest whose archives already exist (multipart) or a tombstone."""
     heal = _heal_entries(manifest)
     as_dict = manifest.to_dict()
+    extra = fence.payload() if fence is not None else {}
     calls = {vid: _commit_one(cluster, vid, _payload(manifest, vid, None, None, False, heal,
-                                                     as_dict))
+                                                     as_dict) | extra)
              for vid in placement}
-    committed = await _gather_commits(cluster, calls)
+    if fence is not None:
+        committed = await _fenced_commits(cluster, manifest, calls)
+    else:
+        committed = await _gather_commits(cluster, calls)
     if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the write.")
     kill_point("gateway.after_commit")

@@ -20,12 +20,13 @@ from gateway.objects import attributes, uploads, versions
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
+from gateway.objects.conditional import Fence, WriteConditions, evaluate, key_claim
 from gateway.objects.copying import ReaderPayload, copy_expectations
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.list_merge import ListPage, merge_list
-from gateway.objects.reader import ObjectReader, find_current, find_latest
+from gateway.objects.reader import ObjectReader, current_evidence, find_current, find_latest
 from gateway.objects.version_merge import VersionPage, merge_versions
 from gateway.objects.writer import abort_staged
 from shardgate.config import ClusterConfig
@@ -45,18 +46,6 @@ class ObjectAttributes:
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class WriteConditions:
-    """S3 conditional writes: If-None-Match "*" and If-Match (ETags)."""
-
-    if_none_match: bool = False
-    if_match: tuple[str, ...] | None = None
-
-    @property
-    def any(self) -> bool:
-        return self.if_none_match or self.if_match is not None
 
 
 # What deleting one entry of a DeleteObjects came to: the marker written (a plain DELETE),
@@ -206,29 +195,48 @@ class ObjectLayer:
         kill_point("gateway.after_stage")
         staged = verified.staged
         try:
-            await self.check_conditions(bucket, key, conditions)
-        except BaseException:
-            await abort_staged(cluster, staged)
+            if not conditions.any:
+                manifest = self._put_manifest(bucket, key, verified, tag, attrs)
+                await commit_staged(cluster, staged, manifest)
+                return PutResult(manifest, verified)
+            async with key_claim(cluster, bucket.incarnation, key):
+                fence = await self._evaluate(bucket, key, conditions)
+                kill_point("gateway.after_claim")
+                manifest = self._put_manifest(bucket, key, verified, tag, attrs)
+                await commit_staged(cluster, staged, manifest, fence)
+                return PutResult(manifest, verified)
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "NoSuchKey", "ConditionalRequestConflict"):
+                await abort_staged(cluster, staged)
             raise
-        # Chosen only now: the stage answers carried each volume's clock, so this id is
-        # newer than any version a quorum of the placement has committed.
-        version_id = new_version_id()
+
+    def _put_manifest(self, bucket: BucketRecord, key: str, verified: Verified, tag: str,
+                      attrs: ObjectAttributes) -> ObjectManifest:
+        # The version id is chosen only now: the stage answers carried each volume's
+        # clock, so it is newer than any version a quorum of the placement has committed.
+        cluster, staged = self.cluster, verified.staged
         ec = cluster.config.erasure
         inline = staged.size < cluster.config.gateway.inline_threshold
         etag = staged.digests.md5_hex
         checksums = {verified.algorithm: verified.checksum}
         part = PartManifest(1, staged.size, etag, tag, staged.staged_placement(),
                             inline, checksums, seeded=True)
-        manifest = ObjectManifest(
+        return ObjectManifest(
             bucket=bucket.name, incarnation=bucket.incarnation, key=key,
-            version_id=version_id, last_modified=time.time(), owner=attrs.owner,
+            version_id=new_version_id(), last_modified=time.time(), owner=attrs.owner,
             size=staged.size, etag=etag, content_type=attrs.content_type,
             headers=attrs.headers, metadata=attrs.metadata, checksums=checksums,
             checksum_type="FULL_OBJECT", tags=attrs.tags,
             null_version=versions.writes_null_versions(bucket),
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
-        await commit_staged(cluster, staged, manifest)
-        return PutResult(manifest, verified)
+
+    async def _evaluate(self, bucket: BucketRecord, key: str,
+                        conditions: WriteConditions) -> Fence:
+        """With the key's claim held: the conditions against its current version, and
+        the fence the commit carries."""
+        current, skipped = await current_evidence(self.cluster, bucket.incarnation, key)
+        evaluate(conditions, current, key)
+        return Fence(current.version_id if current is not None else "", tuple(skipped))
 
     async def copy(self, source: ObjectManifest, bucket: BucketRecord, key: str,
                    attrs: ObjectAttributes, conditions: WriteConditions,
@@ -245,23 +253,21 @@ class ObjectLayer:
 
     async def check_conditions(self, bucket: BucketRecord, key: str,
                                conditions: WriteConditions) -> None:
-        """Checked before the body and again just before commit. Between that last check
-        and the commit another writer can still slip in (docs/decisions.md)."""
-        if not conditions.any:
-            return
-        current = await find_latest(self.cluster, bucket.incarnation, key)
-        if conditions.if_none_match and current is not None:
-            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
-        if conditions.if_match is not None:
-            if current is None:
-                raise S3Error("NoSuchKey", extra={"Key": key})
-            if "*" not in conditions.if_match and current.etag not in conditions.if_match:
-                raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
+        """An early check, before a body is read: a write that must fail fails at once.
+        The check that counts is made again under the key's claim (conditional.py)."""
+        if conditions.any:
+            evaluate(conditions, await find_latest(self.cluster, bucket.incarnation, key), key)
 
-    async def delete(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
+    async def delete(self, bucket: BucketRecord, key: str, owner: str,
+                     if_match: tuple[str, ...] | None = None) -> ObjectManifest:
         """DELETE without a version id: a delete marker (a null one unless versioning is
         Enabled; in a never-versioned bucket a plain removal), so a volume that was down
-        cannot bring the key back. Returns the marker."""
+        cannot bring the key back. Returns the marker. With `if_match` (ETags), only if
+        the current version has one of them, atomically (conditional.py)."""
+        if if_match is not None:
+            async with key_claim(self.cluster, bucket.incarnation, key):
+                fence = await self._evaluate(bucket, key, WriteConditions(if_match=if_match))
+                return await self._tombstone(bucket, key, owner, fence)
         # Reading the key first moves our clock past its newest version (see put), so the
         # tombstone is newer than what it deletes.
         await find_latest(self.cluster, bucket.incarnation, key)
@@ -276,18 +282,20 @@ class ObjectLayer:
             await versions.forget(self.cluster, target)
         return target
 
-    async def delete_many(self, bucket: BucketRecord, keys: list[tuple[str, str | None]],
-                          owner: str
+    async def delete_many(self, bucket: BucketRecord,
+                          keys: list[tuple[str, str | None, str | None]], owner: str
                           ) -> AsyncIterator[tuple[str, str | None, DeleteOutcome]]:
-        """Delete up to 1,000 (key, version id or None), yielding each with its outcome
-        as it finishes."""
+        """Delete up to 1,000 (key, version id or None, ETag condition or None), yielding
+        each with its outcome as it finishes."""
         await self._sync_clock()
         limiter = asyncio.Semaphore(PARALLEL_DELETES)
 
-        async def one(key: str, version_id: str | None
+        async def one(key: str, version_id: str | None, etag: str | None
                       ) -> tuple[str, str | None, DeleteOutcome]:
             async with limiter:
                 try:
+                    if etag is not None and version_id is None:
+                        return key, None, await self.delete(bucket, key, owner, (etag,))
                     if version_id is None:
                         return key, None, await self._tombstone(bucket, key, owner)
                     return key, version_id, await self.delete_version(bucket, key,
@@ -295,7 +303,7 @@ class ObjectLayer:
                 except S3Error as exc:
                     return key, version_id, exc
 
-        tasks = [asyncio.ensure_future(one(k, v)) for k, v in keys]
+        tasks = [asyncio.ensure_future(one(k, v, e)) for k, v, e in keys]
         try:
             for finished in asyncio.as_completed(tasks):
                 yield await finished
@@ -303,7 +311,8 @@ class ObjectLayer:
             for task in tasks:
                 task.cancel()
 
-    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
+    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str,
+                         fence: Fence | None = None) -> ObjectManifest:
         state = versions.versioning_state(bucket)
         manifest = ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation,
                                   key=key, version_id=new_version_id(),
@@ -311,7 +320,7 @@ class ObjectLayer:
                                   null_version=state != versions.ENABLED,
                                   delete_marker=bool(state))
         await commit_manifest(self.cluster, self.cluster.placement(bucket.incarnation, key),
-                              manifest)
+                              manifest, fence)
         return manifest
 
     async def _sync_clock(self) -> None:

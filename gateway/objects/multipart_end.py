@@ -21,7 +21,9 @@ import random
 from dataclasses import dataclass, field
 
 from gateway.errors import quorum_lost
+from gateway.objects import conditional
 from gateway.objects.cluster import Cluster
+from gateway.objects.conditional import Fence
 from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest
 
@@ -138,13 +140,22 @@ def missed_writes(manifest: ObjectManifest) -> list[dict]:
 
 
 async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectManifest,
-                      token: str) -> list[str]:
-    """Compare-and-set the object row on claimed volumes; returns those that did."""
+                      token: str, fence: Fence | None = None) -> list[str]:
+    """Compare-and-set the object row on claimed volumes; returns those that did. With
+    a fence (a conditional Complete) a refusal anywhere rolls back the rows it committed
+    and answers 409 (conditional.py)."""
     heal = missed_writes(manifest)
+    extra = fence.payload() if fence is not None else {}
     results = await asyncio.gather(*(
         cluster.volumes.complete_upload(vid, manifest.upload_id,
-                        {**commit_payload(manifest, vid, heal), "token": token})
+                        {**commit_payload(manifest, vid, heal), "token": token, **extra})
         for vid in volumes), return_exceptions=True)
+    if any(isinstance(r, VolumeRejected) and r.status == 409 for r in results):
+        done = [vid for vid, r in zip(volumes, results, strict=True)
+                if not isinstance(r, BaseException)]
+        await conditional.roll_back(cluster, manifest, done)
+        await release(cluster, volumes, manifest.upload_id, token)
+        raise conditional.conflict()
     failed = []
     for vid, result in zip(volumes, results, strict=True):
         if isinstance(result, BaseException):

@@ -42,10 +42,24 @@ async def find_current(cluster: Cluster, incarnation: str, key: str) -> ObjectMa
                          lambda vid: cluster.volumes.latest(vid, incarnation, key))
 
 
+async def current_evidence(cluster: Cluster, incarnation: str, key: str
+                           ) -> tuple[ObjectManifest | None, list[str]]:
+    """`find_current`, and the newer versions the read rule proved never acknowledged
+    (a conditional write's fence ignores them)."""
+    return await _decided(cluster, incarnation, key,
+                          lambda vid: cluster.volumes.latest(vid, incarnation, key))
+
+
 async def decided(cluster: Cluster, incarnation: str, key: str,
                   fetch: Callable[[str], Awaitable[list[dict]]]) -> ObjectManifest | None:
     """Apply the read rule to what `fetch(volume_id)` answers over the key's placement,
     with the newest in-place attributes; 503 if the answers cannot decide."""
+    return (await _decided(cluster, incarnation, key, fetch))[0]
+
+
+async def _decided(cluster: Cluster, incarnation: str, key: str,
+                   fetch: Callable[[str], Awaitable[list[dict]]]
+                   ) -> tuple[ObjectManifest | None, list[str]]:
     placement = cluster.placement(incarnation, key)
     enough = cluster.width - cluster.write_quorum + 1
     # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
@@ -71,12 +85,12 @@ async def decided(cluster: Cluster, incarnation: str, key: str,
         log.info("%s/%s: versions %s never reached the write quorum", incarnation, key,
                  decision.skipped)
     if decision.current is None:
-        return None
+        return None, decision.skipped
     current = decision.current["version_id"]
     held = [row for rows in answered_of(results) for row in rows
             if row["version_id"] == current]
     return attributes.apply(ObjectManifest.from_dict(decision.current["manifest"]),
-                            attributes.newest(held))
+                            attributes.newest(held)), decision.skipped
 
 
 def answered_of(results: dict) -> list:

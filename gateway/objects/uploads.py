@@ -14,7 +14,7 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 from erasure import archive_seed
@@ -29,6 +29,7 @@ from gateway.errors import S3Error, quorum_lost
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import notify_durable
+from gateway.objects.conditional import Fence, WriteConditions, evaluate, key_claim
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.multipart_end import (
     UploadGone,
@@ -38,9 +39,8 @@ from gateway.objects.multipart_end import (
     commit_where_missing,
     complete_on,
     finish_ended,
-    release,
 )
-from gateway.objects.reader import find_latest
+from gateway.objects.reader import current_evidence, find_latest
 from gateway.objects.volume_client import VolumeNotFound
 from gateway.objects.writer import abort_staged
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
@@ -85,11 +85,27 @@ class CompleteChecks:
     they no longer hold. Both are checked before anything is committed."""
 
     checksum: ObjectChecksum | None = None
-    conditions: Callable[[], Awaitable[None]] | None = None
+    conditions: WriteConditions | None = None
 
-    async def hold(self) -> None:
-        if self.conditions is not None:
-            await self.conditions()
+    async def hold(self, cluster: Cluster, incarnation: str, key: str) -> None:
+        """The early check, before the parts are read (conditional.py makes the one that
+        counts under the key's claim)."""
+        if self.conditions is not None and self.conditions.any:
+            evaluate(self.conditions, await find_latest(cluster, incarnation, key), key)
+
+    async def fence(self, cluster: Cluster, incarnation: str, key: str) -> Fence | None:
+        """With the key's claim held: evaluate the conditions; the commit's fence."""
+        if self.conditions is None or not self.conditions.any:
+            return None
+        current, skipped = await current_evidence(cluster, incarnation, key)
+        evaluate(self.conditions, current, key)
+        return Fence(current.version_id if current is not None else "", tuple(skipped))
+
+    def claim(self, cluster: Cluster, incarnation: str, key: str
+              ) -> AbstractAsyncContextManager[None]:
+        if self.conditions is None or not self.conditions.any:
+            return nullcontext()
+        return key_claim(cluster, incarnation, key)
 
 
 async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
@@ -277,7 +293,7 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
             raise
         return await _ended(cluster, bucket.incarnation, key, exc.extra["UploadId"],
                             user_id, new_version_id(), aborting=False)
-    await checks.hold()
+    await checks.hold(cluster, bucket.incarnation, key)
     # Read the key first, as a DELETE does: its answers carry the volumes' clocks, so the
     # version id minted below is newer than any version acknowledged before now, even
     # one written through a gateway whose clock runs ahead of ours.
@@ -288,27 +304,27 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
         verify_object_checksum(checks.checksum, checksums, checksum_type)
     meta = upload.meta
     ec = cluster.config.erasure
-    manifest = ObjectManifest(
-        bucket=bucket.name, incarnation=bucket.incarnation, key=key,
-        version_id=new_version_id(), last_modified=time.time(), owner=user_id,
-        size=sum(p.size for p in chosen), etag=f"{etag}-{len(chosen)}",
-        content_type=meta["content_type"], headers=meta["headers"],
-        metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
-        erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=tuple(chosen),
-        upload_id=upload_id, tags=dict(meta.get("tags", {})),
-        null_version=bucket.setting("versioning", "") != "Enabled")
-    token = manifest.version_id
-    try:
-        claims = await claim_quorum(cluster, upload.placement, upload_id, token, "complete")
-    except UploadGone:
-        return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
-                            aborting=False)
-    try:
-        await checks.hold()
-    except BaseException:
-        await release(cluster, claims.held, upload_id, token)
-        raise
-    committed = await complete_on(cluster, claims.held, manifest, token)
+    async with checks.claim(cluster, bucket.incarnation, key):
+        # Evaluated with the key's claim held, before the version id is minted, so the
+        # new version is newer than the one the conditions saw.
+        fence = await checks.fence(cluster, bucket.incarnation, key)
+        manifest = ObjectManifest(
+            bucket=bucket.name, incarnation=bucket.incarnation, key=key,
+            version_id=new_version_id(), last_modified=time.time(), owner=user_id,
+            size=sum(p.size for p in chosen), etag=f"{etag}-{len(chosen)}",
+            content_type=meta["content_type"], headers=meta["headers"],
+            metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
+            erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size),
+            parts=tuple(chosen), upload_id=upload_id, tags=dict(meta.get("tags", {})),
+            null_version=bucket.setting("versioning", "") != "Enabled")
+        token = manifest.version_id
+        try:
+            claims = await claim_quorum(cluster, upload.placement, upload_id, token,
+                                        "complete")
+        except UploadGone:
+            return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
+                                aborting=False)
+        committed = await complete_on(cluster, claims.held, manifest, token, fence)
     if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the upload.")
     late = await claim_stragglers(cluster, claims.contended, upload_id, token, "complete")

@@ -211,6 +211,14 @@ class VolumeClient:
             raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
         return answer["versions"]
 
+    async def claim_key(self, volume_id: str, payload: dict) -> bool:
+        """A conditional write's claim on a key; whether this volume granted it."""
+        answer = await self._request(volume_id, "POST", "/objects/claim", json_body=payload)
+        return bool(answer.get("granted"))
+
+    async def release_key(self, volume_id: str, payload: dict) -> None:
+        await self._request(volume_id, "POST", "/objects/release", json_body=payload)
+
     async def forget(self, volume_id: str, payload: dict) -> bool:
         """A version tombstone, pending or durable; whether the volume held the version."""
         answer = await self._request(volume_id, "POST", "/objects/forget", json_body=payload)

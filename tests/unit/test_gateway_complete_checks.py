@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import zlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import pytest
@@ -23,9 +25,10 @@ from gateway.checksums import (
 from gateway.errors import S3Error
 from gateway.objects import uploads
 from gateway.objects.bucket_records import BucketRecord
+from gateway.objects.conditional import WriteConditions
 from gateway.objects.multipart_end import Claims
 from gateway.objects.uploads import CompleteChecks, RequestedPart, Upload
-from shardgate.manifest import PartManifest
+from shardgate.manifest import ObjectManifest, PartManifest
 
 PARTS = [b"a" * 1000, b"bc" * 700]
 
@@ -115,16 +118,31 @@ class _Steps:
             self.log.append(name)
             return result
 
+        self.current: ObjectManifest | None = None
+
+        @contextlib.asynccontextmanager
+        async def key_claim(*args: object) -> AsyncIterator[None]:
+            self.log.append("key claim")
+            try:
+                yield
+            finally:
+                self.log.append("key release")
+
+        async def evidence(*args: object) -> tuple[ObjectManifest | None, list[str]]:
+            self.log.append("evaluate")
+            return self.current, []
+
         patches = {
             "find": lambda *a: step("find", upload),
             "_chosen_parts": lambda *a: step("parts", [part]),
             "find_latest": lambda *a: step("read key"),
             "claim_quorum": lambda *a: step("claim", Claims(held=["v1", "v2"])),
-            "release": lambda c, vids, *a: step(f"release {','.join(vids)}"),
             "complete_on": lambda c, vids, *a: step("commit", list(vids)),
             "claim_stragglers": lambda *a: step("stragglers", []),
             "commit_where_missing": lambda *a: step("missing", []),
             "notify_durable": lambda *a: self.log.append("durable"),
+            "key_claim": key_claim,
+            "current_evidence": evidence,
         }
         for name, fake in patches.items():
             monkeypatch.setattr(uploads, name, fake)
@@ -137,35 +155,25 @@ class _Steps:
                                             [RequestedPart(1, "e", {})], checks))
 
 
-def test_conditions_are_checked_before_and_right_before_the_commit(
+def test_conditions_are_evaluated_under_the_key_claim_before_the_version_is_made(
         monkeypatch: pytest.MonkeyPatch) -> None:
     steps = _Steps(monkeypatch)
-
-    async def hold() -> None:
-        steps.log.append("conditions")
-
-    steps.complete(CompleteChecks(conditions=hold))
+    steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=True)))
     assert steps.log[:2] == ["find", "parts"]
-    assert steps.log.index("conditions") < steps.log.index("claim")
-    after_claim = steps.log[steps.log.index("claim") + 1:]
-    assert after_claim[:2] == ["conditions", "commit"]
+    held = steps.log[steps.log.index("key claim"):]
+    assert held[:4] == ["key claim", "evaluate", "claim", "commit"]
+    assert "key release" in held
 
 
-def test_a_condition_failing_late_releases_the_claims_and_commits_nothing(
+def test_a_condition_failing_under_the_claim_commits_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     steps = _Steps(monkeypatch)
-    calls = 0
-
-    async def hold() -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:  # another writer created the key in the meantime
-            raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
-
+    steps.current = ObjectManifest("b", "inc", "k", "0" * 32, 0.0, "alice", etag="e")
     with pytest.raises(S3Error) as err:
-        steps.complete(CompleteChecks(conditions=hold))
+        steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=True)))
     assert err.value.code == "PreconditionFailed"
-    assert steps.log[-2:] == ["claim", "release v1,v2"] and "commit" not in steps.log
+    assert "claim" not in steps.log and "commit" not in steps.log
+    assert steps.log[-1] == "key release"
 
 
 def test_a_wrong_checksum_fails_before_any_claim(monkeypatch: pytest.MonkeyPatch) -> None:

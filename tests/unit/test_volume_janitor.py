@@ -44,7 +44,8 @@ async def test_a_round_does_each_chore(tmp_path: Path) -> None:
 
         await asyncio.sleep(0.05)
         done = await janitor.run_once(store, DurabilitySpec(unmarked_seconds=0.01))
-        assert done == {"retired_freed": 1, "stages_removed": 2, "unmarked_queued": 1}
+        assert done == {"retired_freed": 1, "stages_removed": 2, "unmarked_queued": 1,
+                        "claims_expired": 0}
         assert not fragment_path(data_dir, old).exists()
         assert fragment_path(data_dir, new).exists()
         assert os.listdir(data_dir / "staging") == []
@@ -53,7 +54,8 @@ async def test_a_round_does_each_chore(tmp_path: Path) -> None:
             ("p", "0003", "no durable notice")]
         # a second round finds nothing more to do (the pending row is queued once)
         done = await janitor.run_once(store, DurabilitySpec(unmarked_seconds=0.01))
-        assert done == {"retired_freed": 0, "stages_removed": 0, "unmarked_queued": 0}
+        assert done == {"retired_freed": 0, "stages_removed": 0, "unmarked_queued": 0,
+                        "claims_expired": 0}
 
 
 def _retire_until(conn, archive_id: str, until: float) -> None:  # noqa: ANN001

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from volume_server import attributes, catalog, version_listing
+from volume_server import attributes, catalog, claims, version_listing
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
@@ -18,6 +18,7 @@ from volume_server.params import field, json_body, number, query_int, query_text
 from volume_server.routes import store_of
 
 MAX_VERSION_ID = 64
+MAX_CLAIM_SECONDS = 300.0  # a claim outliving its holder blocks conditional writes this long
 
 
 def _heal_entries(raw: list[Any]) -> tuple[HealEntry, ...]:
@@ -69,8 +70,14 @@ def parse_commit(body: dict[str, Any], grace: float = 0.0
         archives=tuple(owned),
         null_version=null_version,
     )
+    expect = text(body, "expect_newest", None, nullable=True, nonempty=False)
+    ignore = field(body, "ignore", list, [])
+    if not all(isinstance(v, str) for v in ignore):
+        raise ApiError(400, "ignore: version ids")
     commit = ObjectCommit(
         row=row,
+        expect_newest=expect,
+        ignore=tuple(ignore),
         versioned=not null_version,
         heal=_heal_entries(field(body, "heal", list, [])),
         queued=time.time(),
@@ -81,11 +88,31 @@ def parse_commit(body: dict[str, Any], grace: float = 0.0
 
 
 async def commit_object(request: Request) -> JSONResponse:
+    """Commit a version (pending); 409 when a conditional write's fence fails."""
     commit, stage_id, archive_id, inline = parse_commit(
         await json_body(request), request.app.state.durability.grace_seconds)
     store = store_of(request)
-    await store.commit_object(commit, stage_id, archive_id, inline)
+    try:
+        await store.commit_object(commit, stage_id, archive_id, inline)
+    except claims.NewerVersion as exc:
+        raise ApiError(409, str(exc)) from exc
     return JSONResponse({"committed": True, "clock": store.clock})
+
+
+async def claim_key(request: Request) -> JSONResponse:
+    """Body {"incarnation", "key", "token", "ttl"} -> {"granted": bool}."""
+    body = await json_body(request)
+    granted = await store_of(request).claim_key(
+        text(body, "incarnation"), text(body, "key"), text(body, "token"),
+        min(number(body, "ttl"), MAX_CLAIM_SECONDS))
+    return JSONResponse({"granted": granted})
+
+
+async def release_key(request: Request) -> JSONResponse:
+    body = await json_body(request)
+    await store_of(request).release_key(text(body, "incarnation"), text(body, "key"),
+                                        text(body, "token"))
+    return JSONResponse({"released": True})
 
 
 async def latest(request: Request) -> JSONResponse:
@@ -227,6 +254,8 @@ routes = [
     Route("/objects/list", list_objects, methods=["GET"]),
     Route("/objects/attribute", set_attribute, methods=["POST"]),
     Route("/objects/forget", forget, methods=["POST"]),
+    Route("/objects/claim", claim_key, methods=["POST"]),
+    Route("/objects/release", release_key, methods=["POST"]),
     Route("/objects/nulls", nulls, methods=["GET"]),
     Route("/objects/versions", list_versions, methods=["GET"]),
 ]

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from volume_server import claims
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
 from volume_server.params import field, json_body, number, query_flag, query_text, text
@@ -90,7 +91,11 @@ async def complete_upload(request: Request) -> JSONResponse:
     if stage_id is not None:
         raise ApiError(400, "a complete commits existing part archives, not a stage")
     store = store_of(request)
-    missing = await store.complete_upload(request.path_params["upload_id"], token, commit)
+    try:
+        missing = await store.complete_upload(request.path_params["upload_id"], token,
+                                              commit)
+    except claims.NewerVersion as exc:  # a conditional Complete's fence failed
+        raise ApiError(409, str(exc)) from exc
     return JSONResponse({"committed": True, "missing": missing, "clock": store.clock})
 
 
