@@ -7,6 +7,7 @@ retries). Clients give up on a silent connection long before a 5 GiB copy ends, 
 same is done here. A result ready within `[gateway] slow_answer_seconds` is answered as usual, with
 its own status and headers; only a slow one is trickled (and then carries no
 `x-amz-version-id` header: the version id is chosen at the end; docs/decisions.md).
+CopyObject, UploadPartCopy and CompleteMultipartUpload answer this way.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gateway.checksums import ALGORITHMS, CRC_ALGORITHMS, complete_checksum
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.keepalive import answer_when_done
 from gateway.listing import url_encoder
 from gateway.object_headers import stored_headers
 from gateway.objects.bucket_records import BucketRecord
@@ -141,11 +142,18 @@ async def complete_multipart_upload(ctx: RequestContext) -> Response:
     requested = _requested_parts(await _complete_body(ctx))
 
     checks = CompleteChecks(checksum, conditions if conditions.any else None)
-    manifest = await ctx.objects.complete_upload(bucket, key,
-                                                 ctx.endpoint.param("uploadId") or "",
-                                                 ctx.user_id, requested, checks)
-    return _complete_result(bucket.name, key, manifest,
-                            write_version_header(bucket, manifest))
+
+    async def work() -> Response:
+        manifest = await ctx.objects.complete_upload(bucket, key,
+                                                     ctx.endpoint.param("uploadId") or "",
+                                                     ctx.user_id, requested, checks)
+        return _complete_result(bucket.name, key, manifest,
+                                write_version_header(bucket, manifest))
+
+    # A Complete of many parts can take long: past slow_answer_seconds it answers 200 at
+    # once and keeps the connection alive, as S3 does (gateway/keepalive.py).
+    return await answer_when_done(work(), ctx.request_id, ctx.request.url.path,
+                                  ctx.config.gateway.slow_answer_seconds)
 
 
 async def abort_multipart_upload(ctx: RequestContext) -> Response:

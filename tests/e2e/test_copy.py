@@ -205,3 +205,21 @@ def test_slow_copy_answers_in_the_body(trickling):
     with pytest.raises(ClientError) as err:
         s3.copy_object(Bucket="slow", Key="dst", CopySource="slow/src", IfNoneMatch="*")
     assert code(err.value) == "PreconditionFailed"
+
+
+def test_slow_complete_answers_in_the_body(trickling):
+    s3 = trickling
+    s3.create_bucket(Bucket="slow-mpu")
+    upload = s3.create_multipart_upload(Bucket="slow-mpu", Key="k")["UploadId"]
+    etag = s3.upload_part(Bucket="slow-mpu", Key="k", UploadId=upload, PartNumber=1,
+                          Body=b"part")["ETag"]
+    with pytest.raises(ClientError) as err:  # a late failure: <Error> inside the 200
+        s3.complete_multipart_upload(Bucket="slow-mpu", Key="k", UploadId=upload,
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 1, "ETag": '"0000"'}]})
+    assert code(err.value) == "InvalidPart"
+    answer = s3.complete_multipart_upload(Bucket="slow-mpu", Key="k", UploadId=upload,
+                                          MultipartUpload={"Parts": [
+                                              {"PartNumber": 1, "ETag": etag}]})
+    assert answer["ETag"].endswith('-1"')
+    assert body(s3, "slow-mpu", "k") == b"part"
