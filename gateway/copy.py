@@ -141,9 +141,9 @@ async def copy_object(ctx: RequestContext) -> Response:
     if (source.bucket, source.key) == (bucket.name, key) and not _changes_something(ctx):
         # Copying an older version onto its own key restores it; the current one needs
         # a change of something.
-        current = manifest if source.version_id is None else await ctx.objects.head(
+        current = manifest if source.version_id is None else await ctx.objects.current(
             bucket, key)
-        if current.version_id == manifest.version_id:
+        if current is not None and current.version_id == manifest.version_id:
             raise S3Error("InvalidRequest", _SELF_COPY)
     if manifest.size > MAX_COPY_SIZE:
         raise S3Error("InvalidRequest", "The specified copy source is larger than the "

@@ -133,6 +133,10 @@ class ObjectLayer:
         when its newest version is a delete marker, with that marker's headers)."""
         return _live(bucket, key, await find_current(self.cluster, bucket.incarnation, key))
 
+    async def current(self, bucket: BucketRecord, key: str) -> ObjectManifest | None:
+        """The key's newest version, a delete marker included (None: no version)."""
+        return await find_current(self.cluster, bucket.incarnation, key)
+
     async def version(self, bucket: BucketRecord, key: str,
                       version_id: str | None) -> ObjectManifest:
         """The version `version_id` names (None: the current one, as `head`), a delete

@@ -176,6 +176,11 @@ def test_copy_restores_an_old_version(s3, bucket):
         "Bucket": bucket, "Key": "k", "VersionId": v1})
     assert copied["CopySourceVersionId"] == v1 and copied["VersionId"] not in (v1, "null")
     assert body(s3, bucket, "k") == b"old"
+    # Undelete: with a delete marker on top, copying an older version back restores it.
+    s3.delete_object(Bucket=bucket, Key="k")
+    s3.copy_object(Bucket=bucket, Key="k", CopySource={"Bucket": bucket, "Key": "k",
+                                                       "VersionId": v1})
+    assert body(s3, bucket, "k") == b"old"
 
 
 def test_delete_objects_with_versions(s3, bucket):
