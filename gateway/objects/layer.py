@@ -121,8 +121,9 @@ class ObjectLayer:
         return await self.buckets.create(name, user_id)
 
     async def delete_bucket(self, bucket: BucketRecord) -> None:
-        page = await merge_list(self.cluster, bucket.incarnation, "", "", "", 1)
-        if page.keys:
+        """BucketNotEmpty while any version or delete marker is left, as in S3."""
+        page = await merge_versions(self.cluster, bucket.incarnation, "", "", "", "", 1)
+        if page.entries:
             raise S3Error("BucketNotEmpty", extra={"BucketName": bucket.name})
         await self.buckets.delete(bucket)
 

@@ -233,3 +233,18 @@ def test_encoding_type_url(s3, bucket):
     # ...and leaves the encoded values to a caller who asked for it.
     answer = s3.list_object_versions(Bucket=bucket, EncodingType="url", Prefix="a\n")
     assert (answer["Versions"][0]["Key"], answer["Prefix"]) == ("a%0Ab", "a%0A")
+
+
+def test_a_bucket_with_versions_left_is_not_empty(s3, bucket):
+    enable(s3, bucket)
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
+    marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    with pytest.raises(ClientError) as err:
+        s3.delete_bucket(Bucket=bucket)
+    assert code(err.value) == "BucketNotEmpty"
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=v1)
+    with pytest.raises(ClientError) as err:
+        s3.delete_bucket(Bucket=bucket)  # the delete marker is still a version
+    assert code(err.value) == "BucketNotEmpty"
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=marker)
+    s3.delete_bucket(Bucket=bucket)
