@@ -99,6 +99,16 @@ class S3Error(Exception):
         return ERROR_TABLE[self.code][0]
 
 
+class KeyBusy(S3Error):
+    """A write of the key is still going out (its version on some volumes, undecided with
+    others down): a retryable 503 for a reader; a conditional write, which would have to
+    wait for it, answers 409 ConditionalRequestConflict instead."""
+
+
+def key_busy() -> KeyBusy:
+    return KeyBusy("ServiceUnavailable", "A write of this key is still in progress.")
+
+
 def quorum_lost(detail: str = "") -> S3Error:
     """Too few volumes answered: a retryable 503 rather than a wrong answer."""
     return S3Error("ServiceUnavailable", detail or "Not enough storage volumes are reachable.")

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from gateway.errors import S3Error
+from gateway.errors import KeyBusy, S3Error
 from gateway.objects.cluster import Cluster
 from shardgate.manifest import ObjectManifest
 
@@ -58,6 +58,15 @@ class Fence:
 
 def conflict() -> S3Error:
     return S3Error("ConditionalRequestConflict")
+
+
+@asynccontextmanager
+async def busy_is_conflict() -> AsyncIterator[None]:
+    """A conditional write that meets another write still in flight answers 409."""
+    try:
+        yield
+    except KeyBusy as exc:
+        raise conflict() from exc
 
 
 def evaluate(conditions: WriteConditions, current: ObjectManifest | None, key: str) -> None:

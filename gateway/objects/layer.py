@@ -20,7 +20,13 @@ from gateway.objects import attributes, uploads, versions
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
-from gateway.objects.conditional import Fence, WriteConditions, evaluate, key_claim
+from gateway.objects.conditional import (
+    Fence,
+    WriteConditions,
+    busy_is_conflict,
+    evaluate,
+    key_claim,
+)
 from gateway.objects.copying import ReaderPayload, copy_expectations
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
@@ -239,7 +245,8 @@ class ObjectLayer:
                         conditions: WriteConditions) -> Fence:
         """With the key's claim held: the conditions against its current version, and
         the fence the commit carries."""
-        current, skipped = await current_evidence(self.cluster, bucket.incarnation, key)
+        async with busy_is_conflict():
+            current, skipped = await current_evidence(self.cluster, bucket.incarnation, key)
         evaluate(conditions, current, key)
         return Fence(current.version_id if current is not None else "", tuple(skipped))
 
@@ -261,7 +268,9 @@ class ObjectLayer:
         """An early check, before a body is read: a write that must fail fails at once.
         The check that counts is made again under the key's claim (conditional.py)."""
         if conditions.any:
-            evaluate(conditions, await find_latest(self.cluster, bucket.incarnation, key), key)
+            async with busy_is_conflict():
+                current = await find_latest(self.cluster, bucket.incarnation, key)
+            evaluate(conditions, current, key)
 
     async def delete(self, bucket: BucketRecord, key: str, owner: str,
                      if_match: tuple[str, ...] | None = None) -> ObjectManifest:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from erasure import FragmentCorrupt, segment_span
-from gateway.errors import quorum_lost
+from gateway.errors import key_busy, quorum_lost
 from gateway.metrics import CHECKSUM_FAILURES
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
@@ -75,6 +75,8 @@ async def _decided(cluster: Cluster, incarnation: str, key: str,
             decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
         except Undecided as exc:
             cluster.note_answers(results)
+            if len(answered_of(results)) > cluster.width - cluster.write_quorum:
+                raise key_busy() from exc  # enough answered: a write is in flight
             raise quorum_lost("Too few storage volumes answered.") from exc
     cluster.note_answers(results)
     newest = max((row["version_id"] for rows in answered_of(results) for row in rows),

@@ -29,7 +29,13 @@ from gateway.errors import S3Error, quorum_lost
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import notify_durable
-from gateway.objects.conditional import Fence, WriteConditions, evaluate, key_claim
+from gateway.objects.conditional import (
+    Fence,
+    WriteConditions,
+    busy_is_conflict,
+    evaluate,
+    key_claim,
+)
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.multipart_end import (
     UploadGone,
@@ -91,13 +97,16 @@ class CompleteChecks:
         """The early check, before the parts are read (conditional.py makes the one that
         counts under the key's claim)."""
         if self.conditions is not None and self.conditions.any:
-            evaluate(self.conditions, await find_latest(cluster, incarnation, key), key)
+            async with busy_is_conflict():
+                current = await find_latest(cluster, incarnation, key)
+            evaluate(self.conditions, current, key)
 
     async def fence(self, cluster: Cluster, incarnation: str, key: str) -> Fence | None:
         """With the key's claim held: evaluate the conditions; the commit's fence."""
         if self.conditions is None or not self.conditions.any:
             return None
-        current, skipped = await current_evidence(cluster, incarnation, key)
+        async with busy_is_conflict():
+            current, skipped = await current_evidence(cluster, incarnation, key)
         evaluate(self.conditions, current, key)
         return Fence(current.version_id if current is not None else "", tuple(skipped))
 
