@@ -54,3 +54,31 @@ def test_gateway_memory_independent_of_object_size(cluster, s3, bucket, tmp_path
     print(f"gateway peak growth: 32 MiB object {growth_small / MIB:.1f} MiB, "
           f"512 MiB object {growth_large / MIB:.1f} MiB")
     assert growth_large - growth_small < 64 * MIB, (growth_small, growth_large)
+
+
+def test_gateway_memory_bounded_on_a_1gib_copy(cluster, s3, bucket, tmp_path):
+    """A server-side copy streams segment by segment: a 1 GiB CopyObject (and a 256 MiB
+    UploadPartCopy) grows the gateway's peak no more than a small PUT + GET does."""
+    pid = cluster.gateway_pid()
+    small = _make(tmp_path / "small.bin", 32 * MIB)
+    source = _make(tmp_path / "source.bin", 1024 * MIB)
+    with open(source, "rb") as fh:
+        expected = hashlib.file_digest(fh, "md5").hexdigest()
+    with open(source, "rb") as fh:
+        s3.put_object(Bucket=bucket, Key="source", Body=fh)
+    source.unlink()
+    _peak_growth(pid, s3, bucket, small)
+    growth_small = _peak_growth(pid, s3, bucket, small)
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    resting = _status_kib(pid, "VmRSS")
+    copied = s3.copy_object(Bucket=bucket, Key="copy", CopySource=f"{bucket}/source")
+    assert copied["CopyObjectResult"]["ETag"] == f'"{expected}"'
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+    s3.upload_part_copy(Bucket=bucket, Key="parts", UploadId=upload, PartNumber=1,
+                        CopySource=f"{bucket}/source",
+                        CopySourceRange=f"bytes=0-{256 * MIB - 1}")
+    s3.abort_multipart_upload(Bucket=bucket, Key="parts", UploadId=upload)
+    growth_copy = (_status_kib(pid, "VmHWM") - resting) * 1024
+    print(f"gateway peak growth: 32 MiB PUT + GET {growth_small / MIB:.1f} MiB, "
+          f"1 GiB copy + 256 MiB part copy {growth_copy / MIB:.1f} MiB")
+    assert growth_copy - growth_small < 64 * MIB, (growth_small, growth_copy)
