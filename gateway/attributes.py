@@ -7,6 +7,7 @@ from starlette.responses import Response
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.get import uploaded_in_parts
+from gateway.versioning import object_version_header
 from gateway.xml import document, http_date
 from shardgate.manifest import ObjectManifest
 
@@ -97,9 +98,11 @@ async def get_object_attributes(ctx: RequestContext) -> Response:
     names = requested_attributes(ctx.headers.get("x-amz-object-attributes"))
     max_parts = min(_non_negative(ctx, "x-amz-max-parts", MAX_PARTS), MAX_PARTS)
     marker = _non_negative(ctx, "x-amz-part-number-marker", 0)
+    bucket = await ctx.bucket()
     manifest = await _version(ctx, ctx.endpoint.param("versionId"))
     return Response(render(manifest, names, marker, max_parts), media_type=XML,
-                    headers={"Last-Modified": http_date(manifest.last_modified)})
+                    headers={"Last-Modified": http_date(manifest.last_modified),
+                             **object_version_header(bucket, manifest)})
 
 
 async def _version(ctx: RequestContext, version: str | None) -> ObjectManifest:

@@ -82,7 +82,13 @@ async def create_bucket(ctx: RequestContext) -> Response:
             raise S3Error("InvalidRequest",
                           f"The specified location-constraint {location!r} is not valid for "
                           f"this endpoint, whose region is {region!r}.")
-    await ctx.objects.create_bucket(ctx.endpoint.bucket, ctx.user_id)
+    try:
+        await ctx.objects.create_bucket(ctx.endpoint.bucket, ctx.user_id)
+    except S3Error as exc:
+        # us-east-1 answers 200 to its owner re-creating a bucket (and changes nothing);
+        # every other region answers BucketAlreadyOwnedByYou.
+        if exc.code != "BucketAlreadyOwnedByYou" or ctx.config.gateway.region != "us-east-1":
+            raise
     return Response(status_code=200, headers={"Location": f"/{ctx.endpoint.bucket}"})
 
 

@@ -209,11 +209,17 @@ def complete_checksum(headers: Mapping[str, str]) -> ObjectChecksum | None:
     (algorithm, value), = present.items()
     encoded, dash, count = value.strip().partition("-")  # "-" is not in base64's alphabet
     parts = None
-    if dash:
-        if not count.isdigit() or int(count) < 1:
-            raise S3Error("InvalidRequest", f"Value for {HEADERS[algorithm]} header is invalid.")
-        parts = int(count)
-    return ObjectChecksum(algorithm, decode_b64(encoded, algorithm), parts, kind)
+    try:
+        if dash:
+            if not count.isdigit() or int(count) < 1:
+                raise S3Error("InvalidRequest")
+            parts = int(count)
+        digest = decode_b64(encoded, algorithm)
+    except S3Error as exc:
+        # A value that is no checksum at all cannot match the object's: S3 says BadDigest.
+        raise S3Error("BadDigest", f"Value for {HEADERS[algorithm]} header is invalid.") \
+            from exc
+    return ObjectChecksum(algorithm, digest, parts, kind)
 
 
 def verify_object_checksum(expected: ObjectChecksum, checksums: Mapping[str, str],

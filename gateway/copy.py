@@ -176,9 +176,12 @@ def copy_range(value: str | None, size: int) -> tuple[int, int]:
         raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the "
                                          "form bytes=first-last.")
     first, last = int(match.group(1)), int(match.group(2))
-    if first > last or last >= size:
-        raise S3Error("InvalidArgument", "Range specified is not valid for source object "
-                                         f"of size: {size}")
+    if first > last:
+        raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the "
+                                         "form bytes=first-last where first <= last.")
+    if last >= size:
+        raise S3Error("InvalidRange", "Range specified is not valid for source object of "
+                                      f"size: {size}")
     return first, last
 
 

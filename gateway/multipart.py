@@ -105,9 +105,10 @@ def _requested_parts(body: bytes) -> list[RequestedPart]:
     if len(requested) > MAX_PARTS:
         raise S3Error("TooManyParts")
     numbers = [p.number for p in requested]
-    if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+    if numbers != sorted(numbers):
         raise S3Error("InvalidPartOrder")
-    return requested
+    # A part number listed twice (a client that re-sent a part): the last entry counts.
+    return list({p.number: p for p in requested}.values())
 
 
 def _complete_result(bucket: str, key: str, manifest: ObjectManifest,

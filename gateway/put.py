@@ -78,14 +78,15 @@ def echo_headers(verified: Verified) -> dict[str, str]:
 
 
 def write_conditions(headers: dict[str, str]) -> WriteConditions:
-    """If-None-Match "*" and If-Match on PutObject (other If-None-Match values: 501)."""
-    if_none_match = headers.get("if-none-match")
-    if_match = headers.get("if-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on writes supports only '*'.")
-    wanted = None if if_match is None else tuple(t.strip().strip('"')
-                                                 for t in if_match.split(","))
-    return WriteConditions(if_none_match is not None, wanted)
+    """If-None-Match and If-Match on a write: "*" or a list of ETags each."""
+
+    def etags(value: str | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        return tuple(t.strip().removeprefix("W/").strip('"') for t in value.split(","))
+
+    return WriteConditions(etags(headers.get("if-none-match")),
+                           etags(headers.get("if-match")))
 
 
 async def put_object(ctx: RequestContext) -> Response:

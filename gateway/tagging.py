@@ -52,12 +52,8 @@ def header_tags(headers: dict[str, str]) -> dict[str, str]:
     raw = headers.get("x-amz-tagging")
     if raw is None or not raw.strip():
         return {}
-    try:
-        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=True)
-    except ValueError as exc:
-        raise _invalid("The header 'x-amz-tagging' shall be encoded as UTF-8 then URL "
-                       "encoded URL query parameters without tag name duplicates.") from exc
-    return checked_tags(pairs, MAX_OBJECT_TAGS)
+    # "k" alone is the key k with an empty value, as S3 reads it.
+    return checked_tags(parse_qsl(raw, keep_blank_values=True), MAX_OBJECT_TAGS)
 
 
 def tags_of_document(body: bytes, limit: int) -> dict[str, str]:
@@ -76,8 +72,9 @@ def tags_of_document(body: bytes, limit: int) -> dict[str, str]:
 
 
 def tagging_document(tags: dict[str, str]) -> bytes:
-    return document("Tagging", [("TagSet", [("Tag", [("Key", k), ("Value", v)])
-                                            for k, v in tags.items()])])
+    """The TagSet, sorted by key as S3 returns it."""
+    return document("Tagging", [("TagSet", [("Tag", [("Key", k), ("Value", tags[k])])
+                                            for k in sorted(tags)])])
 
 
 async def put_object_tagging(ctx: RequestContext) -> Response:

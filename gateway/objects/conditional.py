@@ -34,14 +34,14 @@ BACKOFF = 0.01
 
 @dataclass(frozen=True)
 class WriteConditions:
-    """S3 conditional writes: If-None-Match "*" and If-Match (ETags)."""
+    """S3 conditional writes: If-None-Match and If-Match, each "*" or ETags."""
 
-    if_none_match: bool = False
+    if_none_match: tuple[str, ...] | None = None
     if_match: tuple[str, ...] | None = None
 
     @property
     def any(self) -> bool:
-        return self.if_none_match or self.if_match is not None
+        return self.if_none_match is not None or self.if_match is not None
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,9 @@ def evaluate(conditions: WriteConditions, current: ObjectManifest | None, key: s
     """PreconditionFailed (412) or NoSuchKey (If-Match on a missing key) unless the
     conditions hold for `current` (a delete marker counts as no object)."""
     live = current if current is not None and not current.deleted else None
-    if conditions.if_none_match and live is not None:
+    none_match = conditions.if_none_match
+    if none_match is not None and live is not None and (
+            "*" in none_match or live.etag in none_match):
         raise S3Error("PreconditionFailed", extra={"Condition": "If-None-Match"})
     if conditions.if_match is not None:
         if live is None:

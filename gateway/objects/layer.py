@@ -68,6 +68,8 @@ def _live(bucket: BucketRecord, key: str, current: ObjectManifest | None) -> Obj
     if current is not None and versions.versioning_state(bucket):
         headers = {"x-amz-delete-marker": "true",
                    "x-amz-version-id": current.public_version_id}
+    elif current is not None:  # removed from a never-versioned bucket: no marker there
+        headers = {"x-amz-delete-marker": "false"}
     raise S3Error("NoSuchKey", extra={"Key": key}, headers=headers)
 
 

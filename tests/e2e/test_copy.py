@@ -170,7 +170,7 @@ def test_upload_part_copy_ranges(s3, bucket):
         s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=upload, PartNumber=3,
                             CopySource=f"{bucket}/src",
                             CopySourceRange=f"bytes=0-{len(data)}")
-    assert code(err.value) == "InvalidArgument"
+    assert code(err.value) == "InvalidRange"
     s3.complete_multipart_upload(Bucket=bucket, Key="dst", UploadId=upload,
                                  MultipartUpload={"Parts": parts})
     assert body(s3, bucket, "dst") == data

@@ -78,3 +78,17 @@ def test_multipart_errors(s3, bucket):
     with pytest.raises(ClientError) as err:
         s3.head_object(Bucket=bucket, Key="err")
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_a_part_listed_twice_counts_once_the_last(s3, bucket):
+    """A client that re-sent part 1 may list it twice; the last entry names the part."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="twice")["UploadId"]
+    old = s3.upload_part(Bucket=bucket, Key="twice", UploadId=upload, PartNumber=1,
+                         Body=b"B" * 8)["ETag"]
+    new = s3.upload_part(Bucket=bucket, Key="twice", UploadId=upload, PartNumber=1,
+                         Body=b"A" * 8)["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="twice", UploadId=upload,
+                                 MultipartUpload={"Parts": [
+                                     {"PartNumber": 1, "ETag": old},
+                                     {"PartNumber": 1, "ETag": new}]})
+    assert s3.get_object(Bucket=bucket, Key="twice")["Body"].read() == b"A" * 8

@@ -115,7 +115,7 @@ def test_complete_checksum_disagreements(s3, bucket):
 
     sha = _b64(hashlib.sha256(b"x").digest())
     assert _error(lambda: complete(ChecksumSHA256=sha)) == "InvalidRequest"
-    assert _error(lambda: complete(ChecksumCRC32="not-base64!")) == "InvalidRequest"
+    assert _error(lambda: complete(ChecksumCRC32="not-base64!")) == "BadDigest"
     assert _error(lambda: complete(ChecksumCRC32=whole, ChecksumType="COMPOSITE")) \
         == "BadDigest"
     assert _error(lambda: complete(ChecksumCRC32=f"{whole}-2")) == "BadDigest"

@@ -149,3 +149,10 @@ def test_a_change_without_the_write_quorum_is_refused(tcluster):
     finally:
         for vid in victims:
             tcluster.restart_volume(vid)
+
+
+def test_tag_header_forms_and_order(s3, bucket):
+    """`k` alone is an empty value; tags come back sorted by key, as S3 returns them."""
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", Tagging="foo=bar&bar")
+    answer = s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"]
+    assert answer == [{"Key": "bar", "Value": ""}, {"Key": "foo", "Value": "bar"}]

@@ -248,3 +248,37 @@ def test_a_bucket_with_versions_left_is_not_empty(s3, bucket):
     assert code(err.value) == "BucketNotEmpty"
     s3.delete_object(Bucket=bucket, Key="k", VersionId=marker)
     s3.delete_bucket(Bucket=bucket)
+
+
+def test_write_conditions_with_etags(s3, bucket):
+    enable(s3, bucket)
+    first = s3.put_object(Bucket=bucket, Key="k", Body=b"1", IfNoneMatch="*")["ETag"]
+    second = s3.put_object(Bucket=bucket, Key="k", Body=b"2")["ETag"]
+    with pytest.raises(ClientError) as err:
+        s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch=second)
+    assert code(err.value) == "PreconditionFailed"
+    s3.put_object(Bucket=bucket, Key="k", Body=b"3", IfNoneMatch=first)  # not current
+    assert body(s3, bucket, "k") == b"3"
+
+
+def test_attributes_carry_the_version(s3, bucket):
+    enable(s3, bucket)
+    v1 = s3.put_object(Bucket=bucket, Key="k", Body=b"foo")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="k", Body=b"bar")
+    answer = s3.get_object_attributes(Bucket=bucket, Key="k", VersionId=v1,
+                                      ObjectAttributes=["ObjectSize"])
+    assert answer["VersionId"] == v1 and answer["ObjectSize"] == 3
+
+
+def test_deleted_key_in_a_never_versioned_bucket_is_no_marker(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="k")
+    with pytest.raises(ClientError) as err:
+        s3.head_object(Bucket=bucket, Key="k")
+    assert headers(err.value.response)["x-amz-delete-marker"] == "false"
+
+
+def test_owner_re_creating_a_bucket_gets_200(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.create_bucket(Bucket=bucket)  # us-east-1: 200, nothing changes
+    assert body(s3, bucket, "k") == b"x"

@@ -56,15 +56,19 @@ def test_complete_checksum_parses_full_object_and_composite_values() -> None:
     assert complete_checksum({"content-type": "application/xml"}) is None
 
 
-@pytest.mark.parametrize("headers", [
-    {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
-    {"x-amz-checksum-crc32": "AAAA"},
-    {"x-amz-checksum-crc32": "AAAAAA==-0"},
-    {"x-amz-checksum-crc32": "AAAAAA==-x"},
-    {"x-amz-checksum-type": "WHOLE"},
+@pytest.mark.parametrize(("headers", "code"), [
+    ({"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+     "InvalidRequest"),
+    ({"x-amz-checksum-type": "WHOLE"}, "InvalidRequest"),
+    # A value that is no checksum cannot match the object's (s3-tests expects BadDigest).
+    ({"x-amz-checksum-crc32": "AAAA"}, "BadDigest"),
+    ({"x-amz-checksum-crc32": "AAAAAA==-0"}, "BadDigest"),
+    ({"x-amz-checksum-crc32": "AAAAAA==-x"}, "BadDigest"),
+    ({"x-amz-checksum-sha256": "bad"}, "BadDigest"),
 ])
-def test_complete_checksum_refuses_malformed_headers(headers: dict[str, str]) -> None:
-    assert _code(lambda: complete_checksum(headers)) == "InvalidRequest"
+def test_complete_checksum_refuses_malformed_headers(headers: dict[str, str],
+                                                     code: str) -> None:
+    assert _code(lambda: complete_checksum(headers)) == code
 
 
 def test_full_object_value_is_checked_against_the_combined_crc() -> None:
@@ -158,7 +162,7 @@ class _Steps:
 def test_conditions_are_evaluated_under_the_key_claim_before_the_version_is_made(
         monkeypatch: pytest.MonkeyPatch) -> None:
     steps = _Steps(monkeypatch)
-    steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=True)))
+    steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=("*",))))
     assert steps.log[:2] == ["find", "parts"]
     held = steps.log[steps.log.index("key claim"):]
     assert held[:4] == ["key claim", "evaluate", "claim", "commit"]
@@ -170,7 +174,7 @@ def test_a_condition_failing_under_the_claim_commits_nothing(
     steps = _Steps(monkeypatch)
     steps.current = ObjectManifest("b", "inc", "k", "0" * 32, 0.0, "alice", etag="e")
     with pytest.raises(S3Error) as err:
-        steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=True)))
+        steps.complete(CompleteChecks(conditions=WriteConditions(if_none_match=("*",))))
     assert err.value.code == "PreconditionFailed"
     assert "claim" not in steps.log and "commit" not in steps.log
     assert steps.log[-1] == "key release"
