@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.query import int_in_range
 from gateway.xml import document, iso8601, parse
 
 XML = "application/xml"
@@ -19,15 +20,8 @@ MAX_BUCKETS = 10_000
 def _max_buckets(raw: str | None) -> int:
     if raw is None:
         return MAX_BUCKETS
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_BUCKETS:
-        raise S3Error("InvalidArgument", "Argument max-buckets must be an integer between 1 "
-                                         "and 10000.",
-                      extra={"ArgumentName": "max-buckets", "ArgumentValue": raw})
-    return value
+    return int_in_range(raw, 1, MAX_BUCKETS, "max-buckets",
+                        "Argument max-buckets must be an integer between 1 and 10000.")
 
 
 def _token_name(token: str) -> str:

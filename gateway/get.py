@@ -10,6 +10,7 @@ from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
 from gateway.objects.reader import ObjectReader
+from gateway.query import int_in_range
 from gateway.versioning import object_version_header
 from gateway.xml import http_date
 from shardgate.manifest import ObjectManifest, PartManifest
@@ -51,14 +52,8 @@ def requested_part(ctx: RequestContext) -> int | None:
     raw = ctx.endpoint.param("partNumber")
     if raw is None:
         return None
-    try:
-        number = int(raw)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_PART_NUMBER:
-        raise S3Error("InvalidArgument", "Part number must be an integer between 1 and "
-                                         "10000, inclusive.",
-                      extra={"ArgumentName": "partNumber", "ArgumentValue": raw})
+    number = int_in_range(raw, 1, MAX_PART_NUMBER, "partNumber",
+                          "Part number must be an integer between 1 and 10000, inclusive.")
     if ctx.headers.get("range"):
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber "
                                         "query parameter.")

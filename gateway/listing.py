@@ -19,7 +19,8 @@ XML = "application/xml"
 MAX_KEYS = 1000
 
 
-def _max_keys(ctx: RequestContext) -> int:
+def max_keys_of(ctx: RequestContext) -> int:
+    """?max-keys, at most 1000 (ListObjects, ListObjectsV2, ListObjectVersions)."""
     raw = ctx.endpoint.param("max-keys", str(MAX_KEYS))
     try:
         value = int(raw or MAX_KEYS)
@@ -80,7 +81,7 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
             raise S3Error("InvalidArgument", "The continuation token provided is incorrect") \
                 from exc
         after = max(after, start_after)
-    max_keys = _max_keys(ctx)
+    max_keys = max_keys_of(ctx)
     enc = _encoder(ctx)
     page = await _page(ctx, bucket, prefix, delimiter, after, max_keys)
     fields: list[tuple[str, object]] = [
@@ -106,7 +107,7 @@ async def list_objects(ctx: RequestContext) -> Response:
     ep = ctx.endpoint
     prefix, delimiter = ep.param("prefix", "") or "", ep.param("delimiter", "") or ""
     marker = ep.param("marker", "") or ""
-    max_keys = _max_keys(ctx)
+    max_keys = max_keys_of(ctx)
     enc = _encoder(ctx)
     page = await _page(ctx, bucket, prefix, delimiter, marker, max_keys)
     fields: list[tuple[str, object]] = [

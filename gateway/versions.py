@@ -12,21 +12,11 @@ from starlette.responses import Response
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
-from gateway.listing import MAX_KEYS, url_encoder
+from gateway.listing import max_keys_of, url_encoder
 from gateway.objects.version_merge import ListedVersion
 from gateway.xml import document, iso8601
 
 XML = "application/xml"
-
-
-def _max_keys(raw: str | None) -> int:
-    try:
-        value = int(raw) if raw not in (None, "") else MAX_KEYS
-    except ValueError as exc:
-        raise S3Error("InvalidArgument", "max-keys must be an integer.") from exc
-    if value < 0:
-        raise S3Error("InvalidArgument", "max-keys must not be negative.")
-    return min(value, MAX_KEYS)
 
 
 def _version_fields(item: ListedVersion, enc, owner_name: str) -> list[tuple[str, object]]:  # noqa: ANN001
@@ -49,7 +39,7 @@ async def list_object_versions(ctx: RequestContext) -> Response:
     if version_marker and not key_marker:
         raise S3Error("InvalidArgument", "A version-id marker cannot be specified without "
                                          "a key marker.")
-    max_keys = _max_keys(ep.param("max-keys"))
+    max_keys = max_keys_of(ctx)
     encoding = ep.param("encoding-type")
     enc = url_encoder(encoding)
     page = None

@@ -163,8 +163,13 @@ class VolumeClient:
 
     async def latest(self, volume_id: str, incarnation: str, key: str) -> list[dict]:
         """The key's rows from the newest down to the newest durable one, newest first."""
-        answer = await self._request(volume_id, "GET", "/objects/latest",
-                                     params={"incarnation": incarnation, "key": key})
+        return await self._evidence(volume_id, "/objects/latest",
+                                    {"incarnation": incarnation, "key": key})
+
+    async def _evidence(self, volume_id: str, path: str, params: dict[str, str]
+                        ) -> list[dict]:
+        """Rows the read rule weighs; a rebuilding volume's answer does not count."""
+        answer = await self._request(volume_id, "GET", path, params=params)
         if answer.get("rebuilding"):
             raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
         return answer["versions"]
@@ -196,20 +201,14 @@ class VolumeClient:
     async def version_rows(self, volume_id: str, incarnation: str, key: str,
                            version_id: str) -> list[dict]:
         """[the version's row] or [] (a tombstoned one answers as forgotten)."""
-        answer = await self._request(volume_id, "GET", "/objects/version", params={
+        return await self._evidence(volume_id, "/objects/version", {
             "incarnation": incarnation, "key": key, "version_id": version_id,
             "as_list": "1"})
-        if answer.get("rebuilding"):
-            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
-        return answer["versions"]
 
     async def nulls(self, volume_id: str, incarnation: str, key: str) -> list[dict]:
         """The key's null rows down to the newest durable one, and its tombstones."""
-        answer = await self._request(volume_id, "GET", "/objects/nulls",
-                                     params={"incarnation": incarnation, "key": key})
-        if answer.get("rebuilding"):
-            raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
-        return answer["versions"]
+        return await self._evidence(volume_id, "/objects/nulls",
+                                    {"incarnation": incarnation, "key": key})
 
     async def claim_key(self, volume_id: str, payload: dict) -> bool:
         """A conditional write's claim on a key; whether this volume granted it."""

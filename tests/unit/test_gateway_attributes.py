@@ -8,26 +8,12 @@ import pytest
 
 from gateway.attributes import object_parts, render, requested_attributes
 from gateway.errors import S3Error
-from shardgate.manifest import ObjectManifest, PartManifest
+from tests.unit.manifest_samples import PLAIN
+from tests.unit.manifest_samples import multipart as _multipart
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
-def _part(number: int, size: int, **checksums: str) -> PartManifest:
-    return PartManifest(number, size, "0" * 32, f"t{number}", ("v1",), checksums=checksums)
-
-
-def _multipart(*sizes: int, checksums: dict[str, str] | None = None) -> ObjectManifest:
-    parts = tuple(_part(n, size, CRC32=f"c{n}") for n, size in enumerate(sizes, 1))
-    return ObjectManifest("b", "inc", "k", "v", 0.0, "o", size=sum(sizes),
-                          etag=f"{'a' * 32}-{len(sizes)}", parts=parts,
-                          checksums={"CRC32": "all-3"} if checksums is None else checksums,
-                          checksum_type="COMPOSITE")
-
-
-PLAIN = ObjectManifest("b", "inc", "k", "v", 0.0, "o", size=10, etag="b" * 32,
-                       parts=(_part(1, 10),), checksums={"CRC64NVME": "x"},
-                       checksum_type="FULL_OBJECT")
 
 
 @pytest.mark.parametrize("header", [None, "", " , ", "ETag,Bogus", "etag"])

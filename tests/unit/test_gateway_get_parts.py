@@ -9,26 +9,13 @@ import pytest
 from gateway.errors import S3Error
 from gateway.get import part_span, requested_part, uploaded_in_parts
 from gateway.router import route
-from shardgate.manifest import ObjectManifest, PartManifest
+from tests.unit.manifest_samples import PLAIN
+from tests.unit.manifest_samples import multipart as _multipart
+from tests.unit.manifest_samples import part as _part
 
 MIB = 1 << 20
 
 
-def _part(number: int, size: int, **checksums: str) -> PartManifest:
-    return PartManifest(number, size, "0" * 32, f"t{number}", ("v1",), checksums=checksums)
-
-
-def _multipart(*sizes: int, checksums: dict[str, str] | None = None) -> ObjectManifest:
-    parts = tuple(_part(n, size, CRC32=f"c{n}") for n, size in enumerate(sizes, 1))
-    return ObjectManifest("b", "inc", "k", "v", 0.0, "o", size=sum(sizes),
-                          etag=f"{'a' * 32}-{len(sizes)}", parts=parts,
-                          checksums={"CRC32": "all-3"} if checksums is None else checksums,
-                          checksum_type="COMPOSITE")
-
-
-PLAIN = ObjectManifest("b", "inc", "k", "v", 0.0, "o", size=10, etag="b" * 32,
-                       parts=(_part(1, 10),), checksums={"CRC64NVME": "x"},
-                       checksum_type="FULL_OBJECT")
 
 
 def _ctx(query: str, headers: dict[str, str] | None = None) -> SimpleNamespace:
