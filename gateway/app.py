@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import (
+    acl,
     attributes,
     bucket,
     copy,
@@ -82,6 +83,10 @@ HANDLERS: dict[str, Handler] = {
     "GetBucketTagging": tagging.get_bucket_tagging,
     "DeleteBucketTagging": tagging.delete_bucket_tagging,
     "GetObjectAttributes": attributes.get_object_attributes,
+    "GetBucketAcl": acl.get_bucket_acl,
+    "PutBucketAcl": acl.put_bucket_acl,
+    "GetObjectAcl": acl.get_object_acl,
+    "PutObjectAcl": acl.put_object_acl,
 }
 
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one

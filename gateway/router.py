@@ -25,7 +25,7 @@ _ADDRESSABLE_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,254}")
 
 # Query parameters that name an operation we do not implement yet.
 _UNSUPPORTED_SUBRESOURCES = (
-    "acl", "cors", "policy", "lifecycle", "website", "replication", "logging",
+    "cors", "policy", "lifecycle", "website", "replication", "logging",
     "notification", "encryption", "object-lock", "retention", "legal-hold", "torrent",
     "requestPayment", "accelerate", "analytics", "inventory", "metrics", "ownershipControls",
     "publicAccessBlock", "intelligent-tiering", "restore", "select",
@@ -96,6 +96,10 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
         raise S3Error("MethodNotAllowed")
     if not key:
         return _bucket_operation(method, names, query, ep)
+    if "acl" in names:
+        if method not in ("GET", "PUT"):
+            raise S3Error("MethodNotAllowed")
+        return ep("GetObjectAcl" if method == "GET" else "PutObjectAcl")
     if "tagging" in names:
         tagging = {"PUT": "PutObjectTagging", "GET": "GetObjectTagging",
                    "DELETE": "DeleteObjectTagging"}
@@ -129,6 +133,10 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
 
 def _bucket_operation(method: str, names: set[str], query: tuple[tuple[str, str], ...],
                       ep: Callable[[str], Endpoint]) -> Endpoint:
+    if "acl" in names:
+        if method not in ("GET", "PUT"):
+            raise S3Error("MethodNotAllowed")
+        return ep("GetBucketAcl" if method == "GET" else "PutBucketAcl")
     if "tagging" in names:
         tagging = {"PUT": "PutBucketTagging", "GET": "GetBucketTagging",
                    "DELETE": "DeleteBucketTagging"}

@@ -96,10 +96,6 @@ def test_key_length_limit_counts_utf8_bytes() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "query"), [
-    ("GET", "/bkt", "acl"),
-    ("PUT", "/bkt", "acl"),
-    ("GET", "/bkt/key", "acl"),
-    ("PUT", "/bkt/key", "acl="),
     ("GET", "/bkt", "cors"),
     ("PUT", "/bkt", "lifecycle"),
     ("GET", "/bkt", "policy"),
@@ -126,6 +122,10 @@ def test_unsupported_subresources_are_not_implemented(method: str, path: str,
     ("GET", "/bkt", "versions", {}, "ListObjectVersions"),
     ("PUT", "/bkt", "versioning", {}, "PutBucketVersioning"),
     ("GET", "/bkt", "versioning", {}, "GetBucketVersioning"),
+    ("GET", "/bkt", "acl", {}, "GetBucketAcl"),
+    ("PUT", "/bkt", "acl", {}, "PutBucketAcl"),
+    ("GET", "/bkt/key", "acl", {}, "GetObjectAcl"),
+    ("PUT", "/bkt/key", "acl=", {}, "PutObjectAcl"),
 ])
 def test_object_surface_operations(method: str, path: str, query: str,
                                    headers: dict[str, str], operation: str) -> None:
