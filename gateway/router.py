@@ -96,16 +96,9 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
         raise S3Error("MethodNotAllowed")
     if not key:
         return _bucket_operation(method, names, query, ep)
-    if "acl" in names:
-        if method not in ("GET", "PUT"):
-            raise S3Error("MethodNotAllowed")
-        return ep("GetObjectAcl" if method == "GET" else "PutObjectAcl")
-    if "tagging" in names:
-        tagging = {"PUT": "PutObjectTagging", "GET": "GetObjectTagging",
-                   "DELETE": "DeleteObjectTagging"}
-        if method not in tagging:
-            raise S3Error("MethodNotAllowed")
-        return ep(tagging[method])
+    by_method = _by_method(method, names, on_bucket=False)
+    if by_method is not None:
+        return ep(by_method)
     if method == "PUT":
         if "x-amz-copy-source" in headers:
             if "uploadId" in names or "partNumber" in names:
@@ -131,18 +124,34 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
     raise S3Error("MethodNotAllowed")
 
 
+# Sub-resources whose operation follows from the method alone:
+# (sub-resource, on a bucket) -> method -> operation.
+_BY_METHOD = {
+    ("acl", True): {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
+    ("acl", False): {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
+    ("tagging", True): {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
+                        "DELETE": "DeleteBucketTagging"},
+    ("tagging", False): {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
+                         "DELETE": "DeleteObjectTagging"},
+}
+
+
+def _by_method(method: str, names: set[str], on_bucket: bool) -> str | None:
+    """The operation of a sub-resource in _BY_METHOD (MethodNotAllowed for a method it
+    lacks), or None when the request names none of them."""
+    for (name, bucket_level), operations in _BY_METHOD.items():
+        if bucket_level == on_bucket and name in names:
+            if method not in operations:
+                raise S3Error("MethodNotAllowed")
+            return operations[method]
+    return None
+
+
 def _bucket_operation(method: str, names: set[str], query: tuple[tuple[str, str], ...],
                       ep: Callable[[str], Endpoint]) -> Endpoint:
-    if "acl" in names:
-        if method not in ("GET", "PUT"):
-            raise S3Error("MethodNotAllowed")
-        return ep("GetBucketAcl" if method == "GET" else "PutBucketAcl")
-    if "tagging" in names:
-        tagging = {"PUT": "PutBucketTagging", "GET": "GetBucketTagging",
-                   "DELETE": "DeleteBucketTagging"}
-        if method not in tagging:
-            raise S3Error("MethodNotAllowed")
-        return ep(tagging[method])
+    by_method = _by_method(method, names, on_bucket=True)
+    if by_method is not None:
+        return ep(by_method)
     if method == "PUT":
         if "versioning" in names:
             return ep("PutBucketVersioning")

@@ -140,6 +140,8 @@ def test_object_surface_operations(method: str, path: str, query: str,
     ("POST", "/bkt/key", ""),
     ("PATCH", "/bkt/key", ""),
     ("OPTIONS", "/bkt/key", ""),
+    ("POST", "/bkt", "tagging"),
+    ("DELETE", "/bkt/key", "acl"),
 ])
 def test_other_methods_are_not_allowed(method: str, path: str, query: str) -> None:
     with pytest.raises(S3Error) as exc:
