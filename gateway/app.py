@@ -141,10 +141,9 @@ class GatewayApp:
             gw = self.config.gateway
             auth = authenticate(method, raw_path, raw_query, headers, self._secret, gw.region,
                                 datetime.now(UTC), gw.clock_skew_seconds)
-            if auth is None:
-                raise S3Error("AccessDenied", "Anonymous access is not allowed.")
-            user = self.config.user_by_access_key(auth.access_key)
-            assert user is not None  # authenticate() found its secret
+            # No signature: an anonymous request, which gets what ACLs grant AllUsers.
+            user = None if auth is None else self.config.user_by_access_key(auth.access_key)
+            assert auth is None or user is not None  # authenticate() found its secret
             refuse_unsupported(endpoint.operation, headers)
             ctx = RequestContext(request, endpoint, headers, request_id, self.objects, user,
                                  auth)

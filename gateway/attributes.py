@@ -111,7 +111,7 @@ async def _version(ctx: RequestContext, version: str | None) -> ObjectManifest:
     if version == "":
         raise S3Error("InvalidArgument", "Version id cannot be the empty string",
                       extra={"ArgumentName": "versionId", "ArgumentValue": ""})
-    manifest = await ctx.objects.version(await ctx.bucket(), ctx.endpoint.key, version)
+    manifest = await ctx.readable_version(await ctx.bucket(), ctx.endpoint.key, version)
     if manifest.deleted:
         raise S3Error("MethodNotAllowed", headers={"x-amz-delete-marker": "true"})
     return manifest

@@ -6,6 +6,8 @@ import base64
 
 from starlette.responses import Response
 
+from gateway import access, acl_grants
+from gateway.acl import ACLS_DISABLED, OWNERSHIP, bucket_ownership, header_acl
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.query import int_in_range
@@ -50,12 +52,15 @@ async def list_buckets(ctx: RequestContext) -> Response:
     token = ctx.endpoint.param("continuation-token")
     after = _token_name(token) if token else ""
     prefix = ctx.endpoint.param("prefix")
-    records = {r.name: r for r in await ctx.objects.list_buckets(ctx.user_id)}
+    # An anonymous request owns no bucket: it lists none.
+    records = ({} if ctx.user is None else
+               {r.name: r for r in await ctx.objects.list_buckets(ctx.user_id)})
     page, last = bucket_page(list(records), prefix or "", after, limit)
     region = ctx.config.gateway.region
     next_token = base64.urlsafe_b64encode(last.encode()).decode() if last else None
     body = document("ListAllMyBucketsResult", [
-        ("Owner", [("ID", ctx.user_id), ("DisplayName", ctx.user.display_name or ctx.user_id)]),
+        ("Owner", [("ID", ctx.user_id),
+                   ("DisplayName", (ctx.user.display_name if ctx.user else "") or ctx.user_id)]),
         ("Buckets", [("Bucket", [("Name", name), ("CreationDate",
                                                   iso8601(records[name].created)),
                                  ("BucketRegion", region)])
@@ -76,8 +81,21 @@ async def create_bucket(ctx: RequestContext) -> Response:
             raise S3Error("InvalidRequest",
                           f"The specified location-constraint {location!r} is not valid for "
                           f"this endpoint, whose region is {region!r}.")
+    if ctx.user is None:
+        raise S3Error("AccessDenied")
+    grants = header_acl(ctx, ctx.user_id, None)
+    ownership = bucket_ownership(ctx.headers)
+    if ownership == ACLS_DISABLED and grants is not None and acl_grants.is_public(grants):
+        raise S3Error("InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set "
+                      "with ObjectOwnership's BucketOwnerEnforced setting")
     try:
-        await ctx.objects.create_bucket(ctx.endpoint.bucket, ctx.user_id)
+        record = await ctx.objects.create_bucket(ctx.endpoint.bucket, ctx.user_id)
+        # Settings follow the record: a crash in between leaves the bucket private (and
+        # ACLs enabled), never more open than asked.
+        if ownership is not None:
+            await ctx.objects.buckets.set_setting(record, OWNERSHIP, ownership)
+        if grants is not None:
+            await ctx.objects.buckets.set_setting(record, access.BUCKET_ACL, grants)
     except S3Error as exc:
         # us-east-1 answers 200 to its owner re-creating a bucket (and changes nothing);
         # every other region answers BucketAlreadyOwnedByYou.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from gateway import access
 from gateway.auth.sigv4 import AuthContext
 from gateway.body import RequestBody
 from gateway.checksums import Checksum, algorithm_from_headers, trailer_checksum, verify
@@ -14,6 +15,11 @@ from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.layer import ObjectLayer
 from gateway.router import Endpoint
 from shardgate.config import ClusterConfig, User
+from shardgate.manifest import ObjectManifest
+
+# The canonical id S3 gives an anonymous requester (the owner of what one writes into a
+# public-read-write bucket).
+ANONYMOUS_ID = "65a011a29cdf8ec533ec3d1ccaae921c"
 
 
 @dataclass
@@ -23,16 +29,47 @@ class RequestContext:
     headers: dict[str, str]
     request_id: str
     objects: ObjectLayer
-    user: User
+    user: User | None  # None: an anonymous (unsigned) request
     auth: AuthContext | None
 
     @property
     def user_id(self) -> str:
-        return self.user.canonical_id
+        """Who this request acts as: the owner of what it writes."""
+        return self.user.canonical_id if self.user else ANONYMOUS_ID
 
-    async def bucket(self) -> BucketRecord:
-        """The endpoint's bucket, owned by this user (AccessDenied otherwise)."""
-        return await self.objects.bucket(self.endpoint.bucket, self.user_id)
+    @property
+    def requester(self) -> str | None:
+        """The signed-in user's canonical id; None for an anonymous request."""
+        return self.user.canonical_id if self.user else None
+
+    async def bucket(self, fresh: bool = False) -> BucketRecord:
+        """The endpoint's bucket, if this request's operation is allowed on it
+        (NoSuchBucket / AccessDenied otherwise; gateway/access.py)."""
+        record = await self.objects.bucket(self.endpoint.bucket, fresh)
+        access.check_bucket(record, self.requester, self.endpoint.operation)
+        return record
+
+    async def readable_version(self, bucket: BucketRecord, key: str,
+                               version_id: str | None) -> ObjectManifest:
+        """The version asked for, if this request may do its operation to it. A missing
+        one is AccessDenied rather than 404 to whoever may not list the bucket, as S3
+        answers (a 404 would tell them the key is absent)."""
+        try:
+            manifest = await self.objects.version(bucket, key, version_id)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion") and not access.bucket_allows(
+                    bucket, self.requester, access.READ):
+                raise S3Error("AccessDenied") from exc
+            raise
+        self.check_object(bucket, manifest)
+        return manifest
+
+    def check_object(self, bucket: BucketRecord, manifest: ObjectManifest,
+                     permission: str | None = None) -> None:
+        """AccessDenied unless this request may do its operation to `manifest`."""
+        needed = permission or access.OBJECT_PERMISSIONS.get(self.endpoint.operation,
+                                                             access.READ)
+        access.check_object(bucket, manifest, self.requester, needed)
 
     @property
     def config(self) -> ClusterConfig:

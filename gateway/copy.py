@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from starlette.responses import Response
 
+from gateway import access
+from gateway.acl import header_acl
 from gateway.checksums import ALGORITHMS
 from gateway.conditions import NOT_MODIFIED, evaluate
 from gateway.context import RequestContext
@@ -79,8 +81,9 @@ async def _source(ctx: RequestContext) -> tuple[CopySource, ObjectManifest, dict
     """The source version (NoSuchBucket, NoSuchKey, NoSuchVersion), conditions checked:
     on a copy every failed condition is 412, none is 304."""
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
-    bucket = await ctx.objects.bucket(source.bucket, ctx.user_id)
+    bucket = await ctx.objects.bucket(source.bucket)
     manifest = await ctx.objects.version(bucket, source.key, source.version_id)
+    ctx.check_object(bucket, manifest, access.READ)
     if manifest.deleted:
         raise S3Error("InvalidRequest", "The source of a copy request may not specifically "
                                         "refer to a delete marker by version id.")
@@ -149,7 +152,8 @@ async def copy_object(ctx: RequestContext) -> Response:
         raise S3Error("InvalidRequest", "The specified copy source is larger than the "
                                         f"maximum allowable size for a copy source: "
                                         f"{MAX_COPY_SIZE}")
-    attrs = _destination_attributes(ctx, manifest)
+    attrs = replace(_destination_attributes(ctx, manifest),
+                    acl=header_acl(ctx, ctx.user_id, bucket))
     algorithm = _checksum_algorithm(ctx, manifest)
 
     async def work() -> Response:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 # (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
 ERROR_TABLE: dict[str, tuple[int, str]] = {
     "AccessDenied": (403, "Access Denied"),
+    "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
     "AuthorizationHeaderMalformed": (400, "The authorization header is malformed."),
     "AuthorizationQueryParametersError": (400, "Error parsing the X-Amz-Credential parameter."),
     "BadDigest": (400, "The Content-MD5 or checksum you specified did not match what we received."),
@@ -31,6 +32,9 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "InvalidAccessKeyId": (403, "The AWS access key Id you provided does not exist in our "
                                 "records."),
     "InvalidArgument": (400, "Invalid Argument"),
+    "InvalidBucketAclWithObjectOwnership": (400, "Bucket cannot have ACLs set with "
+                                                 "ObjectOwnership's BucketOwnerEnforced "
+                                                 "setting"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
     "InvalidPart": (400, "One or more of the specified parts could not be found. The part may "
@@ -45,6 +49,8 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "NoSuchTagSet": (404, "The TagSet does not exist"),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
     "KeyTooLongError": (400, "Your key is too long"),
+    "MalformedACLError": (400, "The XML you provided was not well-formed or did not "
+                               "validate against our published schema."),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate "
                           "against our published schema."),
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
@@ -68,6 +74,8 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the "
                                    "signature you provided. Check your key and signing method."),
     "SlowDown": (503, "Please reduce your request rate."),
+    "UnresolvableGrantByEmailAddress": (400, "The email address you provided does not match "
+                                             "any account on record."),
     "TooManyParts": (400, "You have attempted to upload more than 10,000 parts."),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not "
                                        "match what was computed."),

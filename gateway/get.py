@@ -32,8 +32,8 @@ async def _manifest(ctx: RequestContext) -> tuple[dict[str, str], ObjectManifest
     """The version asked for (the current one without ?versionId) and its version
     header; a delete marker asked for by id is 405, as S3 answers."""
     bucket = await ctx.bucket()
-    manifest = await ctx.objects.version(bucket, ctx.endpoint.key,
-                                         ctx.endpoint.param("versionId"))
+    manifest = await ctx.readable_version(bucket, ctx.endpoint.key,
+                                          ctx.endpoint.param("versionId"))
     if manifest.deleted:
         raise S3Error("MethodNotAllowed", headers={
             "x-amz-delete-marker": "true", "x-amz-version-id": manifest.public_version_id,

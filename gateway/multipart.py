@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
+from gateway.acl import header_acl
 from gateway.checksums import ALGORITHMS, CRC_ALGORITHMS, complete_checksum
 from gateway.context import RequestContext
 from gateway.errors import S3Error
@@ -54,7 +55,8 @@ async def create_multipart_upload(ctx: RequestContext) -> Response:
         raise S3Error("InvalidRequest", "CRC64NVME supports only FULL_OBJECT checksums.")
     upload_id = await ctx.objects.create_upload(
         bucket, key, ObjectAttributes(ctx.user_id, content_type, kept, metadata,
-                                      header_tags(ctx.headers)), algorithm,
+                                      header_tags(ctx.headers),
+                                      header_acl(ctx, ctx.user_id, bucket)), algorithm,
         checksum_type)
     headers = {}
     if algorithm:

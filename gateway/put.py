@@ -7,6 +7,7 @@ import binascii
 
 from starlette.responses import Response
 
+from gateway.acl import header_acl
 from gateway.checksums import algorithm_from_headers
 from gateway.context import RequestContext
 from gateway.errors import S3Error
@@ -95,7 +96,8 @@ async def put_object(ctx: RequestContext) -> Response:
     conditions = write_conditions(ctx.headers)
     result = await ctx.objects.put(
         bucket, ctx.endpoint.key, ctx.body(), expectations(ctx.headers, MAX_OBJECT_SIZE),
-        ObjectAttributes(ctx.user_id, content_type, kept, metadata, header_tags(ctx.headers)),
+        ObjectAttributes(ctx.user_id, content_type, kept, metadata, header_tags(ctx.headers),
+                         header_acl(ctx, ctx.user_id, bucket)),
         conditions)
     headers = {"ETag": f'"{result.manifest.etag}"', **echo_headers(result.verified),
                **write_version_header(bucket, result.manifest)}

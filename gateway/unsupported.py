@@ -1,8 +1,7 @@
 """Refuse headers that ask for a feature shardgate lacks (501), so none is silently ignored.
 
-A client that asks for encryption, object lock or ACL grants and gets 200 believes
-its data is protected or labelled when it is not. Headers that ask for what shardgate does
-anyway stay accepted: `x-amz-acl: private` (every bucket is private to its owner),
+A client that asks for encryption or object lock and gets 200 believes its data is
+protected when it is not. Headers that ask for what shardgate does anyway stay accepted:
 `x-amz-bucket-object-lock-enabled: false`, and `x-amz-bypass-governance-retention` on
 deletes (nothing is retained, so there is nothing to bypass; the Ceph s3-tests cleanup
 sends it). Called once per request, after routing and authentication.
@@ -33,17 +32,12 @@ OBJECT_LOCK_HEADERS = (
     "x-amz-object-lock-retain-until-date",
     "x-amz-object-lock-legal-hold",
 )
-# Canned ACLs that grant nothing beyond the owner: what every object and bucket has.
-OWNER_ONLY_ACLS = ("private", "bucket-owner-full-control")
-# Object ownership that keeps ACLs disabled (AWS's default for new buckets).
-ACLS_DISABLED_OWNERSHIP = "BucketOwnerEnforced"
 
 # Operations that create an object (or an upload that becomes one) with these settings.
 _OBJECT_WRITES = frozenset({"PutObject", "CreateMultipartUpload", "CopyObject"})
 # SSE-C keys are sent on every request that touches the object's bytes.
 _SSE_C_OPERATIONS = _OBJECT_WRITES | {"UploadPart", "UploadPartCopy", "GetObject",
                                       "HeadObject"}
-_ACL_OPERATIONS = _OBJECT_WRITES | {"CreateBucket"}
 
 
 def _not_implemented(header: str, feature: str) -> S3Error:
@@ -70,24 +64,10 @@ def refuse_unsupported(operation: str, headers: Mapping[str, str]) -> None:
         for name in SSE_C_HEADERS:
             if _sent(headers, name):
                 raise _not_implemented(name, "Server-side encryption with customer keys")
-    if operation in _ACL_OPERATIONS:
-        _refuse_acl(headers)
     if operation == "CreateBucket":
         _refuse_bucket_features(headers)
-
-
-def _refuse_acl(headers: Mapping[str, str]) -> None:
-    acl = headers.get("x-amz-acl", "").strip()
-    if acl and acl.lower() not in OWNER_ONLY_ACLS:
-        raise _not_implemented("x-amz-acl", f"The canned ACL {acl!r}")
-    for name in sorted(headers):
-        if name.startswith("x-amz-grant-") and _sent(headers, name):
-            raise _not_implemented(name, "ACL grants")
 
 
 def _refuse_bucket_features(headers: Mapping[str, str]) -> None:
     if headers.get("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
         raise _not_implemented("x-amz-bucket-object-lock-enabled", "Object lock")
-    ownership = headers.get("x-amz-object-ownership", "").strip()
-    if ownership and ownership != ACLS_DISABLED_OWNERSHIP:
-        raise _not_implemented("x-amz-object-ownership", f"Object ownership {ownership!r}")

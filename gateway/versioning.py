@@ -51,7 +51,7 @@ def marker_headers(bucket: BucketRecord, marker: ObjectManifest) -> dict[str, st
 
 
 async def get_bucket_versioning(ctx: RequestContext) -> Response:
-    bucket = await ctx.objects.bucket(ctx.endpoint.bucket, ctx.user_id, fresh=True)
+    bucket = await ctx.bucket(fresh=True)
     state = versioning_state(bucket)
     return Response(document("VersioningConfiguration", [("Status", state)] if state else []),
                     media_type=XML)

@@ -82,6 +82,9 @@ class ObjectManifest:
     # A deleted version that S3 lists as a delete marker (versioning Enabled or
     # Suspended); a plain removal in a never-versioned bucket lists as nothing.
     delete_marker: bool = False
+    # The version's ACL grants when written (gateway/acl_grants.py); None is the default,
+    # owner-only. A later PutObjectAcl is an in-place attribute, like tags.
+    acl: list[dict[str, str]] | None = None
 
     @property
     def public_version_id(self) -> str:

@@ -20,6 +20,7 @@ from shardgate.manifest import ObjectManifest
 from shardgate.versionid import new_version_id
 
 TAGS = "tags"
+ACL = "acl"
 
 
 def newest(rows: list[dict]) -> dict[str, dict[str, Any]]:
@@ -36,7 +37,9 @@ def newest(rows: list[dict]) -> dict[str, dict[str, Any]]:
 def apply(manifest: ObjectManifest, attributes: dict[str, dict[str, Any]]) -> ObjectManifest:
     """The manifest as a reader sees it: with its newest in-place attributes."""
     if TAGS in attributes:
-        return replace(manifest, tags=dict(attributes[TAGS]["value"]))
+        manifest = replace(manifest, tags=dict(attributes[TAGS]["value"]))
+    if ACL in attributes:
+        manifest = replace(manifest, acl=[dict(g) for g in attributes[ACL]["value"]])
     return manifest
 
 

@@ -52,6 +52,7 @@ class ObjectAttributes:
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    acl: list[dict[str, str]] | None = None  # None: the default, owner-only
 
 
 # What deleting one entry of a DeleteObjects came to: the marker written (a plain DELETE),
@@ -117,10 +118,10 @@ class ObjectLayer:
 
     # buckets
 
-    async def bucket(self, name: str, user_id: str, fresh: bool = False) -> BucketRecord:
-        """The live bucket, owned by `user_id` (NoSuchBucket / AccessDenied otherwise);
-        `fresh` reads it past the cache."""
-        return await self.buckets.require(name, user_id, fresh)
+    async def bucket(self, name: str, fresh: bool = False) -> BucketRecord:
+        """The live bucket (NoSuchBucket otherwise); `fresh` reads it past the cache.
+        Who may use it is gateway/access.py's concern."""
+        return await self.buckets.require(name, fresh)
 
     async def list_buckets(self, user_id: str) -> list[BucketRecord]:
         return await self.buckets.list_for(user_id)
@@ -161,6 +162,10 @@ class ObjectLayer:
     async def set_tags(self, manifest: ObjectManifest, tags: dict[str, str]) -> None:
         """Replace a version's tags in place (a stamped change on the write quorum)."""
         await attributes.write(self.cluster, manifest, attributes.TAGS, tags)
+
+    async def set_acl(self, manifest: ObjectManifest, grants: list[dict[str, str]]) -> None:
+        """Replace a version's ACL in place (a stamped change on the write quorum)."""
+        await attributes.write(self.cluster, manifest, attributes.ACL, grants)
 
     async def bucket_tags(self, bucket: BucketRecord) -> dict[str, str]:
         fresh = await self.buckets.get(bucket.name, fresh=True)
@@ -239,7 +244,7 @@ class ObjectLayer:
             version_id=new_version_id(), last_modified=time.time(), owner=attrs.owner,
             size=staged.size, etag=etag, content_type=attrs.content_type,
             headers=attrs.headers, metadata=attrs.metadata, checksums=checksums,
-            checksum_type="FULL_OBJECT", tags=attrs.tags,
+            checksum_type="FULL_OBJECT", tags=attrs.tags, acl=attrs.acl,
             null_version=versions.writes_null_versions(bucket),
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
 
@@ -355,7 +360,7 @@ class ObjectLayer:
                             checksum_algorithm: str | None, checksum_type: str | None) -> str:
         return await uploads.create(self.cluster, bucket, key, attrs.owner, {
             "content_type": attrs.content_type, "headers": attrs.headers,
-            "metadata": attrs.metadata, "tags": attrs.tags,
+            "metadata": attrs.metadata, "tags": attrs.tags, "acl": attrs.acl,
             "checksum_algorithm": checksum_algorithm,
             "checksum_type": checksum_type})
 

@@ -325,6 +325,7 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
             metadata=meta["metadata"], checksums=checksums, checksum_type=checksum_type,
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size),
             parts=tuple(chosen), upload_id=upload_id, tags=dict(meta.get("tags", {})),
+            acl=meta.get("acl"),
             null_version=bucket.setting("versioning", "") != "Enabled")
         token = manifest.version_id
         try:

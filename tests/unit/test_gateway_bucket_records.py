@@ -174,12 +174,9 @@ def test_write_needs_majority_of_puts() -> None:
 def test_require() -> None:
     records, _ = make()
     run(records.create("photos", "alice"))
-    assert run(records.require("photos", "alice")).name == "photos"
+    assert run(records.require("photos")).name == "photos"
     with pytest.raises(S3Error) as exc:
-        run(records.require("photos", "bob"))
-    assert exc.value.code == "AccessDenied"
-    with pytest.raises(S3Error) as exc:
-        run(records.require("nothing", "alice"))
+        run(records.require("nothing"))
     assert exc.value.code == "NoSuchBucket" and exc.value.extra == {"BucketName": "nothing"}
 
 

@@ -25,23 +25,17 @@ REFUSED = [
     ("PutObject", "x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
     ("PutObject", "x-amz-object-lock-legal-hold", "ON"),
     ("CreateMultipartUpload", "x-amz-object-lock-legal-hold", "OFF"),
-    ("PutObject", "x-amz-acl", "public-read"),
-    ("PutObject", "x-amz-acl", "authenticated-read"),
-    ("CreateMultipartUpload", "x-amz-acl", "public-read-write"),
-    ("CreateBucket", "x-amz-acl", "public-read"),
-    ("PutObject", "x-amz-grant-read", 'uri="http://acs.amazonaws.com/groups/global/AllUsers"'),
-    ("PutObject", "x-amz-grant-full-control", "id=alice-id"),
-    ("CreateBucket", "x-amz-grant-write", "id=bob-id"),
     ("CreateBucket", "x-amz-bucket-object-lock-enabled", "true"),
     ("CreateBucket", "x-amz-bucket-object-lock-enabled", "True"),
-    ("CreateBucket", "x-amz-object-ownership", "ObjectWriter"),
-    ("CreateBucket", "x-amz-object-ownership", "BucketOwnerPreferred"),
 ]
 
 ACCEPTED = [
     ("PutObject", "x-amz-acl", "private"),
     ("PutObject", "x-amz-acl", "bucket-owner-full-control"),
     ("CreateBucket", "x-amz-acl", "private"),
+    # ACLs are a feature now (gateway/acl.py checks them)
+    ("PutObject", "x-amz-acl", "public-read"),
+    ("CreateBucket", "x-amz-grant-write", "id=bob-id"),
     ("CreateBucket", "x-amz-bucket-object-lock-enabled", "false"),
     ("CreateBucket", "x-amz-object-ownership", "BucketOwnerEnforced"),
     ("DeleteObject", "x-amz-bypass-governance-retention", "true"),
