@@ -3,7 +3,8 @@
 Handlers never read the Authorization header: the app calls `authenticate` once and passes
 the result on. Follows "Authenticating Requests: Using the Authorization Header (AWS
 Signature Version 4)" in the S3 API reference; the query form lives in `presigned`.
-SigV2 and SigV4a are refused.
+SigV2 requests (`AWS AKID:sig`, `?AWSAccessKeyId=..&Signature=..`) are handed to `sigv2`;
+SigV4a is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from gateway.auth import canonical, checks
+from gateway.auth import canonical, checks, sigv2
 from gateway.auth.context import (
     PAYLOAD_MODES,
     SHA256_PAYLOAD,
@@ -32,12 +33,15 @@ __all__ = ["PAYLOAD_MODES", "SHA256_PAYLOAD", "STREAMING_MODES", "STREAMING_SIGN
 
 _UNSUPPORTED = "The authorization mechanism you have provided is not supported. Please use " \
                "AWS4-HMAC-SHA256."
+_ONE_MECHANISM = "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, " \
+                 "Signature query string parameter or the Authorization header should be " \
+                 "specified"
 
 
 def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str],
                  lookup_secret: Callable[[str], str | None], region: str, now: datetime,
                  max_skew_seconds: int = 900) -> AuthContext | None:
-    """Verify the request's SigV4 signature; None when it carries none (anonymous).
+    """Verify the request's SigV4 (or SigV2) signature; None when it carries none (anonymous).
 
     `raw_path` and `raw_query` are as received (still percent-encoded); `headers` has
     lowercase names with repeated headers joined by ',' (see canonical.headers_from_asgi).
@@ -48,19 +52,21 @@ def authenticate(method: str, raw_path: str, raw_query: str, headers: Mapping[st
     pairs = canonical.parse_query(raw_query) if raw_query else []
     names = {n for n, _ in pairs}
     header = headers.get("authorization")
+    if header is not None and (b"X-Amz-Algorithm" in names or b"Signature" in names):
+        raise S3Error("InvalidArgument", _ONE_MECHANISM,
+                      extra={"ArgumentName": "Authorization", "ArgumentValue": header})
     if b"X-Amz-Algorithm" in names:
-        if header is not None:
-            raise S3Error("InvalidArgument", "Only one auth mechanism allowed; only the "
-                          "X-Amz-Algorithm query parameter, Signature query string parameter "
-                          "or the Authorization header should be specified",
-                          extra={"ArgumentName": "Authorization", "ArgumentValue": header})
         return authenticate_query(method, raw_path, pairs, headers, lookup_secret, region, now,
                                   max_skew_seconds)
     if header is not None:
+        if header.strip().partition(" ")[0] == sigv2.ALGORITHM:
+            return sigv2.authenticate_header(method, raw_path, raw_query, header, headers,
+                                             lookup_secret, now, max_skew_seconds)
         return _authenticate_header(method, raw_path, pairs, header, headers, lookup_secret,
                                     region, now, max_skew_seconds)
-    if b"AWSAccessKeyId" in names and b"Signature" in names:
-        raise S3Error("InvalidRequest", _UNSUPPORTED)
+    if b"AWSAccessKeyId" in names or b"Signature" in names:
+        return sigv2.authenticate_query(method, raw_path, raw_query, pairs, headers,
+                                        lookup_secret, now)
     return None
 
 
@@ -73,7 +79,7 @@ def _authenticate_header(method: str, raw_path: str, pairs: list[tuple[bytes, by
                          now: datetime, max_skew: int) -> AuthContext:
     algorithm, _, rest = header.strip().partition(" ")
     if algorithm != canonical.ALGORITHM:
-        if algorithm in ("AWS", "AWS4-ECDSA-P256-SHA256"):
+        if algorithm == "AWS4-ECDSA-P256-SHA256":
             raise S3Error("InvalidRequest", _UNSUPPORTED)
         raise S3Error("InvalidArgument", "Unsupported Authorization Type",
                       extra={"ArgumentName": "Authorization", "ArgumentValue": header})
