@@ -22,6 +22,7 @@ from gateway import (
     attributes,
     bucket,
     copy,
+    cors,
     delete,
     get,
     listing,
@@ -38,6 +39,7 @@ from gateway.context import RequestContext
 from gateway.drain import DrainUnreadBody
 from gateway.errors import S3Error
 from gateway.metrics import METRICS_PATH, instrument, serve_metrics
+from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
 from gateway.objects.layer import ObjectLayer
 from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
@@ -87,6 +89,9 @@ HANDLERS: dict[str, Handler] = {
     "PutBucketAcl": acl.put_bucket_acl,
     "GetObjectAcl": acl.get_object_acl,
     "PutObjectAcl": acl.put_object_acl,
+    "PutBucketCors": cors.put_bucket_cors,
+    "GetBucketCors": cors.get_bucket_cors,
+    "DeleteBucketCors": cors.delete_bucket_cors,
 }
 
 HEALTH_PATH = "/-/health"  # '-' cannot start a bucket name, so this never shadows one
@@ -134,10 +139,13 @@ class GatewayApp:
         raw_query = request.scope.get("query_string", b"").decode("latin-1")
         headers = headers_from_asgi(request.scope["headers"])
         resource = raw_path
+        endpoint = None
         try:
             endpoint = route(method, raw_path, raw_query, headers.get("host", ""), "",
                              headers)
             set_operation(request.scope, endpoint.operation)
+            if endpoint.operation == "PreflightCors":
+                return await self._preflight(endpoint.bucket, headers, request_id)
             gw = self.config.gateway
             auth = authenticate(method, raw_path, raw_query, headers, self._secret, gw.region,
                                 datetime.now(UTC), gw.clock_skew_seconds)
@@ -160,9 +168,35 @@ class GatewayApp:
         except Exception:
             log.exception("request %s failed", request_id)
             response = _error_response(S3Error("InternalError"), request_id, method, resource)
+        if endpoint is not None and endpoint.bucket and "origin" in headers:
+            response.headers.update(cors.headers_for(
+                await self._cached_bucket(endpoint.bucket), method, headers))
         response.headers["x-amz-request-id"] = request_id
         response.headers.setdefault("x-amz-id-2", request_id)
         response.headers["Server"] = "shardgate"
+        return response
+
+    async def _cached_bucket(self, name: str) -> BucketRecord | None:
+        """The bucket's record for its CORS rules; None when it cannot be read."""
+        try:
+            return await self.objects.buckets.get(name)
+        except (S3Error, VolumeUnavailable, VolumeRejected):
+            return None
+
+    async def _preflight(self, bucket: str, headers: dict[str, str],
+                         request_id: str) -> Response:
+        try:
+            record = await self.objects.buckets.get(bucket)
+            if record is None:
+                raise S3Error("NoSuchBucket", extra={"BucketName": bucket})
+            response = cors.preflight(record, headers)
+        except S3Error as exc:
+            response = _error_response(exc, request_id, "OPTIONS", f"/{bucket}")
+        except (VolumeUnavailable, VolumeRejected):
+            response = _error_response(S3Error("ServiceUnavailable"), request_id, "OPTIONS",
+                                       f"/{bucket}")
+        response.headers["x-amz-request-id"] = request_id
+        response.headers.setdefault("x-amz-id-2", request_id)
         return response
 
     @contextlib.asynccontextmanager

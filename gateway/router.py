@@ -25,7 +25,7 @@ _ADDRESSABLE_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,254}")
 
 # Query parameters that name an operation we do not implement yet.
 _UNSUPPORTED_SUBRESOURCES = (
-    "cors", "policy", "lifecycle", "website", "replication", "logging",
+    "policy", "lifecycle", "website", "replication", "logging",
     "notification", "encryption", "object-lock", "retention", "legal-hold", "torrent",
     "requestPayment", "accelerate", "analytics", "inventory", "metrics", "ownershipControls",
     "publicAccessBlock", "intelligent-tiering", "restore", "select",
@@ -83,6 +83,9 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
     if len(key.encode()) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError", extra={"Size": str(len(key.encode())),
                                                   "MaxSizeAllowed": str(MAX_KEY_BYTES)})
+    if method == "OPTIONS" and bucket:
+        # A browser's CORS preflight: never signed, answered from the bucket's rules.
+        return Endpoint("PreflightCors", bucket, key, query)
     for name in _UNSUPPORTED_SUBRESOURCES:
         if name in names:
             raise S3Error("NotImplemented", f"The '{name}' sub-resource is not implemented.")
@@ -129,6 +132,8 @@ def route(method: str, raw_path: str, raw_query: str, host: str = "", domain: st
 _BY_METHOD = {
     ("acl", True): {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
     ("acl", False): {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
+    ("cors", True): {"GET": "GetBucketCors", "PUT": "PutBucketCors",
+                     "DELETE": "DeleteBucketCors"},
     ("tagging", True): {"GET": "GetBucketTagging", "PUT": "PutBucketTagging",
                         "DELETE": "DeleteBucketTagging"},
     ("tagging", False): {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",

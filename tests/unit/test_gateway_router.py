@@ -96,7 +96,6 @@ def test_key_length_limit_counts_utf8_bytes() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "query"), [
-    ("GET", "/bkt", "cors"),
     ("PUT", "/bkt", "lifecycle"),
     ("GET", "/bkt", "policy"),
     ("POST", "/bkt/key", "restore"),
@@ -113,6 +112,11 @@ def test_unsupported_subresources_are_not_implemented(method: str, path: str,
     ("PUT", "/bkt/key", "partNumber=1&uploadId=u", {"x-amz-copy-source": "/o/k"},
      "UploadPartCopy"),
     ("GET", "/bkt", "tagging", {}, "GetBucketTagging"),
+    ("GET", "/bkt", "cors", {}, "GetBucketCors"),
+    ("PUT", "/bkt", "cors", {}, "PutBucketCors"),
+    ("DELETE", "/bkt", "cors", {}, "DeleteBucketCors"),
+    ("OPTIONS", "/bkt/key", "X-Amz-Signature=s", {}, "PreflightCors"),
+    ("OPTIONS", "/bkt", "", {}, "PreflightCors"),
     ("PUT", "/bkt", "tagging", {}, "PutBucketTagging"),
     ("DELETE", "/bkt", "tagging", {}, "DeleteBucketTagging"),
     ("PUT", "/bkt/key", "tagging", {}, "PutObjectTagging"),
@@ -139,7 +143,7 @@ def test_object_surface_operations(method: str, path: str, query: str,
     ("PATCH", "/bkt", ""),
     ("POST", "/bkt/key", ""),
     ("PATCH", "/bkt/key", ""),
-    ("OPTIONS", "/bkt/key", ""),
+    ("OPTIONS", "/", ""),
     ("POST", "/bkt", "tagging"),
     ("DELETE", "/bkt/key", "acl"),
 ])
