@@ -42,7 +42,7 @@ def _user_ids(config: ClusterConfig) -> tuple[UserLookup, UserLookup]:
 
 
 def _names(ctx: RequestContext) -> dict[str, str]:
-    return {u.canonical_id: u.display_name or u.canonical_id for u in ctx.config.users}
+    return {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
 
 
 def policy_document(ctx: RequestContext, owner: str, grants: list[Grant] | None) -> bytes:

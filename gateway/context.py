@@ -46,6 +46,9 @@ class RequestContext:
         """The endpoint's bucket, if this request's operation is allowed on it
         (NoSuchBucket / AccessDenied otherwise; gateway/access.py)."""
         record = await self.objects.bucket(self.endpoint.bucket, fresh)
+        expected = self.headers.get("x-amz-expected-bucket-owner")
+        if expected is not None and expected.strip() != record.owner:
+            raise S3Error("AccessDenied")  # S3's answer when the owner is not the one named
         access.check_bucket(record, self.requester, self.endpoint.operation)
         return record
 

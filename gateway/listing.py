@@ -53,14 +53,20 @@ async def _page(ctx: RequestContext, bucket: BucketRecord, prefix: str, delimite
     return await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
 
 
-def _contents(page: ListPage, enc, fetch_owner: bool) -> list[tuple[str, object]]:
+def _owner_names(ctx: RequestContext) -> dict[str, str]:
+    return {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
+
+
+def _contents(page: ListPage, enc, owner_names: dict[str, str] | None
+              ) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for item in page.keys:
         fields: list[tuple[str, object]] = [
             ("Key", enc(item.key)), ("LastModified", iso8601(item.last_modified)),
             ("ETag", f'"{item.etag}"'), ("Size", item.size)]
-        if fetch_owner:
-            fields.append(("Owner", [("ID", item.owner), ("DisplayName", item.owner)]))
+        if owner_names is not None:
+            fields.append(("Owner", [("ID", item.owner),
+                                     ("DisplayName", owner_names.get(item.owner, item.owner))]))
         fields.append(("StorageClass", "STANDARD"))
         out.append(("Contents", fields))
     out.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
@@ -96,7 +102,8 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
     if page.truncated:
         fields.append(("NextContinuationToken",
                        base64.urlsafe_b64encode(page.last.encode()).decode()))
-    fields.extend(_contents(page, enc, ep.param("fetch-owner") == "true"))
+    fields.extend(_contents(page, enc,
+                            _owner_names(ctx) if ep.param("fetch-owner") == "true" else None))
     return Response(document("ListBucketResult", fields), media_type=XML)
 
 
@@ -118,5 +125,5 @@ async def list_objects(ctx: RequestContext) -> Response:
     ]
     if page.truncated and delimiter:
         fields.append(("NextMarker", enc(page.last)))
-    fields.extend(_contents(page, enc, True))
+    fields.extend(_contents(page, enc, _owner_names(ctx)))
     return Response(document("ListBucketResult", fields), media_type=XML)

@@ -181,8 +181,7 @@ async def list_parts(ctx: RequestContext) -> Response:
     algorithm = record["manifest"].get("checksum_algorithm")
     fields: list[tuple[str, object]] = [
         ("Bucket", bucket.name), ("Key", ctx.endpoint.key), ("UploadId", record["upload_id"]),
-        ("Initiator", [("ID", record["owner"]), ("DisplayName", record["owner"])]),
-        ("Owner", [("ID", record["owner"]), ("DisplayName", record["owner"])]),
+        ("Initiator", _owner(ctx, record["owner"])), ("Owner", _owner(ctx, record["owner"])),
         ("StorageClass", "STANDARD"), ("PartNumberMarker", marker),
         ("NextPartNumberMarker", page[-1] if page else marker), ("MaxParts", max_parts),
         ("IsTruncated", truncated), ("ChecksumAlgorithm", algorithm),
@@ -273,11 +272,15 @@ def _max_uploads(ctx: RequestContext) -> int:
     return min(value, MAX_UPLOADS)
 
 
-def _upload_entry(row: dict, enc: Callable[[str], str]) -> list[tuple[str, object]]:
+def _owner(ctx: RequestContext, owner: str) -> list[tuple[str, object]]:
+    return [("ID", owner), ("DisplayName", ctx.config.display_name(owner))]
+
+
+def _upload_entry(ctx: RequestContext, row: dict, enc: Callable[[str], str]
+                  ) -> list[tuple[str, object]]:
     meta = row.get("manifest") or {}
     return [("Key", enc(row["key"])), ("UploadId", row["upload_id"]),
-            ("Initiator", [("ID", row["owner"]), ("DisplayName", row["owner"])]),
-            ("Owner", [("ID", row["owner"]), ("DisplayName", row["owner"])]),
+            ("Initiator", _owner(ctx, row["owner"])), ("Owner", _owner(ctx, row["owner"])),
             ("StorageClass", "STANDARD"), ("Initiated", iso8601(row["initiated"])),
             ("ChecksumAlgorithm", meta.get("checksum_algorithm")),
             ("ChecksumType", meta.get("checksum_type"))]
@@ -303,7 +306,7 @@ async def list_multipart_uploads(ctx: RequestContext) -> Response:
         ("Prefix", enc(prefix)), ("Delimiter", enc(delimiter) if delimiter else None),
         ("NextUploadIdMarker", page.next_upload_id), ("MaxUploads", max_uploads),
         ("IsTruncated", page.truncated)]
-    fields.extend(("Upload", _upload_entry(row, enc)) for row in page.uploads)
+    fields.extend(("Upload", _upload_entry(ctx, row, enc)) for row in page.uploads)
     fields.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
     fields.append(("EncodingType", encoding))
     return Response(document("ListMultipartUploadsResult", fields), media_type=XML)

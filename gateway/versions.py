@@ -46,7 +46,7 @@ async def list_object_versions(ctx: RequestContext) -> Response:
     if max_keys:
         page = await ctx.objects.list_versions(bucket, prefix, delimiter, key_marker,
                                                version_marker, max_keys)
-    names = {u.canonical_id: u.display_name or u.canonical_id for u in ctx.config.users}
+    names = {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)), ("KeyMarker", enc(key_marker)),
         ("VersionIdMarker", version_marker), ("MaxKeys", max_keys)]

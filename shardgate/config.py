@@ -133,6 +133,13 @@ class ClusterConfig:
                 return u
         return None
 
+    def display_name(self, canonical_id: str) -> str:
+        """The DisplayName S3 answers beside an owner's ID (the ID when it has none)."""
+        for u in self.users:
+            if u.canonical_id == canonical_id:
+                return u.display_name or canonical_id
+        return canonical_id
+
 
 def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name, {})

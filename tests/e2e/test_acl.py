@@ -231,3 +231,21 @@ def test_an_acl_change_missed_by_a_dead_volume_is_healed(acluster):
             break
         assert time.monotonic() < deadline, f"{victim} still holds {held}"
         time.sleep(0.5)
+
+
+def test_expected_bucket_owner(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ExpectedBucketOwner="alice-id")
+    denied(s3.put_object, Bucket=bucket, Key="k2", Body=b"x", ExpectedBucketOwner="bob-id")
+    denied(s3.list_objects_v2, Bucket=bucket, ExpectedBucketOwner="alice-idfoo")
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="k2")
+
+
+def test_owners_are_shown_with_their_display_names(s3, s3_bob, bucket):
+    s3.put_bucket_acl(Bucket=bucket, GrantWrite="id=bob-id")
+    s3_bob.put_object(Bucket=bucket, Key="bobs", Body=b"b")
+    s3_bob.create_multipart_upload(Bucket=bucket, Key="up")
+    listed = s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert listed[0]["Owner"] == {"ID": "bob-id", "DisplayName": "bob"}
+    upload = s3.list_multipart_uploads(Bucket=bucket)["Uploads"][0]
+    assert upload["Owner"] == upload["Initiator"] == {"ID": "bob-id", "DisplayName": "bob"}
