@@ -169,8 +169,11 @@ class GatewayApp:
             log.exception("request %s failed", request_id)
             response = _error_response(S3Error("InternalError"), request_id, method, resource)
         if endpoint is not None and endpoint.bucket and "origin" in headers:
-            response.headers.update(cors.headers_for(
-                await self._cached_bucket(endpoint.bucket), method, headers))
+            try:
+                response.headers.update(cors.headers_for(
+                    await self._cached_bucket(endpoint.bucket), method, headers))
+            except Exception:  # the answer stands without CORS headers
+                log.exception("request %s: CORS headers", request_id)
         response.headers["x-amz-request-id"] = request_id
         response.headers.setdefault("x-amz-id-2", request_id)
         response.headers["Server"] = "shardgate"

@@ -53,7 +53,8 @@ class RequestContext:
         return record
 
     async def readable_version(self, bucket: BucketRecord, key: str,
-                               version_id: str | None) -> ObjectManifest:
+                               version_id: str | None,
+                               permission: str | None = None) -> ObjectManifest:
         """The version asked for, if this request may do its operation to it. A missing
         one is AccessDenied rather than 404 to whoever may not list the bucket, as S3
         answers (a 404 would tell them the key is absent)."""
@@ -64,7 +65,7 @@ class RequestContext:
                     bucket, self.requester, access.READ):
                 raise S3Error("AccessDenied") from exc
             raise
-        self.check_object(bucket, manifest)
+        self.check_object(bucket, manifest, permission)
         return manifest
 
     def check_object(self, bucket: BucketRecord, manifest: ObjectManifest,

@@ -82,8 +82,9 @@ async def _source(ctx: RequestContext) -> tuple[CopySource, ObjectManifest, dict
     on a copy every failed condition is 412, none is 304."""
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
     bucket = await ctx.objects.bucket(source.bucket)
-    manifest = await ctx.objects.version(bucket, source.key, source.version_id)
-    ctx.check_object(bucket, manifest, access.READ)
+    # READ on the source; a missing one is AccessDenied to whoever may not list its bucket
+    manifest = await ctx.readable_version(bucket, source.key, source.version_id,
+                                          access.READ)
     if manifest.deleted:
         raise S3Error("InvalidRequest", "The source of a copy request may not specifically "
                                         "refer to a delete marker by version id.")

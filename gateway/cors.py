@@ -12,6 +12,7 @@ has expired.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,8 +31,16 @@ MAX_RULES = 100
 Rule = dict[str, Any]
 
 
+# What an origin or header name in a rule may hold: it is echoed in answer headers.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
 def _texts(node: Any, name: str) -> list[str]:
-    return [(c.text or "").strip() for c in node if local(c.tag) == name]
+    values = [(c.text or "").strip() for c in node if local(c.tag) == name]
+    for value in values:
+        if not _TOKEN.fullmatch(value):
+            raise S3Error("MalformedXML", f"{name} must be printable ASCII without spaces.")
+    return values
 
 
 def parse_rules(body: bytes) -> list[Rule]:
@@ -58,7 +67,7 @@ def parse_rules(body: bytes) -> list[Rule]:
                 raise S3Error("InvalidRequest", f'AllowedHeader "{header}" can not have '
                                                 "more than one wildcard.")
         max_age = child_text(node, "MaxAgeSeconds")
-        if max_age is not None and not max_age.strip().isdigit():
+        if max_age is not None and not re.fullmatch(r"[0-9]{1,9}", max_age.strip()):
             raise S3Error("MalformedXML", "MaxAgeSeconds must be a whole number.")
         rules.append({"id": child_text(node, "ID"), "methods": methods, "origins": origins,
                       "headers": headers, "expose": _texts(node, "ExposeHeader"),

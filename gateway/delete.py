@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gateway.context import RequestContext
 from gateway.errors import S3Error
+from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.versions import check_version_id
 from gateway.put import content_md5, write_conditions
 from gateway.router import MAX_KEY_BYTES
@@ -34,6 +35,8 @@ async def delete_object(ctx: RequestContext) -> Response:
                                           write_conditions(ctx.headers).if_match)
         return Response(status_code=204, headers=marker_headers(bucket, marker))
     check_version_id(version_id)
+    if not _may_delete_versions(ctx, bucket):
+        raise S3Error("AccessDenied")
     removed = await ctx.objects.delete_version(bucket, ctx.endpoint.key, version_id)
     headers = version_header(bucket, version_id)
     if removed is not None and removed.delete_marker:
@@ -65,8 +68,10 @@ async def delete_objects(ctx: RequestContext) -> Response:
         etag = child_text(obj, "ETag")
         keys.append((key, child_text(obj, "VersionId"),
                      None if etag is None else etag.strip().strip('"')))
-    invalid = [(k, v, _invalid_entry(k, v)) for k, v, _ in keys if _invalid_entry(k, v)]
-    valid = [(k, v, e) for k, v, e in keys if _invalid_entry(k, v) is None]
+    owner = _may_delete_versions(ctx, bucket)
+    invalid = [(k, v, _invalid_entry(k, v, owner)) for k, v, _ in keys
+               if _invalid_entry(k, v, owner)]
+    valid = [(k, v, e) for k, v, e in keys if _invalid_entry(k, v, owner) is None]
     results = ctx.objects.delete_many(bucket, valid, ctx.user_id)
     # The first result means the batch is valid and the clock synced: the answer can start.
     first = await anext(results, None) if valid else None
@@ -91,7 +96,14 @@ async def delete_objects(ctx: RequestContext) -> Response:
     return StreamingResponse(answer(), media_type=XML)
 
 
-def _invalid_entry(key: str, version_id: str | None) -> S3Error | None:
+def _may_delete_versions(ctx: RequestContext, bucket: BucketRecord) -> bool:
+    """Removing a version for good is the bucket owner's alone, as in S3: a WRITE grant
+    lets others add delete markers, never erase history."""
+    return ctx.requester is not None and ctx.requester == bucket.owner
+
+
+def _invalid_entry(key: str, version_id: str | None, may_delete_versions: bool
+                   ) -> S3Error | None:
     if not key or len(key.encode()) > MAX_KEY_BYTES:
         return S3Error("KeyTooLongError" if key else "InvalidArgument")
     if version_id is not None:
@@ -99,6 +111,8 @@ def _invalid_entry(key: str, version_id: str | None) -> S3Error | None:
             check_version_id(version_id)
         except S3Error as exc:
             return exc
+        if not may_delete_versions:
+            return S3Error("AccessDenied")
     return None
 
 

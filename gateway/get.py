@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.responses import Response, StreamingResponse
 
 from erasure import RangeNotSatisfiable, resolve_range
@@ -16,6 +18,8 @@ from gateway.xml import http_date
 from shardgate.manifest import ObjectManifest, PartManifest
 
 MAX_PART_NUMBER = 10_000
+# What a header value may hold: visible ASCII, spaces and tabs (no CR, LF or controls).
+HEADER_SAFE = re.compile(r"[\x20-\x7e\t]*")
 
 # Query parameters that override response headers (GetObject "response-*" overrides).
 _OVERRIDES = {
@@ -135,8 +139,17 @@ def _headers(ctx: RequestContext, manifest: ObjectManifest, with_checksum: bool
     headers = object_headers(manifest, with_checksum=with_checksum)
     for param, header in _OVERRIDES.items():
         value = ctx.endpoint.param(param)
-        if value is not None:
-            headers[header] = value
+        if value is None:
+            continue
+        if ctx.user is None:
+            # S3's rule: an anonymous link cannot make a public object answer as, say,
+            # text/html from this origin.
+            raise S3Error("InvalidRequest", "Request specific response headers cannot be "
+                                            "used for anonymous GET requests.")
+        if not HEADER_SAFE.fullmatch(value):
+            raise S3Error("InvalidArgument", f"{param} must be printable ASCII.",
+                          extra={"ArgumentName": param, "ArgumentValue": value})
+        headers[header] = value
     return headers
 
 

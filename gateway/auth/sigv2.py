@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from gateway.auth import canonical, checks
 from gateway.auth.context import STREAMING_MODES, UNSIGNED_PAYLOAD, AuthContext
@@ -132,14 +132,18 @@ def resources(raw_path: str, raw_query: str) -> list[str]:
 def sub_resources(raw_query: str) -> str:
     """`?acl&versionId=1`: the signed sub-resources sorted by name, values decoded.
 
-    Names match undecoded and keep their `=` (or its absence) and their order among equal
-    names, as botocore signs them.
+    Names and values are decoded exactly as the router decodes them (`+` is a space), so
+    what is signed is what is served: an encoded name (`%61cl`) or a second `versionId`
+    is a sub-resource here too, and a signature made without it does not match. Names
+    keep their `=` (or its absence) and their order among equal names, as botocore
+    signs them (botocore sends sub-resource names unencoded and values percent-encoded).
     """
     picked: list[tuple[str, str]] = []
     for piece in raw_query.split("&") if raw_query else []:
-        name, eq, value = piece.partition("=")
+        raw_name, eq, value = piece.partition("=")
+        name = unquote_plus(raw_name)
         if name in SUBRESOURCES:
-            picked.append((name, f"={unquote(value)}" if eq else ""))
+            picked.append((name, f"={unquote_plus(value)}" if eq else ""))
     picked.sort(key=lambda item: item[0])
     return "?" + "&".join(name + value for name, value in picked) if picked else ""
 

@@ -249,3 +249,40 @@ def test_owners_are_shown_with_their_display_names(s3, s3_bob, bucket):
     assert listed[0]["Owner"] == {"ID": "bob-id", "DisplayName": "bob"}
     upload = s3.list_multipart_uploads(Bucket=bucket)["Uploads"][0]
     assert upload["Owner"] == upload["Initiator"] == {"ID": "bob-id", "DisplayName": "bob"}
+
+
+def test_a_write_grant_never_erases_history(s3, s3_bob, anon, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    version = s3.put_object(Bucket=bucket, Key="k", Body=b"x")["VersionId"]
+    denied(anon.delete_object, Bucket=bucket, Key="k", VersionId=version)
+    denied(s3_bob.delete_object, Bucket=bucket, Key="k", VersionId=version)
+    answer = s3_bob.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "k", "VersionId": version}]})
+    assert [e["Code"] for e in answer["Errors"]] == ["AccessDenied"]
+    s3_bob.delete_object(Bucket=bucket, Key="k")  # a delete marker is allowed
+    assert s3.get_object(Bucket=bucket, Key="k", VersionId=version)["Body"].read() == b"x"
+    s3.delete_object(Bucket=bucket, Key="k", VersionId=version)  # the owner may
+
+
+def test_a_copy_source_is_read_like_a_get(s3, s3_bob, bucket):
+    theirs = new_bucket(s3_bob)
+    s3.put_object(Bucket=bucket, Key="private", Body=b"p")
+    for key in ("private", "absent"):  # absent keys are not told apart from private ones
+        denied(s3_bob.copy_object, Bucket=theirs, Key="c",
+               CopySource={"Bucket": bucket, "Key": key})
+    s3.put_object_acl(Bucket=bucket, Key="private", GrantRead="id=bob-id")
+    s3_bob.copy_object(Bucket=theirs, Key="c", CopySource={"Bucket": bucket, "Key": "private"})
+    assert s3_bob.get_object(Bucket=theirs, Key="c")["Body"].read() == b"p"
+
+
+def test_anonymous_reads_cannot_override_answer_headers(s3, anon, bucket, cluster):
+    s3.put_object(Bucket=bucket, Key="page", Body=b"<script>", ACL="public-read")
+    with pytest.raises(ClientError) as err:
+        anon.get_object(Bucket=bucket, Key="page", ResponseContentType="text/html")
+    assert code(err.value) == "InvalidRequest"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="page", ResponseContentType="text/plain\r\nX-A: b")
+    assert code(err.value) == "InvalidArgument"
+    answer = s3.get_object(Bucket=bucket, Key="page", ResponseContentType="text/plain")
+    assert answer["ContentType"] == "text/plain"

@@ -76,3 +76,16 @@ def test_preflight_needs_origin_and_method():
     with pytest.raises(S3Error) as err:
         cors.preflight(None, {"origin": "a", "access-control-request-method": "GET"})
     assert err.value.code == "CORSResponse" and err.value.status == 403
+
+
+@pytest.mark.parametrize("rule", [
+    "<AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin>"
+    "<MaxAgeSeconds>\u00b2</MaxAgeSeconds>",
+    "<AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin>"
+    "<ExposeHeader>caf\u00e9</ExposeHeader>",
+    "<AllowedMethod>GET</AllowedMethod><AllowedOrigin>a&#10;b</AllowedOrigin>",
+])
+def test_values_echoed_in_headers_must_be_header_safe(rule):
+    with pytest.raises(S3Error) as err:
+        cors.parse_rules(config(rule))
+    assert err.value.code == "MalformedXML"
