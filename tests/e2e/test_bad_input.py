@@ -159,7 +159,9 @@ RAW_CASES = [
          body=b"<LocationConstraint>us-east-1</LocationConstraint>"),
     # not S3 methods: an XML error too, not the web framework's plain text
     Case("method-patch", "PATCH", "/{bucket}/k", 405, "MethodNotAllowed"),
-    Case("method-options", "OPTIONS", "/{bucket}", 405, "MethodNotAllowed"),
+    Case("method-options", "OPTIONS", "/", 405, "MethodNotAllowed"),
+    # a CORS preflight without Origin (browsers always send one)
+    Case("preflight-no-origin", "OPTIONS", "/{bucket}/k", 400, "BadRequest"),
 ]
 
 
