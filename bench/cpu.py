@@ -86,7 +86,7 @@ class CpuUse:
 
 def _snapshot(pids: dict[str, int]) -> tuple[float, float, float, float, float]:
     front = sum(_tree_seconds(p) for r, p in pids.items() if r in FRONT_ROLES)
-    backends = sum(_process_seconds(p) for r, p in pids.items() if r.startswith("v"))
+    backends = sum(_tree_seconds(p) for r, p in pids.items() if r.startswith("v"))
     busy, steal = _machine_seconds()
     return _process_seconds("self", children=True), front, backends, busy, steal
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
@@ -220,6 +221,25 @@ class Forwarder(S3Shape):
         finally:
             for r in responses:
                 r.release()
+
+
+BACKENDS_ENV = "BENCH_BACKENDS"  # the forwarder's backends, for a server that imports it
+
+
+def store_app() -> Store:
+    """The apps for a server that imports them by name (Granian's --factory)."""
+    raise_mmap_threshold()
+    return Store()
+
+
+def fragments_app() -> Fragments:
+    raise_mmap_threshold()
+    return Fragments()
+
+
+def forward_app() -> Forwarder:
+    raise_mmap_threshold()
+    return Forwarder([b for b in os.environ[BACKENDS_ENV].split(",") if b])
 
 
 def main(argv: list[str] | None = None) -> None:

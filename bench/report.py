@@ -10,6 +10,10 @@ from importlib import metadata
 
 COLUMNS = ("operation", "client", "shardgate", "one-hop limit", "two-hop limit", "unit")
 NUMERIC = frozenset({2, 3, 4})
+# column heading of each target
+LABELS = {"one-hop": "one-hop limit", "two-hop": "two-hop limit",
+          "one-hop-granian": "one-hop granian", "two-hop-granian": "two-hop granian",
+          "shardgate-granian": "shardgate granian"}
 
 
 def _cpu_model() -> str:

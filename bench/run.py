@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import shutil
@@ -45,7 +46,10 @@ BIG_KEY = "big"
 SMALL_SIZE = 4096
 DEFAULT_PROFILE_ROLES = "gateway,forwarder,store"
 TARGETS: dict[str, Callable[[Path], AbstractContextManager[servers.Target]]] = {
-    "shardgate": servers.shardgate_dev, "one-hop": servers.one_hop, "two-hop": servers.two_hop}
+    "shardgate": servers.shardgate_dev, "one-hop": servers.one_hop, "two-hop": servers.two_hop,
+    "one-hop-granian": servers.one_hop_granian,
+    "two-hop-granian": functools.partial(servers.two_hop, granian=True),
+    "shardgate-granian": servers.shardgate_granian}
 
 
 class Session:
@@ -173,9 +177,10 @@ def _tables(selected: list[Row], sessions: dict[str, Session], curl_ok: bool,
     curl_missing = (f"curl {'.'.join(map(str, curl))} cannot sign (needs 7.75+)" if curl
                     else "curl not installed")
     lines, cpu_lines = [], []
+    shown = [name for name in TARGETS if name in sessions]
     for row in selected:
         cells = []
-        for name in TARGETS:
+        for name in shown:
             session = sessions.get(name)
             if row.id.endswith("-curl") and not curl_ok:
                 cells.append(curl_missing)
@@ -187,7 +192,9 @@ def _tables(selected: list[Row], sessions: dict[str, Session], curl_ok: bool,
                 cpu_lines.append([row.operation, row.client, name,
                                   *use.cost_cells(value, row.unit)])
         lines.append([row.operation, row.client, *cells, row.unit])
-    return [report.table(lines), "", cpu.EXPLANATION,
+    columns = ("operation", "client", *(report.LABELS.get(n, n) for n in shown), "unit")
+    return [report.table(lines, columns, frozenset(range(2, 2 + len(shown)))), "",
+            cpu.EXPLANATION,
             report.table(cpu_lines, cpu.COLUMNS, frozenset(range(3, len(cpu.COLUMNS))))]
 
 
@@ -196,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="64 MiB objects, 2 s per ops phase, one round (a smoke run)")
-    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--targets", default=",".join(
+        t for t in TARGETS if "granian" not in t or importlib.util.find_spec("granian")))
     parser.add_argument("--only", default="", help="comma-separated row ids: "
                         + ", ".join(r.id for r in rows(Settings.full())))
     parser.add_argument("--gateway-workers", type=int, default=1,

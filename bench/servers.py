@@ -41,9 +41,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path, extra_env: dict[str, str] | None = None
+           ) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p), **(extra_env or {}))
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -137,28 +138,77 @@ def one_hop(workdir: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def two_hop(workdir: Path) -> Iterator[Target]:
+def shardgate_granian(workdir: Path) -> Iterator[Target]:
+    """The gateway app under Granian (one worker) in front of a fresh `shardgate dev`'s
+    volumes; the dev cluster's own Hypercorn gateway stays idle."""
+    (workdir / "granian").mkdir(exist_ok=True)
+    with shardgate_dev(workdir / "granian") as dev:
+        port = free_port()
+        log = workdir / "shardgate-granian.log"
+        env = {"SHARDGATE_CONFIG": str(workdir / "granian" / "shardgate-data" /
+                                       "cluster.toml")}
+        proc = _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+                       "--port", str(port), "--workers", "1", "--loop", "asyncio",
+                       "--no-ws", "gateway.asgi:create"], log, env)
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(endpoint + HEALTH_PATH, proc, log)
+            yield Target("shardgate-granian", endpoint, {**dev.pids, "gateway": proc.pid})
+        finally:
+            _terminate(proc)
+
+
+@contextlib.contextmanager
+def one_hop_granian(workdir: Path) -> Iterator[Target]:
+    """The same trivial store under Granian (Rust HTTP, ASGI, one worker, asyncio loop):
+    what another serving stack would let one hop reach."""
+    port = free_port()
+    log = workdir / "one-hop-granian.log"
+    proc = _limit_app("store", port, log, granian=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(endpoint + HEALTH_PATH, proc, log)
+        yield Target("one-hop-granian", endpoint, {"store": proc.pid})
+    finally:
+        _terminate(proc)
+
+
+def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[str, ...] = ()
+               ) -> subprocess.Popen:
+    """One bench.limits app, under Hypercorn (its own CLI) or Granian (by factory)."""
+    if not granian:
+        return _spawn(["bench.limits", role, "--port", str(port),
+                       *(["--backends", ",".join(backends)] if backends else [])], log)
+    factory = {"store": "store_app", "fragments": "fragments_app", "forward": "forward_app"}
+    return _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", "1", "--loop", "asyncio", "--no-ws",
+                   f"bench.limits:{factory[role]}"], log,
+                  {"BENCH_BACKENDS": ",".join(backends)})
+
+
+@contextlib.contextmanager
+def two_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
     """The trivial forwarder in front of six trivial fragment stores."""
+    name = "two-hop-granian" if granian else "two-hop"
     procs: list[subprocess.Popen] = []
     pids: dict[str, int] = {}
     try:
         backends = []
         for i in range(1, FRAGMENT_BACKENDS + 1):
             port = free_port()
-            log = workdir / f"two-hop-v{i}.log"
-            procs.append(_spawn(["bench.limits", "fragments", "--port", str(port)], log))
+            log = workdir / f"{name}-v{i}.log"
+            procs.append(_limit_app("fragments", port, log, granian))
             backends.append(f"http://127.0.0.1:{port}")
             pids[f"v{i}"] = procs[-1].pid
         for url, proc in zip(backends, procs, strict=True):
-            wait_healthy(url + HEALTH_PATH, proc, workdir / "two-hop-v*.log")
+            wait_healthy(url + HEALTH_PATH, proc, workdir / f"{name}-v*.log")
         port = free_port()
-        log = workdir / "two-hop-forwarder.log"
-        procs.append(_spawn(["bench.limits", "forward", "--port", str(port),
-                             "--backends", ",".join(backends)], log))
+        log = workdir / f"{name}-forwarder.log"
+        procs.append(_limit_app("forward", port, log, granian, tuple(backends)))
         pids["forwarder"] = procs[-1].pid
         endpoint = f"http://127.0.0.1:{port}"
         wait_healthy(endpoint + HEALTH_PATH, procs[-1], log)
-        yield Target("two-hop", endpoint, pids)
+        yield Target(name, endpoint, pids)
     finally:
         for proc in reversed(procs):
             _terminate(proc)
