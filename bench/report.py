@@ -13,7 +13,7 @@ NUMERIC = frozenset({2, 3, 4})
 # column heading of each target
 LABELS = {"one-hop": "one-hop limit", "two-hop": "two-hop limit",
           "one-hop-granian": "one-hop granian", "two-hop-granian": "two-hop granian",
-          "shardgate-granian": "shardgate granian"}
+          "gateway-granian": "gateway granian", "shardgate-granian": "shardgate granian"}
 
 
 def _cpu_model() -> str:

@@ -49,7 +49,8 @@ TARGETS: dict[str, Callable[[Path], AbstractContextManager[servers.Target]]] = {
     "shardgate": servers.shardgate_dev, "one-hop": servers.one_hop, "two-hop": servers.two_hop,
     "one-hop-granian": servers.one_hop_granian,
     "two-hop-granian": functools.partial(servers.two_hop, granian=True),
-    "shardgate-granian": servers.shardgate_granian}
+    "gateway-granian": servers.gateway_granian,
+    "shardgate-granian": functools.partial(servers.shardgate_dev, server="granian")}
 
 
 class Session:

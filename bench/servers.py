@@ -97,12 +97,14 @@ def _kill_leftovers(pids: list[int]) -> None:
 
 
 @contextlib.contextmanager
-def shardgate_dev(workdir: Path, gateway_workers: int = 1) -> Iterator[Target]:
-    """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port."""
-    data = workdir / "shardgate-data"
-    log = workdir / "shardgate-dev.log"
+def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = "hypercorn"
+                  ) -> Iterator[Target]:
+    """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port, every
+    process under `server`."""
+    data = workdir / f"shardgate-data-{server}"
+    log = workdir / f"shardgate-dev-{server}.log"
     port = free_port()
-    args = ["shardgate", "dev", "--data", str(data), "--port", str(port)]
+    args = ["shardgate", "dev", "--data", str(data), "--port", str(port), "--server", server]
     if gateway_workers != 1:
         args += ["--gateway-workers", str(gateway_workers)]
     proc = _spawn(args, log)
@@ -116,7 +118,8 @@ def shardgate_dev(workdir: Path, gateway_workers: int = 1) -> Iterator[Target]:
         for child in processes["children"]:
             pids[child["id"]] = child["pid"]
             children.append(child["pid"])
-        yield Target("shardgate", endpoint, pids)
+        yield Target("shardgate" if server == "hypercorn" else f"shardgate-{server}",
+                     endpoint, pids)
     finally:
         _terminate(proc)
         if proc.returncode and proc.returncode < 0:
@@ -138,14 +141,15 @@ def one_hop(workdir: Path) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def shardgate_granian(workdir: Path) -> Iterator[Target]:
-    """The gateway app under Granian (one worker) in front of a fresh `shardgate dev`'s
-    volumes; the dev cluster's own Hypercorn gateway stays idle."""
+def gateway_granian(workdir: Path) -> Iterator[Target]:
+    """The gateway app under Granian's own process runner (one worker) in front of a
+    fresh `shardgate dev`'s volumes, which stay under Hypercorn; the dev cluster's own
+    gateway stays idle."""
     (workdir / "granian").mkdir(exist_ok=True)
     with shardgate_dev(workdir / "granian") as dev:
         port = free_port()
-        log = workdir / "shardgate-granian.log"
-        env = {"SHARDGATE_CONFIG": str(workdir / "granian" / "shardgate-data" /
+        log = workdir / "gateway-granian.log"
+        env = {"SHARDGATE_CONFIG": str(workdir / "granian" / "shardgate-data-hypercorn" /
                                        "cluster.toml")}
         proc = _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
                        "--port", str(port), "--workers", "1", "--loop", "asyncio",
@@ -153,7 +157,7 @@ def shardgate_granian(workdir: Path) -> Iterator[Target]:
         endpoint = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(endpoint + HEALTH_PATH, proc, log)
-            yield Target("shardgate-granian", endpoint, {**dev.pids, "gateway": proc.pid})
+            yield Target("gateway-granian", endpoint, {**dev.pids, "gateway": proc.pid})
         finally:
             _terminate(proc)
 

@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from erasure.params import check_params
-from shardgate.config import ClusterConfig, ConfigError, load_config, load_users
+from shardgate.config import SERVERS, ClusterConfig, ConfigError, load_config, load_users
 from shardgate.metrics_dir import leave_multiprocess_mode, prepare_from_env
 
 
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="override a numeric [gateway] setting of the cluster file, e.g. "
                           "slow_answer_seconds=0 (repeatable; default: none)")
+    dev.add_argument("--server", default="hypercorn", choices=SERVERS,
+                     help="the HTTP server of every process (granian: see "
+                          "docs/performance.md; needs `pip install granian`)")
     gw = sub.add_parser("gateway", help="run one gateway", formatter_class=HelpFormatter)
     gw.add_argument("--config", required=True, type=Path, metavar="FILE",
                     help="cluster TOML file (required)")
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
                               users=users, tls_cert=args.tls_cert, tls_key=args.tls_key,
                               segment_size=args.segment_size, workers=args.gateway_workers,
                               durability=tuple(args.durability),
-                              gateway_settings=tuple(args.gateway_setting))
+                              gateway_settings=tuple(args.gateway_setting),
+                              server=args.server)
             sys.exit(run_dev(opts))
         config = load_config(args.config)
         ec = config.erasure

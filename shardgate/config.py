@@ -120,6 +120,8 @@ class ClusterConfig:
     users: tuple[User, ...] = ()
     jwt_secret: str = ""
     token_ttl_seconds: int = 120
+    # The HTTP server every gateway and volume process runs under (shardgate.serving).
+    server: str = "hypercorn"
 
     def volume(self, volume_id: str) -> VolumeSpec:
         for v in self.volumes:
@@ -149,7 +151,8 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
-              "token_ttl_seconds"}
+              "token_ttl_seconds", "server"}
+SERVERS = ("hypercorn", "granian")
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
@@ -215,6 +218,12 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     secret = raw.get("jwt_secret", "")
     if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigError("jwt_secret must be at least 16 characters")
+    server = raw.get("server", "hypercorn")
+    if server not in SERVERS:
+        raise ConfigError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
+    if server != "hypercorn" and gateway.workers > 1:
+        raise ConfigError(f"server = {server!r} runs one gateway process: [gateway] workers "
+                          "must be 1")
     return ClusterConfig(
         volumes=volumes,
         erasure=erasure,
@@ -223,6 +232,7 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         users=users,
         jwt_secret=secret,
         token_ttl_seconds=_positive_int(raw.get("token_ttl_seconds", 120), "token_ttl_seconds"),
+        server=server,
     )
 
 

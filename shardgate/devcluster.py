@@ -81,6 +81,7 @@ class DevOptions:
     workers: int = 1
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
     gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
+    server: str = "hypercorn"  # the HTTP server of every process
 
 
 def write_config(opts: DevOptions) -> Path:
@@ -103,6 +104,7 @@ def write_config(opts: DevOptions) -> Path:
                      "data_dir": str((opts.data / f"v{i}").resolve())}
                     for i in range(1, opts.volumes + 1)],
         "users": [u.__dict__ for u in users],
+        "server": opts.server,
     }
     if opts.durability:
         raw["durability"] = dict(opts.durability)

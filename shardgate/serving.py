@@ -1,7 +1,10 @@
-"""Serve an ASGI app with Hypercorn until SIGTERM/SIGINT; shared by every role.
+"""Serve an ASGI app until SIGTERM/SIGINT; shared by every role.
 
-HTTP/1.1 and h2c (prior knowledge or upgrade) on plain sockets; with a certificate, TLS
-with ALPN offering h2 and http/1.1.
+Hypercorn by default: HTTP/1.1 and h2c (prior knowledge or upgrade) on plain sockets;
+with a certificate, TLS with ALPN offering h2 and http/1.1. `server = "granian"` in the
+cluster file runs the same app under Granian's embedded server instead (Rust HTTP/1.1
+and HTTP/2, in this process's event loop), for measurement: docs/performance.md says what
+it changes and what it must pass before it could become the default.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str =
     return config
 
 
-def run_app(app: Any, config: Config) -> None:
+def run_app(app: Any, config: Config, server: str = "hypercorn") -> None:
     """Run until a termination signal arrives, then shut down gracefully."""
 
     async def main() -> None:
@@ -57,9 +60,37 @@ def run_app(app: Any, config: Config) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-        await serve(app, config, shutdown_trigger=stop.wait)
+        if server == "granian":
+            await _serve_granian(app, config, stop)
+        else:
+            await serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())
+
+
+async def _serve_granian(app: Any, config: Config, stop: asyncio.Event) -> None:
+    """The app under Granian's embedded server, with Hypercorn's address and TLS files."""
+    try:
+        from granian.constants import Interfaces
+        from granian.server.embed import Server
+    except ImportError as exc:
+        raise ConfigError('server = "granian" needs the granian package '
+                          "(pip install 'granian>=2.8,<3')") from exc
+    host, _, port = config.bind[0].rpartition(":")
+    tls: dict[str, Any] = {}
+    if config.certfile:
+        from pathlib import Path
+
+        tls = {"ssl_cert": Path(config.certfile), "ssl_key": Path(config.keyfile)}
+    server = Server(app, address=host.strip("[]"), port=int(port),
+                    interface=Interfaces.ASGI, websockets=False, backlog=1024,
+                    log_access=bool(config.accesslog), **tls)
+    task = asyncio.create_task(server.serve())
+    done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        server.stop()
+    await task
 
 
 def dump_tasks() -> None:

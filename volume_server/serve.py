@@ -62,6 +62,6 @@ def run(config: ClusterConfig, volume_id: str) -> None:
     try:
         check_index(layout.index_path)
         app = create_app(config, volume_id, spec.data_dir, layout)
-        run_app(app, hypercorn_config(host, port, graceful_timeout=10))
+        run_app(app, hypercorn_config(host, port, graceful_timeout=10), config.server)
     finally:
         layout.unlock()

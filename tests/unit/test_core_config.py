@@ -214,3 +214,12 @@ def test_min_write_fragments_between_k_and_k_plus_m(value: int, ok: bool) -> Non
     else:
         with pytest.raises(ConfigError, match="min_write_fragments"):
             parse_config(raw)
+
+
+def test_server_choice() -> None:
+    assert parse_config(raw_config()).server == "hypercorn"
+    assert parse_config(raw_config(server="granian")).server == "granian"
+    with pytest.raises(ConfigError, match="server must be one of"):
+        parse_config(raw_config(server="uvicorn"))
+    with pytest.raises(ConfigError, match="workers must be 1"):
+        parse_config(raw_config(server="granian", gateway={"workers": 2}))
