@@ -47,7 +47,7 @@ SMALL_SIZE = 4096
 DEFAULT_PROFILE_ROLES = "gateway,forwarder,store"
 TARGETS: dict[str, Callable[[Path], AbstractContextManager[servers.Target]]] = {
     "shardgate": servers.shardgate_dev, "one-hop": servers.one_hop, "two-hop": servers.two_hop,
-    "one-hop-granian": servers.one_hop_granian,
+    "one-hop-granian": functools.partial(servers.one_hop, granian=True),
     "two-hop-granian": functools.partial(servers.two_hop, granian=True),
     "gateway-granian": servers.gateway_granian,
     "shardgate-granian": functools.partial(servers.shardgate_dev, server="granian")}

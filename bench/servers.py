@@ -127,17 +127,26 @@ def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = "hyperc
 
 
 @contextlib.contextmanager
-def one_hop(workdir: Path) -> Iterator[Target]:
-    """The trivial S3-shaped store under Hypercorn."""
+def one_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
+    """The trivial S3-shaped store under Hypercorn, or Granian (one worker, asyncio loop):
+    what one hop of each serving stack reaches."""
+    name = "one-hop-granian" if granian else "one-hop"
     port = free_port()
-    log = workdir / "one-hop.log"
-    proc = _spawn(["bench.limits", "store", "--port", str(port)], log)
+    log = workdir / f"{name}.log"
+    proc = _limit_app("store", port, log, granian)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(endpoint + HEALTH_PATH, proc, log)
-        yield Target("one-hop", endpoint, {"store": proc.pid})
+        yield Target(name, endpoint, {"store": proc.pid})
     finally:
         _terminate(proc)
+
+
+def _granian(target: str, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """An ASGI app factory `module:callable` under Granian's own process runner."""
+    return _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", "1", "--loop", "asyncio", "--no-ws",
+                   target], log, env)
 
 
 @contextlib.contextmanager
@@ -151,30 +160,13 @@ def gateway_granian(workdir: Path) -> Iterator[Target]:
         log = workdir / "gateway-granian.log"
         env = {"SHARDGATE_CONFIG": str(workdir / "granian" / "shardgate-data-hypercorn" /
                                        "cluster.toml")}
-        proc = _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-                       "--port", str(port), "--workers", "1", "--loop", "asyncio",
-                       "--no-ws", "gateway.asgi:create"], log, env)
+        proc = _granian("gateway.asgi:create", port, log, env)
         endpoint = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(endpoint + HEALTH_PATH, proc, log)
             yield Target("gateway-granian", endpoint, {**dev.pids, "gateway": proc.pid})
         finally:
             _terminate(proc)
-
-
-@contextlib.contextmanager
-def one_hop_granian(workdir: Path) -> Iterator[Target]:
-    """The same trivial store under Granian (Rust HTTP, ASGI, one worker, asyncio loop):
-    what another serving stack would let one hop reach."""
-    port = free_port()
-    log = workdir / "one-hop-granian.log"
-    proc = _limit_app("store", port, log, granian=True)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(endpoint + HEALTH_PATH, proc, log)
-        yield Target("one-hop-granian", endpoint, {"store": proc.pid})
-    finally:
-        _terminate(proc)
 
 
 def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[str, ...] = ()
@@ -184,10 +176,8 @@ def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[s
         return _spawn(["bench.limits", role, "--port", str(port),
                        *(["--backends", ",".join(backends)] if backends else [])], log)
     factory = {"store": "store_app", "fragments": "fragments_app", "forward": "forward_app"}
-    return _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", "1", "--loop", "asyncio", "--no-ws",
-                   f"bench.limits:{factory[role]}"], log,
-                  {"BENCH_BACKENDS": ",".join(backends)})
+    return _granian(f"bench.limits:{factory[role]}", port, log,
+                    {"BENCH_BACKENDS": ",".join(backends)})
 
 
 @contextlib.contextmanager
