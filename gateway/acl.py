@@ -41,15 +41,11 @@ def _user_ids(config: ClusterConfig) -> tuple[UserLookup, UserLookup]:
             lambda email: emails.get(email.lower()))
 
 
-def _names(ctx: RequestContext) -> dict[str, str]:
-    return {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
-
-
 def policy_document(ctx: RequestContext, owner: str, grants: list[Grant] | None) -> bytes:
     """The AccessControlPolicy document GET ?acl answers."""
-    names = _names(ctx)
+    name = ctx.config.display_name
     root = element("AccessControlPolicy",
-                   [("Owner", [("ID", owner), ("DisplayName", names.get(owner, owner))])])
+                   [("Owner", [("ID", owner), ("DisplayName", name(owner))])])
     listed = ET.SubElement(root, "AccessControlList")
     for grant in acl_grants.display_order(acl_grants.owner_only(owner) if grants is None
                                           else grants):
@@ -59,7 +55,7 @@ def policy_document(ctx: RequestContext, owner: str, grants: list[Grant] | None)
             add_children(grantee, [("URI", grant["uri"])])
         else:
             add_children(grantee, [("ID", grant["id"]),
-                                   ("DisplayName", names.get(grant["id"], grant["id"]))])
+                                   ("DisplayName", name(grant["id"]))])
         add_children(node, [("Permission", grant["permission"])])
     return render(root)
 

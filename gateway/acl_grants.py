@@ -164,7 +164,7 @@ def allows(grants: list[Grant] | None, owner: str, user_id: str | None,
     """
     if user_id is not None and user_id == owner:
         return True
-    for grant in owner_only(owner) if grants is None else grants:
+    for grant in grants or ():  # None (the default ACL) grants only the owner
         if grant["permission"] not in (permission, FULL_CONTROL):
             continue
         if grant["type"] == "CanonicalUser" and user_id is not None \

@@ -53,20 +53,16 @@ async def _page(ctx: RequestContext, bucket: BucketRecord, prefix: str, delimite
     return await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
 
 
-def _owner_names(ctx: RequestContext) -> dict[str, str]:
-    return {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
-
-
-def _contents(page: ListPage, enc, owner_names: dict[str, str] | None
+def _contents(page: ListPage, enc, owner_name: Callable[[str], str] | None
               ) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for item in page.keys:
         fields: list[tuple[str, object]] = [
             ("Key", enc(item.key)), ("LastModified", iso8601(item.last_modified)),
             ("ETag", f'"{item.etag}"'), ("Size", item.size)]
-        if owner_names is not None:
+        if owner_name is not None:
             fields.append(("Owner", [("ID", item.owner),
-                                     ("DisplayName", owner_names.get(item.owner, item.owner))]))
+                                     ("DisplayName", owner_name(item.owner))]))
         fields.append(("StorageClass", "STANDARD"))
         out.append(("Contents", fields))
     out.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
@@ -103,7 +99,8 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
         fields.append(("NextContinuationToken",
                        base64.urlsafe_b64encode(page.last.encode()).decode()))
     fields.extend(_contents(page, enc,
-                            _owner_names(ctx) if ep.param("fetch-owner") == "true" else None))
+                            ctx.config.display_name if ep.param("fetch-owner") == "true"
+                            else None))
     return Response(document("ListBucketResult", fields), media_type=XML)
 
 
@@ -125,5 +122,5 @@ async def list_objects(ctx: RequestContext) -> Response:
     ]
     if page.truncated and delimiter:
         fields.append(("NextMarker", enc(page.last)))
-    fields.extend(_contents(page, enc, _owner_names(ctx)))
+    fields.extend(_contents(page, enc, ctx.config.display_name))
     return Response(document("ListBucketResult", fields), media_type=XML)

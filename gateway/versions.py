@@ -46,7 +46,6 @@ async def list_object_versions(ctx: RequestContext) -> Response:
     if max_keys:
         page = await ctx.objects.list_versions(bucket, prefix, delimiter, key_marker,
                                                version_marker, max_keys)
-    names = {u.canonical_id: ctx.config.display_name(u.canonical_id) for u in ctx.config.users}
     fields: list[tuple[str, object]] = [
         ("Name", bucket.name), ("Prefix", enc(prefix)), ("KeyMarker", enc(key_marker)),
         ("VersionIdMarker", version_marker), ("MaxKeys", max_keys)]
@@ -65,5 +64,5 @@ async def list_object_versions(ctx: RequestContext) -> Response:
             prefixes.append(("CommonPrefixes", [("Prefix", enc(item))]))
         else:
             fields.append(("DeleteMarker" if item.delete_marker else "Version",
-                           _version_fields(item, enc, names.get(item.owner, item.owner))))
+                           _version_fields(item, enc, ctx.config.display_name(item.owner))))
     return Response(document("ListVersionsResult", fields + prefixes), media_type=XML)
