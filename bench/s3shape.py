@@ -10,6 +10,7 @@ keeps the client's work identical to what it does against shardgate.
 from __future__ import annotations
 
 import base64
+import bisect
 import random
 import uuid
 import zlib
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape
 
 from awscrt import checksums as crt
 
@@ -138,6 +140,7 @@ class S3Shape:
     def __init__(self) -> None:
         self.objects: dict[str, StoredObject] = {}
         self.uploads: dict[str, dict[int, tuple[str, int]]] = {}
+        self._sorted_keys: list[str] | None = None  # for listings; reset by any change
 
     async def store(self, name: str, body: AsyncIterator[bytes]) -> int:
         """Consume an uploaded body under `name`; return its size."""
@@ -191,14 +194,18 @@ class S3Shape:
                 pass
             parts = self.uploads.pop(query["uploadId"], {})
             self.objects[key] = StoredObject([parts[n] for n in sorted(parts)], None)
+            self._sorted_keys = None
             await respond(send, 200, {"content-type": "application/xml"},
                           _xml("CompleteMultipartUploadResult", Key=key,
                                ETag=f'"bench-{len(parts)}"'))
+        elif method == "GET" and not key and query.get("list-type") == "2":
+            await respond(send, 200, {"content-type": "application/xml"}, self._list(query))
         elif method in ("GET", "HEAD") and key:
             await self._get(method, key, headers, send)
         elif method == "DELETE":
             self.uploads.pop(query.get("uploadId", ""), None)
             self.objects.pop(key, None)
+            self._sorted_keys = None
             await respond(send, 204)
         else:  # CreateBucket, HeadBucket and anything else the bench does not measure
             async for _ in body_chunks(receive):
@@ -214,7 +221,56 @@ class S3Shape:
                 name, size)
         else:
             self.objects[key] = StoredObject([(name, size)], _requested_crc(headers))
+            self._sorted_keys = None
         await respond(send, 200, {"etag": f'"{name}"'})
+
+    def _list(self, query: dict[str, str]) -> bytes:
+        """ListObjectsV2 from memory: prefix, delimiter, max-keys, continuation-token (the
+        last key or prefix returned). Buckets are not told apart."""
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.objects)
+        keys = self._sorted_keys
+        prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+        max_keys = int(query.get("max-keys", "1000"))
+        after = query.get("continuation-token") or query.get("start-after", "")
+        if after and delimiter and after.endswith(delimiter):  # past a common prefix
+            i = bisect.bisect_left(keys, after + "\U0010ffff")
+        elif after:
+            i = bisect.bisect_right(keys, after)
+        else:
+            i = bisect.bisect_left(keys, prefix)
+        contents: list[str] = []
+        prefixes: list[str] = []
+        last = ""
+        while i < len(keys) and keys[i].startswith(prefix):
+            if len(contents) + len(prefixes) == max_keys:
+                break
+            k = keys[i]
+            cut = k.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                common = k[:cut + len(delimiter)]
+                prefixes.append(common)
+                last = common
+                i = bisect.bisect_left(keys, common + "\U0010ffff")  # skip the rest of it
+                continue
+            contents.append(k)
+            last = k
+            i += 1
+        truncated = i < len(keys) and keys[i].startswith(prefix)
+        body = "".join(
+            f"<Contents><Key>{escape(k)}</Key><Size>{self.objects[k].size}</Size>"
+            '<ETag>"bench"</ETag><LastModified>2024-01-01T00:00:00.000Z</LastModified>'
+            "<StorageClass>STANDARD</StorageClass></Contents>" for k in contents)
+        body += "".join(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>"
+                        for p in prefixes)
+        token = (f"<NextContinuationToken>{escape(last)}</NextContinuationToken>"
+                 if truncated else "")
+        return (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                f'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bench</Name>'
+                f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(contents) + len(prefixes)}"
+                f"</KeyCount><MaxKeys>{max_keys}</MaxKeys>"
+                f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{token}{body}"
+                "</ListBucketResult>").encode()
 
     async def _get(self, method: str, key: str, headers: dict[str, str], send: Send) -> None:
         obj = self.objects.get(key)

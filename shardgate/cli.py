@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--id", required=True,
                      help="this volume's id in the cluster file's [[volumes]] (required)")
     add_admin_parser(sub)
+    # Everything after `bench` goes to bench/cli.py's own parser (`shardgate bench --help`),
+    # so the bench package is imported only when the command runs.
+    bench = sub.add_parser("bench", help="benchmark a local cluster (or --endpoint) beside "
+                                         "its ceilings; see `shardgate bench --help`",
+                           add_help=False, prefix_chars="\0")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -136,6 +142,14 @@ def add_admin_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        try:
+            from bench.cli import main as run_bench
+        except ImportError as exc:
+            print(f"shardgate bench: {exc} (pip install 'shardgate[bench]' from a checkout)",
+                  file=sys.stderr)
+            sys.exit(2)
+        sys.exit(run_bench(args.bench_args))
     try:
         if args.command == "dev":
             from shardgate.devcluster import DevOptions, run_dev
