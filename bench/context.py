@@ -15,6 +15,7 @@ from bench.volumes import Cluster
 
 MiB = 1 << 20
 BUCKET = "bench"
+LIST_PREFIX = "list/"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Plan:
     @classmethod
     def full(cls, repeats: int) -> Plan:
         return cls(False, repeats, 1024 * MiB, 8 * MiB, (8, 32, 64), 2, 200, 16 * MiB,
-                   256 << 10, 2 * MiB, 64, 15, 20, 10_000, 32, 256 * MiB, 100, 16,
+                   256 << 10, 2 * MiB, 64, 10, 12, 10_000, 32, 256 * MiB, 100, 16,
                    256 * MiB, 8 * MiB, 10, 100_000, 100, 1000)
 
     @classmethod
@@ -102,7 +103,14 @@ class Ctx:
     sources: Sources
     workdir: Path
     cluster: Cluster | None = None  # a dev cluster started by the bench: counters, RSS
+    role: str = "ours"  # or the ceiling it is: s3shape, one-hop, two-hop
     made: set[str] = field(default_factory=set)
+    listed: set[int] = field(default_factory=set)  # indexes of list_key()s that exist
+
+    def list_key(self, i: int) -> str:
+        """Key i of the listing workload; the small-object PUTs write these keys too, so
+        that workload 7 has fewer to create."""
+        return f"{LIST_PREFIX}d{i % self.plan.list_dirs:02d}/k{i:06d}"
 
     def path(self, key: str) -> str:
         return f"/{BUCKET}/{key}"

@@ -132,7 +132,9 @@ class Forwarder(S3Shape):
         self.session: aiohttp.ClientSession | None = None
 
     async def startup(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=30)
+        # no per-backend limit: a GET holds K backends at once, and a capped pool shared by
+        # more concurrent GETs than the cap can deadlock (each holding some, waiting for more)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
         timeout = aiohttp.ClientTimeout(total=None, connect=3, sock_connect=3, sock_read=30)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout,
                                              auto_decompress=False)
