@@ -1,9 +1,10 @@
 """The fast load generator: awscrt's S3 client (C threads, SigV4 in C) keeping N in flight.
 
 Python does no per-byte work: downloads go to `recv_filepath` (/dev/null, or a file for a
-spot check) and are counted by `on_progress`; uploads come from `send_filepath`. That is
-measured to be the cheap way: an `on_body` callback on a single-request GET receives the
-whole body as one buffer CRT accumulated in memory, and costs three times the CPU.
+spot check) and are counted by `on_progress`; uploads come from `send_filepath`. Measured:
+an `on_body` callback costs about three times the CPU of /dev/null. Either way CRT holds a
+single-request GET's whole body in memory until it ends, so many concurrent big GETs are
+not for this client (bench/aio.py does those).
 
 Every request is made with type DEFAULT (one HTTP request each, exactly as built here:
 CRT neither splits it into parts nor adds a Range or checksum), except `multipart_put`,

@@ -52,7 +52,7 @@ def rows(plan: Plan) -> list[Row]:
     out += [
         Row("4.fsync", 4, "  data disk: 4 KiB write + fsync", "this process", "fsync/s", False),
         Row("5.fanin", 5, f"GET {_size(plan.fanin_size)}, {plan.fanin_readers} readers of one "
-            "object", "crt, 1 request each", "MB/s"),
+            "object", "aiohttp, 1 request each", "MB/s"),
         Row("5.fanin.fragments", 5, "  fragment bytes sent / object size", "volume counters",
             "x", False),
         Row("6.ckpt", 6, f"PUT {plan.ckpt_uploads} x {_size(plan.ckpt_size)} multipart, "

@@ -1,13 +1,11 @@
 """Workload 5: hot-object fan-in, many concurrent readers of one object: aggregate MB/s and
-the fragment bytes the volumes sent for it (their own counters), with peak RSS and CPU."""
+the fragment bytes the volumes sent for it (their own counters), with peak RSS and CPU.
+The readers are aiohttp GETs (bench/aio.py): CRT would hold every body in memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-
+from bench.aio import concurrent_gets
 from bench.context import Ctx, Recorder
-from bench.crt import Outcome, closed_loop
 from bench.verify import check_all, check_put, spot_check
 from bench.volumes import fragments_sent, process_use
 from bench.workloads import mbps, use_details
@@ -29,12 +27,8 @@ def run(ctx: Ctx, rec: Recorder, repeat: int) -> None:
     ctx.once("hot", lambda: setup(ctx))
     path = ctx.path(HOT_KEY)
 
-    def requests() -> Iterator[Callable[[], Future[Outcome]]]:
-        for _ in range(readers):
-            yield lambda: ctx.crt.get(path)
-
     with fragments_sent(ctx.cluster) as fragments, process_use(ctx.cluster) as use:
-        batch = closed_loop(requests(), readers)
+        batch = concurrent_gets(ctx.target, path, readers)
     check_all(batch.outcomes, size)
     served = batch.bytes()
     details = use_details(use, served)
