@@ -53,13 +53,14 @@ class RequestContext:
         return record
 
     async def readable_version(self, bucket: BucketRecord, key: str,
-                               version_id: str | None,
-                               permission: str | None = None) -> ObjectManifest:
+                               version_id: str | None, permission: str | None = None,
+                               inline: dict[int, bytes] | None = None) -> ObjectManifest:
         """The version asked for, if this request may do its operation to it. A missing
         one is AccessDenied rather than 404 to whoever may not list the bucket, as S3
-        answers (a 404 would tell them the key is absent)."""
+        answers (a 404 would tell them the key is absent). `inline` collects a small
+        object's fragments while its version is looked up (a GET)."""
         try:
-            manifest = await self.objects.version(bucket, key, version_id)
+            manifest = await self.objects.version(bucket, key, version_id, inline)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion") and not access.bucket_allows(
                     bucket, self.requester, access.READ):

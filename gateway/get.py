@@ -32,12 +32,14 @@ _OVERRIDES = {
 }
 
 
-async def _manifest(ctx: RequestContext) -> tuple[dict[str, str], ObjectManifest]:
+async def _manifest(ctx: RequestContext, inline: dict[int, bytes] | None = None
+                    ) -> tuple[dict[str, str], ObjectManifest]:
     """The version asked for (the current one without ?versionId) and its version
-    header; a delete marker asked for by id is 405, as S3 answers."""
+    header; a delete marker asked for by id is 405, as S3 answers. `inline` collects
+    a small object's fragments on the way."""
     bucket = await ctx.bucket()
     manifest = await ctx.readable_version(bucket, ctx.endpoint.key,
-                                          ctx.endpoint.param("versionId"))
+                                          ctx.endpoint.param("versionId"), inline=inline)
     if manifest.deleted:
         raise S3Error("MethodNotAllowed", headers={
             "x-amz-delete-marker": "true", "x-amz-version-id": manifest.public_version_id,
@@ -162,13 +164,14 @@ async def head_object(ctx: RequestContext) -> Response:
 
 async def get_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
-    version, manifest = await _manifest(ctx)
+    inline: dict[int, bytes] = {}
+    version, manifest = await _manifest(ctx, inline)
     status, headers, wanted = _plan(ctx, manifest, number)
     headers = {**headers, **version}
     if status == 304 or (number is not None and wanted is None):  # 304, or an empty part
         return Response(status_code=status, headers=headers)
     start, end = wanted if wanted is not None else (0, manifest.size - 1)
-    reader = await ctx.objects.open(manifest, start, end)
+    reader = await ctx.objects.open(manifest, start, end, inline)
     return ObjectResponse(reader, status, headers)
 
 

@@ -113,14 +113,16 @@ def commit_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
             return mark_durable(conn, row.incarnation, row.key, row.version_id, (),
                                 commit.queued, commit.grace)[1]
         return []
+    if commit.expect_newest is not None:
+        # Before the late-commit check below: a fenced commit (a conditional write, or a
+        # small object's one-trip write) must be refused, never silently dropped.
+        check_newest(conn, row.incarnation, row.key, row.version_id, commit.expect_newest,
+                     commit.ignore)
     if (row.null_version and _durable_newer(conn, row)) or is_forgotten(
             conn, row.incarnation, row.key, row.version_id):
         # A late commit of a version already superseded or deleted by its id here:
         # nobody may ever read it.
         return [] if commit.inline is not None else release(conn, set(row.archives))
-    if commit.expect_newest is not None:
-        check_newest(conn, row.incarnation, row.key, row.version_id, commit.expect_newest,
-                     commit.ignore)
     if commit.inline is not None:
         conn.execute("INSERT OR REPLACE INTO inline_archives (archive_id, data) VALUES (?, ?)",
                      commit.inline)
@@ -310,11 +312,37 @@ def highest_version_id(conn: sqlite3.Connection) -> str:
     return found[0] or ""
 
 
-def latest(conn: sqlite3.Connection, incarnation: str, key: str) -> list[dict[str, Any]]:
+def latest(conn: sqlite3.Connection, incarnation: str, key: str, with_inline: bool = False
+           ) -> list[dict[str, Any]]:
     """The key's rows from the newest down to the newest durable one, newest first, and
     its version tombstones: the evidence the gateway's read rule weighs (pending rows may
-    never reach a quorum; a tombstoned version is never served)."""
-    return latest_rows(conn, incarnation, key)
+    never reach a quorum; a tombstoned version is never served). `with_inline` adds the
+    fragments this volume keeps inline for the newest row, so a small object's GET needs
+    no second round trip."""
+    versions = latest_rows(conn, incarnation, key)
+    if with_inline:
+        attach_inline(conn, incarnation, key, versions)
+    return versions
+
+
+def attach_inline(conn: sqlite3.Connection, incarnation: str, key: str,
+                  versions: list[dict[str, Any]]) -> None:
+    """Give the newest row (not a tombstone, not a delete marker) an `inline` map of
+    archive id -> fragment bytes, when its one part is kept inline here."""
+    newest = next((v for v in versions if not v.get("forgotten")), None)
+    if newest is None or newest["deleted"]:
+        return
+    parts = newest["manifest"].get("parts", [])
+    if len(parts) != 1 or not parts[0].get("inline"):
+        return
+    found = conn.execute("SELECT archives FROM objects WHERE incarnation=? AND key=? AND"
+                         " version_id=?", (incarnation, key, newest["version_id"])).fetchone()
+    held = {}
+    for archive in json.loads(found[0]) if found else []:
+        data = inline_archive(conn, archive)
+        if data is not None:
+            held[archive] = data
+    newest["inline"] = held
 
 
 def latest_rows(conn: sqlite3.Connection, incarnation: str, key: str, only: str = ""

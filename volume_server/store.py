@@ -116,13 +116,15 @@ class Store:
             self.memory.discard(stage_id)
 
     async def commit_object(self, commit: ObjectCommit, stage_id: str | None,
-                            archive_id: str | None, inline: bool) -> None:
-        """Make a staged archive (if any) and the object row visible, then clean up."""
+                            archive_id: str | None, inline: bool,
+                            data: bytes | None = None) -> None:
+        """Make a staged archive (if any) and the object row visible, then clean up.
+        `data`: an inline archive that came with the commit itself (no stage)."""
         row = commit.row
-        held = None
+        held = data
         if stage_id is not None and inline and archive_id is not None:
             held = self.memory.get(stage_id)
-        if held is not None:
+        if held is not None and archive_id is not None:
             # One writer job: the already-committed check, the inline archive and the row
             # share the transaction, and the stage leaves memory only once it committed.
             commit = replace(commit, inline=(archive_id, held))
@@ -130,7 +132,8 @@ class Store:
             orphans = await self.index.write(catalog.commit_object, commit)
             kill_point("commit.after_txn")
             self._observe(row.version_id)
-            self.memory.discard(stage_id)
+            if stage_id is not None:
+                self.memory.discard(stage_id)
             await self._unlink(orphans)
             return
         if await self.index.read(catalog.is_committed, row.incarnation, row.key,
@@ -251,8 +254,9 @@ class Store:
 
     # object rows
 
-    async def latest(self, incarnation: str, key: str) -> list[dict[str, Any]]:
-        return await self.index.read(catalog.latest, incarnation, key)
+    async def latest(self, incarnation: str, key: str, with_inline: bool = False
+                     ) -> list[dict[str, Any]]:
+        return await self.index.read(catalog.latest, incarnation, key, with_inline)
 
     async def version(self, incarnation: str, key: str,
                       version_id: str) -> dict[str, Any] | None:
@@ -266,6 +270,22 @@ class Store:
         kill_point("durable.after_txn")
         await self._unlink(orphans)
         return found
+
+    async def mark_durable_many(
+            self, notices: list[tuple[str, str, str, tuple[catalog.HealEntry, ...]]],
+            grace: float) -> list[bool]:
+        """Several durable notices at once: each its own write job, so the index writer
+        puts them in one transaction (one fsync). Notices are idempotent: if one fails,
+        the request fails and the sender's retry (or the janitor) redoes them all."""
+        kill_point("durable.before_txn")
+        now = time.time()
+        answers = await asyncio.gather(*(
+            self.index.write(catalog.mark_durable, incarnation, key, version_id, heal, now,
+                             grace)
+            for incarnation, key, version_id, heal in notices))
+        kill_point("durable.after_txn")
+        await self._unlink([orphan for _, orphans in answers for orphan in orphans])
+        return [found for found, _ in answers]
 
     async def forget_version(self, incarnation: str, key: str, version_id: str,
                              durable: bool, heal: tuple[catalog.HealEntry, ...],

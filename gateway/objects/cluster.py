@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from erasure import Codec
+from gateway.objects.notices import DurableNotices
 from gateway.objects.volume_client import VolumeClient
 from placement import Ring, RingNode
 from shardgate.config import ClusterConfig
@@ -23,9 +24,13 @@ class Cluster:
     ring: Ring
     codec: Codec
     volumes: VolumeClient
+    notices: DurableNotices = field(init=False)
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
     _suspect_until: dict[str, float] = field(default_factory=dict)
     _background: set[asyncio.Task] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.notices = DurableNotices(self.volumes)
 
     @classmethod
     def build(cls, config: ClusterConfig, volumes: VolumeClient | None = None) -> Cluster:

@@ -39,7 +39,7 @@ def _heal_entries(manifest: ObjectManifest) -> list[dict]:
     return entries
 
 
-def _payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
+def object_commit_payload(manifest: ObjectManifest, volume_id: str, stage_id: str | None,
              archive: str | None, inline: bool, heal: list[dict],
              as_dict: dict | None = None) -> dict:
     return {
@@ -105,7 +105,7 @@ async def declare_durable(cluster: Cluster, manifest: ObjectManifest,
     heal = _missed_commit(manifest, placement, committed)
     payload = {"incarnation": manifest.incarnation, "key": manifest.key,
                "version_id": manifest.version_id, "heal": heal}
-    results = await asyncio.gather(*(cluster.volumes.mark_durable(vid, payload)
+    results = await asyncio.gather(*(cluster.notices.send(vid, payload)
                                      for vid in committed), return_exceptions=True)
     for vid, result in zip(committed, results, strict=True):
         if isinstance(result, BaseException):
@@ -159,8 +159,8 @@ async def commit_staged(cluster: Cluster, staged: Staged, manifest: ObjectManife
         archive = part.archive_id(manifest.incarnation, manifest.key, index)
         calls[volume_id] = _commit_or_unstage(
             cluster, volume_id, stage_id,
-            _payload(manifest, volume_id, stage_id, archive, part.inline, heal, as_dict)
-            | extra)
+            object_commit_payload(manifest, volume_id, stage_id, archive, part.inline, heal,
+                                  as_dict) | extra)
     if fence is not None:
         committed = await _fenced_commits(cluster, manifest, calls)
     else:
@@ -180,8 +180,8 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
     heal = _heal_entries(manifest)
     as_dict = manifest.to_dict()
     extra = fence.payload() if fence is not None else {}
-    calls = {vid: _commit_one(cluster, vid, _payload(manifest, vid, None, None, False, heal,
-                                                     as_dict) | extra)
+    calls = {vid: _commit_one(cluster, vid, object_commit_payload(
+                 manifest, vid, None, None, False, heal, as_dict) | extra)
              for vid in placement}
     if fence is not None:
         committed = await _fenced_commits(cluster, manifest, calls)

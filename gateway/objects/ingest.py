@@ -58,24 +58,38 @@ async def stage_verified(cluster: Cluster, placement: tuple[str, ...], body: Pay
     if expect.size is not None and expect.size > expect.max_size:
         raise S3Error("EntityTooLarge", extra={"ProposedSize": str(expect.size),
                                                "MaxSizeAllowed": str(expect.max_size)})
-    digests = BodyDigests(expect.algorithm or DEFAULT_CHECKSUM)
+    digests = new_digests(expect)
     staged = await stage_body(cluster, placement, body, digests, expect.size, seeds)
     try:
-        if expect.size is not None and staged.size != expect.size:
-            raise S3Error("IncompleteBody")
-        if staged.size > expect.max_size:
-            raise S3Error("EntityTooLarge")
-        if expect.md5 is not None and expect.md5 != bytes.fromhex(digests.md5_hex):
-            raise S3Error("BadDigest", extra={"ExpectedDigest": expect.md5.hex(),
-                                              "CalculatedDigest": digests.md5_b64})
-        expected = expect.checksum
-        if expect.algorithm and expected is None and expect.checksum_in_trailer:
-            expected = trailer_checksum(body.trailers, expect.algorithm)
-        actual = digests.checksum_b64()
-        if expected is not None and expected != actual:
-            raise S3Error("BadDigest", f"The {expect.algorithm} you specified did not match "
-                                       "the calculated checksum.")
+        actual = verify_body(digests, expect, body.trailers)
     except BaseException:
         await abort_staged(cluster, staged)
         raise
     return Verified(staged, digests.algorithm, actual, expect.algorithm is not None)
+
+
+def new_digests(expect: Expectations) -> BodyDigests:
+    """The digests a body is checked with: MD5, and the client's checksum or ours."""
+    return BodyDigests(expect.algorithm or DEFAULT_CHECKSUM)
+
+
+def verify_body(digests: BodyDigests, expect: Expectations, trailers: dict[str, str]
+                ) -> str:
+    """Raise unless the body read into `digests` is what the client declared (size, MD5,
+    checksum in a header or trailer); return its checksum, base64."""
+    if expect.size is not None and digests.size != expect.size:
+        raise S3Error("IncompleteBody")
+    if digests.size > expect.max_size:
+        raise S3Error("EntityTooLarge")
+    if expect.md5 is not None and expect.md5 != bytes.fromhex(digests.md5_hex):
+        raise S3Error("BadDigest", extra={"ExpectedDigest": expect.md5.hex(),
+                                          "CalculatedDigest": digests.md5_b64})
+    expected = expect.checksum
+    if expect.algorithm and expected is None and expect.checksum_in_trailer:
+        expected = trailer_checksum(trailers, expect.algorithm)
+    actual = digests.checksum_b64()
+    if expected is not None and expected != actual:
+        raise S3Error("BadDigest", f"The {expect.algorithm} you specified did not match "
+                                   "the calculated checksum.")
+    assert actual is not None  # new_digests always names an algorithm
+    return actual

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
-from gateway.objects import attributes, uploads, versions
+from gateway.objects import attributes, small_write, uploads, versions
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
@@ -34,7 +34,7 @@ from gateway.objects.ingest import Expectations, Payload, Verified, stage_verifi
 from gateway.objects.list_merge import ListPage, merge_list
 from gateway.objects.reader import ObjectReader, current_evidence, find_current, find_latest
 from gateway.objects.version_merge import VersionPage, merge_versions
-from gateway.objects.writer import abort_staged
+from gateway.objects.writer import Staged, abort_staged
 from shardgate.config import ClusterConfig
 from shardgate.faults import kill_point
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
@@ -138,21 +138,24 @@ class ObjectLayer:
 
     # reads
 
-    async def head(self, bucket: BucketRecord, key: str) -> ObjectManifest:
+    async def head(self, bucket: BucketRecord, key: str,
+                   inline: dict[int, bytes] | None = None) -> ObjectManifest:
         """The key's current version by the read rule (NoSuchKey if absent or deleted;
-        when its newest version is a delete marker, with that marker's headers)."""
-        return _live(bucket, key, await find_current(self.cluster, bucket.incarnation, key))
+        when its newest version is a delete marker, with that marker's headers).
+        `inline` collects a small object's fragments on the way (reader.find_current)."""
+        return _live(bucket, key, await find_current(self.cluster, bucket.incarnation, key,
+                                                     inline))
 
     async def current(self, bucket: BucketRecord, key: str) -> ObjectManifest | None:
         """The key's newest version, a delete marker included (None: no version)."""
         return await find_current(self.cluster, bucket.incarnation, key)
 
-    async def version(self, bucket: BucketRecord, key: str,
-                      version_id: str | None) -> ObjectManifest:
+    async def version(self, bucket: BucketRecord, key: str, version_id: str | None,
+                      inline: dict[int, bytes] | None = None) -> ObjectManifest:
         """The version `version_id` names (None: the current one, as `head`), a delete
         marker included (NoSuchVersion, NoSuchKey, InvalidArgument for a malformed id)."""
         if version_id is None:
-            return await self.head(bucket, key)
+            return await self.head(bucket, key, inline)
         found = await versions.find_version(self.cluster, bucket.incarnation, key,
                                             version_id)
         if found is None:
@@ -178,10 +181,11 @@ class ObjectLayer:
         """Enabled or Suspended (a bucket never goes back to unversioned)."""
         await self.buckets.set_setting(bucket, "versioning", state)
 
-    async def open(self, manifest: ObjectManifest, start: int, end: int) -> ObjectReader:
+    async def open(self, manifest: ObjectManifest, start: int, end: int,
+                   inline: dict[int, bytes] | None = None) -> ObjectReader:
         """A reader of bytes [start, end]; the first segment is fetched now, so a failure
-        is an error before any header goes out."""
-        reader = ObjectReader(self.cluster, manifest, start, end)
+        is an error before any header goes out. `inline`: fragments already in hand."""
+        reader = ObjectReader(self.cluster, manifest, start, end, inline)
         await reader.prepare()
         return reader
 
@@ -209,6 +213,21 @@ class ObjectLayer:
         tag = uuid.uuid4().hex
         seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
                  for i in range(cluster.width)]
+        if not conditions.any and small_write.fits(cluster, expect):
+            small = await small_write.read_small(cluster, body, expect, seeds)
+            digests = small.digests
+            verified = Verified(Staged(placement, {}, digests.size, digests),
+                                digests.algorithm, small.checksum, expect.algorithm is not None)
+            manifest = self._put_manifest(bucket, key, verified, tag, attrs, placement)
+            try:
+                await small_write.commit_small(cluster, manifest, small)
+                return PutResult(manifest, verified)
+            except small_write.Refused:
+                pass  # a newer version is on some volume: stage it, two-phase
+            body = small_write.BytesPayload(small)
+            tag = uuid.uuid4().hex
+            seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
+                     for i in range(cluster.width)]
         verified = await stage_verified(cluster, placement, body, expect, seeds)
         kill_point("gateway.after_stage")
         staged = verified.staged
@@ -229,7 +248,8 @@ class ObjectLayer:
             raise
 
     def _put_manifest(self, bucket: BucketRecord, key: str, verified: Verified, tag: str,
-                      attrs: ObjectAttributes) -> ObjectManifest:
+                      attrs: ObjectAttributes,
+                      holders: tuple[str | None, ...] | None = None) -> ObjectManifest:
         # The version id is chosen only now: the stage answers carried each volume's
         # clock, so it is newer than any version a quorum of the placement has committed.
         cluster, staged = self.cluster, verified.staged
@@ -237,7 +257,7 @@ class ObjectLayer:
         inline = staged.size < cluster.config.gateway.inline_threshold
         etag = staged.digests.md5_hex
         checksums = {verified.algorithm: verified.checksum}
-        part = PartManifest(1, staged.size, etag, tag, staged.staged_placement(),
+        part = PartManifest(1, staged.size, etag, tag, holders or staged.staged_placement(),
                             inline, checksums, seeded=True)
         return ObjectManifest(
             bucket=bucket.name, incarnation=bucket.incarnation, key=key,

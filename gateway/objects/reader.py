@@ -36,10 +36,44 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
     return None if current is None or current.deleted else current
 
 
-async def find_current(cluster: Cluster, incarnation: str, key: str) -> ObjectManifest | None:
-    """The key's newest proven version, a delete marker included (None: no version)."""
-    return await decided(cluster, incarnation, key,
-                         lambda vid: cluster.volumes.latest(vid, incarnation, key))
+async def find_current(cluster: Cluster, incarnation: str, key: str,
+                       inline: dict[int, bytes] | None = None) -> ObjectManifest | None:
+    """The key's newest proven version, a delete marker included (None: no version).
+
+    Given an `inline` dict (a GET about to read the bytes), the first volumes asked are
+    k, not just enough to decide, and each sends the fragment it keeps inline for its
+    newest row: for a small object the fragments of the version decided on land in
+    `inline` by index, and the read needs no second round trip.
+    """
+    if inline is None:
+        return await decided(cluster, incarnation, key,
+                             lambda vid: cluster.volumes.latest(vid, incarnation, key))
+    current, _, answers = await _decided_with_answers(
+        cluster, incarnation, key,
+        lambda vid: cluster.volumes.latest(vid, incarnation, key, with_inline=True),
+        first=cluster.codec.k)
+    if current is not None and not current.deleted:
+        inline.update(inline_fragments(current, answers))
+    return current
+
+
+def inline_fragments(manifest: ObjectManifest, answers: list[list[dict]]) -> dict[int, bytes]:
+    """The fragments of `manifest`'s one inline part that the answers carried, by index
+    (only from rows of that very version: the archive ids name it)."""
+    if len(manifest.parts) != 1 or not manifest.parts[0].inline:
+        return {}
+    part = manifest.parts[0]
+    index_of = {part.archive_id(manifest.incarnation, manifest.key, i): i
+                for i, holder in enumerate(part.placement) if holder is not None}
+    found: dict[int, bytes] = {}
+    for rows in answers:
+        for row in rows:
+            if row["version_id"] != manifest.version_id:
+                continue
+            for archive, data in row.get("inline", {}).items():
+                if archive in index_of:
+                    found[index_of[archive]] = data
+    return found
 
 
 async def current_evidence(cluster: Cluster, incarnation: str, key: str
@@ -60,8 +94,18 @@ async def decided(cluster: Cluster, incarnation: str, key: str,
 async def _decided(cluster: Cluster, incarnation: str, key: str,
                    fetch: Callable[[str], Awaitable[list[dict]]]
                    ) -> tuple[ObjectManifest | None, list[str]]:
+    current, skipped, _ = await _decided_with_answers(cluster, incarnation, key, fetch)
+    return current, skipped
+
+
+async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
+                                fetch: Callable[[str], Awaitable[list[dict]]],
+                                first: int = 0
+                                ) -> tuple[ObjectManifest | None, list[str], list[list[dict]]]:
+    """The decision, the versions it skipped, and every answer it weighed; `first` asks
+    that many volumes at once when more than the fewest that can decide."""
     placement = cluster.placement(incarnation, key)
-    enough = cluster.width - cluster.write_quorum + 1
+    enough = max(cluster.width - cluster.write_quorum + 1, min(first, len(placement)))
     # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
     # goes to them next); the others only if those cannot decide.
     order = sorted(placement, key=cluster.suspect)
@@ -86,13 +130,13 @@ async def _decided(cluster: Cluster, incarnation: str, key: str,
     if decision.skipped:
         log.info("%s/%s: versions %s never reached the write quorum", incarnation, key,
                  decision.skipped)
+    answers = answered_of(results)
     if decision.current is None:
-        return None, decision.skipped
+        return None, decision.skipped, answers
     current = decision.current["version_id"]
-    held = [row for rows in answered_of(results) for row in rows
-            if row["version_id"] == current]
+    held = [row for rows in answers for row in rows if row["version_id"] == current]
     return attributes.apply(ObjectManifest.from_dict(decision.current["manifest"]),
-                            attributes.newest(held)), decision.skipped
+                            attributes.newest(held)), decision.skipped, answers
 
 
 def answered_of(results: dict) -> list:
@@ -103,7 +147,7 @@ class _PartReader:
     """Streams object bytes [start, end] (part-local, inclusive) of one part."""
 
     def __init__(self, cluster: Cluster, manifest: ObjectManifest, part: PartManifest,
-                 start: int, end: int) -> None:
+                 start: int, end: int, inline: dict[int, bytes] | None = None) -> None:
         self.cluster = cluster
         self.manifest = manifest
         self.part = part
@@ -118,6 +162,10 @@ class _PartReader:
         self.untried = sorted((i for i, holder in enumerate(part.placement) if holder),
                               key=lambda i: (cluster.suspect(part.placement[i]), i))
         self.streams: dict[int, ArchiveStream] = {}
+        # Whole archives that came with the version's rows (a small object kept inline):
+        # their fragments are used before any stream is opened.
+        self.inline = {i: data for i, data in (inline or {}).items()
+                       if len(data) == self.layout.archive_size}
 
     async def _open(self, index: int, segment: int) -> None:
         volume_id = self.part.placement[index]
@@ -127,16 +175,27 @@ class _PartReader:
             self.streams[index] = await self.cluster.volumes.open_archive(
                 volume_id, archive, self.layout.archive_offset(segment), self.span.archive_end)
 
-    async def ensure(self, segment: int, bad: set[int]) -> None:
+    async def ensure(self, segment: int, bad: set[int], have: frozenset[int] = frozenset()
+                     ) -> None:
         """Open streams (data indexes first) until k good fragments of `segment` can be
-        had; `bad` are indexes whose fragment of this segment already failed."""
-        while len(set(self.streams) - bad) < self.k and self.untried:
-            wanted = self.k - len(set(self.streams) - bad)
-            batch, self.untried = self.untried[:wanted], self.untried[wanted:]
+        had; `bad` are indexes whose fragment of this segment already failed, `have`
+        those already in hand without a stream."""
+        def usable() -> int:
+            return len((set(self.streams) | have) - bad)
+
+        while usable() < self.k and self.untried:
+            wanted = self.k - usable()
+            batch = [i for i in self.untried if i not in have][:wanted]
+            self.untried = [i for i in self.untried if i not in batch and i not in have]
             await asyncio.gather(*(self._open(i, segment) for i in batch))
-        if len(set(self.streams) - bad) < self.k:
+        if usable() < self.k:
             self.close()
             raise quorum_lost("Too few fragments of the object are readable.")
+
+    def _inline_fragments(self, segment: int) -> dict[int, bytes]:
+        start = self.layout.archive_offset(segment)
+        end = start + self.layout.framed_length(segment)
+        return {i: data[start:end] for i, data in self.inline.items()}
 
     def _drop(self, index: int) -> None:
         stream = self.streams.pop(index, None)
@@ -148,20 +207,22 @@ class _PartReader:
         checksum costs only this segment's copy: its stream stays open (it is positioned
         at the next segment) and one more index is opened to stand in for it here."""
         size = self.layout.framed_length(segment)
-        fragments: dict[int, bytes] = {}
+        fragments = self._inline_fragments(segment)
+        from_inline = frozenset(fragments)
         bad: set[int] = set()
         while True:
-            await self.ensure(segment, bad)
-            pending = [i for i in self.streams if i not in fragments and i not in bad]
-            results = await asyncio.gather(*(self.streams[i].read_exactly(size)
-                                             for i in pending), return_exceptions=True)
-            for index, result in zip(pending, results, strict=True):
-                if isinstance(result, BaseException):
-                    self._drop(index)
-                else:
-                    fragments[index] = result
             if len(fragments) < self.k:
-                continue
+                await self.ensure(segment, bad, from_inline)
+                pending = [i for i in self.streams if i not in fragments and i not in bad]
+                results = await asyncio.gather(*(self.streams[i].read_exactly(size)
+                                                 for i in pending), return_exceptions=True)
+                for index, result in zip(pending, results, strict=True):
+                    if isinstance(result, BaseException):
+                        self._drop(index)
+                    else:
+                        fragments[index] = result
+                if len(fragments) < self.k:
+                    continue
             try:
                 if size >= THREAD_THRESHOLD:
                     return await asyncio.to_thread(self.codec.decode_segment, fragments,
@@ -212,9 +273,11 @@ class _PartReader:
 class ObjectReader:
     """Bytes [start, end] of an object across its parts; `prepare` fails fast with 503."""
 
-    def __init__(self, cluster: Cluster, manifest: ObjectManifest, start: int, end: int) -> None:
+    def __init__(self, cluster: Cluster, manifest: ObjectManifest, start: int, end: int,
+                 inline: dict[int, bytes] | None = None) -> None:
         self.cluster = cluster
         self.manifest = manifest
+        self.inline = inline
         self.pieces: list[tuple[PartManifest, int, int]] = []
         offset = 0
         for part in manifest.parts:
@@ -227,7 +290,7 @@ class ObjectReader:
     async def prepare(self) -> None:
         if self.pieces:
             part, lo, hi = self.pieces[0]
-            self._first = _PartReader(self.cluster, self.manifest, part, lo, hi)
+            self._first = _PartReader(self.cluster, self.manifest, part, lo, hi, self.inline)
             await self._first.decode_first()
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ become VolumeUnavailable at this boundary, so the data path reasons only about
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -161,10 +162,20 @@ class VolumeClient:
     async def commit_part(self, volume_id: str, payload: dict) -> dict:
         return await self._request(volume_id, "POST", "/parts/commit", json_body=payload)
 
-    async def latest(self, volume_id: str, incarnation: str, key: str) -> list[dict]:
-        """The key's rows from the newest down to the newest durable one, newest first."""
-        return await self._evidence(volume_id, "/objects/latest",
-                                    {"incarnation": incarnation, "key": key})
+    async def latest(self, volume_id: str, incarnation: str, key: str,
+                     with_inline: bool = False) -> list[dict]:
+        """The key's rows from the newest down to the newest durable one, newest first;
+        `with_inline`: the newest row's inline fragments held there, as `"inline"`:
+        {archive id: bytes}."""
+        params = {"incarnation": incarnation, "key": key}
+        if with_inline:
+            params["inline"] = "1"
+        rows = await self._evidence(volume_id, "/objects/latest", params)
+        for row in rows:
+            if "inline" in row:
+                row["inline"] = {archive: base64.b64decode(data)
+                                 for archive, data in row["inline"].items()}
+        return rows
 
     async def _evidence(self, volume_id: str, path: str, params: dict[str, str]
                         ) -> list[dict]:
@@ -239,10 +250,15 @@ class VolumeClient:
                                      json_body=payload)
         return bool(answer.get("found"))
 
-    async def mark_durable(self, volume_id: str, payload: dict) -> bool:
-        """The durable notice; False if the volume lacks the version (missed its commit)."""
-        answer = await self._request(volume_id, "POST", "/objects/durable", json_body=payload)
-        return bool(answer.get("found"))
+    async def mark_durable(self, volume_id: str, notices: list[dict]) -> list[bool]:
+        """Durable notices, in one request; for each, False if the volume lacks the
+        version (missed its commit)."""
+        answer = await self._request(volume_id, "POST", "/objects/durable",
+                                     json_body={"notices": notices})
+        found = answer.get("found")
+        if not isinstance(found, list) or len(found) != len(notices):
+            raise VolumeUnavailable(volume_id, f"durable notices answered {answer!r}"[:200])
+        return [bool(f) for f in found]
 
     async def heal_entries(self, volume_id: str, limit: int) -> dict:
         return await self._request(volume_id, "GET", "/heal", params={"limit": str(limit)})

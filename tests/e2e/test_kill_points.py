@@ -2,8 +2,9 @@
 
 For each kill point (shardgate/faults.py) and each number of volumes killed there
 together (1, m, m + 1), an overwrite, a server-side copy onto the key and a delete of a
-multi-segment object run while the point is armed; the gateway is killed the same way at
-its own points. Afterwards, once the dead processes are back and healing has run:
+multi-segment object, and an overwrite of a small object (written in one round trip,
+its fragments inside the commits), run while the point is armed; the gateway is killed
+the same way at its own points. Afterwards, once the dead processes are back and healing has run:
 - the key reads back as its last acknowledged version or the newer attempted one,
   byte-exact, never 503;
 - no pending row is left, the heal backlog is 0;
@@ -39,6 +40,8 @@ VOLUME_POINTS = ["stage.after_fsync", "commit.before_txn", "commit.mid_txn",
                  "commit.after_txn", "durable.before_txn", "durable.after_txn"]
 GATEWAY_POINTS = ["gateway.after_stage", "gateway.after_commit", "gateway.after_notice"]
 SETTLE_SECONDS = 90.0
+OPS = ["put", "put-small", "copy", "delete"]
+STAGE_FREE = ("delete", "put-small")
 
 
 @pytest.fixture(scope="module")
@@ -171,14 +174,15 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
     let healing run, then check the outcome."""
     s3 = client(cluster.endpoint)
     before = {vid: orphans(cluster, vid)[1] for vid in cluster.volume_ids}
-    old = os.urandom(2 * MIB + 1234)
+    small = op == "put-small"  # written in one round trip, fragments in the commits
+    old = os.urandom(3000 if small else 2 * MIB + 1234)
     s3.put_object(Bucket=bucket, Key=key, Body=old)
-    new = os.urandom(MIB + 4321)
+    new = os.urandom(5000 if small else MIB + 4321)
     if op == "copy":  # the new version comes from another key, streamed server-side
         s3.put_object(Bucket=bucket, Key=key + ".src", Body=new)
     endpoint = arm()
     writer = client(endpoint)
-    if op == "put":
+    if op in ("put", "put-small"):
         outcome = attempt(lambda: writer.put_object(Bucket=bucket, Key=key, Body=new))
     elif op == "copy":
         outcome = attempt(lambda: writer.copy_object(Bucket=bucket, Key=key,
@@ -198,11 +202,11 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])
-@pytest.mark.parametrize("op", ["put", "copy", "delete"])
+@pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("point", VOLUME_POINTS)
 def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
-    if op == "delete" and point == "stage.after_fsync":
-        pytest.skip("a delete stages nothing")
+    if op in STAGE_FREE and point == "stage.after_fsync":
+        pytest.skip(f"a {op} stages nothing")
     key = f"kp/{point}/{op}/{count}"
     victims = list(placement(fcluster, fbucket, key)[:count])
 
@@ -230,11 +234,11 @@ GATEWAY_CASES = [(p, 1) for p in GATEWAY_POINTS] + [
     ("gateway.after_one_commit", j) for j in range(1, 6)]  # after j of the k+m commits
 
 
-@pytest.mark.parametrize("op", ["put", "copy", "delete"])
+@pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("point, at_hit", GATEWAY_CASES)
 def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
-    if op == "delete" and point == "gateway.after_stage":
-        pytest.skip("a delete stages nothing")
+    if op in STAGE_FREE and point == "gateway.after_stage":
+        pytest.skip(f"a {op} stages nothing")
     key = f"kg/{point}/{at_hit}/{op}"
     port = free_port()
     config = fcluster.data / f"gateway-{port}.toml"

@@ -54,7 +54,7 @@ async def put_version(client: httpx.AsyncClient, key: str, version: str, data: b
                        **extra)
     r = await client.post("/objects/commit", json=body)
     assert r.status_code == 200, r.text
-    assert without_clock(r.json()) == {"committed": True}
+    assert without_clock(r.json())["committed"] is True
     return archive
 
 
@@ -304,10 +304,10 @@ async def test_clock_is_the_highest_committed_version(data_dir: Path) -> None:
     async with running(data_dir) as c:
         assert await clock_of(c) == ("", "", "")
         r = await c.post("/objects/commit", json=commit_body("k", vid(5)))
-        assert r.json() == {"committed": True, "clock": vid(5)}
+        assert (r.json()["committed"], r.json()["clock"]) == (True, vid(5))
         # a late commit of an older version does not move the clock back
         r = await c.post("/objects/commit", json=commit_body("k", vid(3)))
-        assert r.json() == {"committed": True, "clock": vid(5)}
+        assert (r.json()["committed"], r.json()["clock"]) == (True, vid(5))
         r = await c.post("/objects/commit", json=commit_body("other", vid(4), deleted=True))
         assert r.json()["clock"] == vid(5)
         assert await clock_of(c) == (vid(5),) * 3

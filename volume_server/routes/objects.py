@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -14,8 +15,17 @@ from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
 from volume_server.listing import MAX_LIMIT
-from volume_server.params import field, json_body, number, query_int, query_text, text
+from volume_server.params import (
+    field,
+    json_body,
+    number,
+    query_flag,
+    query_int,
+    query_text,
+    text,
+)
 from volume_server.routes import store_of
+from volume_server.store import MAX_INLINE_BYTES
 
 MAX_VERSION_ID = 64
 MAX_CLAIM_SECONDS = 300.0  # a claim outliving its holder blocks conditional writes this long
@@ -87,16 +97,36 @@ def parse_commit(body: dict[str, Any], grace: float = 0.0
     return commit, stage_id, archive_id, field(body, "inline", bool, False)
 
 
+def inline_data(body: dict[str, Any], stage_id: str | None, archive_id: str | None,
+                inline: bool) -> bytes | None:
+    """The archive's bytes when they ride in the commit (`"data"`, base64): a small
+    object written in one round trip, kept inline, with no stage."""
+    raw = text(body, "data", None, nullable=True, nonempty=False)
+    if raw is None:
+        return None
+    if stage_id is not None or archive_id is None or not inline:
+        raise ApiError(400, "data needs inline, an archive_id and no stage_id")
+    if len(raw) > MAX_INLINE_BYTES * 4 // 3 + 4:
+        raise ApiError(413, "inline data is too large")
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError as exc:
+        raise ApiError(400, "data must be base64") from exc
+
+
 async def commit_object(request: Request) -> JSONResponse:
     """Commit a version (pending); 409 when a conditional write's fence fails."""
+    body = await json_body(request)
     commit, stage_id, archive_id, inline = parse_commit(
-        await json_body(request), request.app.state.durability.grace_seconds)
+        body, request.app.state.durability.grace_seconds)
+    data = inline_data(body, stage_id, archive_id, inline)
     store = store_of(request)
     try:
-        await store.commit_object(commit, stage_id, archive_id, inline)
+        await store.commit_object(commit, stage_id, archive_id, inline, data)
     except claims.NewerVersion as exc:
         raise ApiError(409, str(exc)) from exc
-    return JSONResponse({"committed": True, "clock": store.clock})
+    return JSONResponse({"committed": True, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
 
 
 async def claim_key(request: Request) -> JSONResponse:
@@ -119,7 +149,12 @@ async def latest(request: Request) -> JSONResponse:
     incarnation = query_text(request, "incarnation", required=True)
     key = query_text(request, "key", required=True)
     store = store_of(request)
-    versions = await store.latest(incarnation, key)
+    with_inline = query_flag(request, "inline", False)
+    versions = await store.latest(incarnation, key, with_inline)
+    for row in versions:
+        if "inline" in row:
+            row["inline"] = {archive: base64.b64encode(data).decode("ascii")
+                             for archive, data in row["inline"].items()}
     return JSONResponse({"versions": versions, "clock": store.clock,
                          "rebuilding": store.rebuilding})
 
@@ -140,15 +175,27 @@ async def roll_back(request: Request) -> JSONResponse:
     return JSONResponse({"rolled_back": True})
 
 
+MAX_NOTICES = 1000
+
+
 async def durable(request: Request) -> JSONResponse:
-    """The gateway's notice that a version reached its write quorum (docs/volume-api.md)."""
+    """The gateway's notice that a version reached its write quorum (docs/volume-api.md),
+    or a batch of them as `{"notices": [...]}` (one transaction on the index writer)."""
     body = await json_body(request)
     store = store_of(request)
-    found = await store.mark_durable(
-        text(body, "incarnation"), text(body, "key"), text(body, "version_id"),
-        _heal_entries(field(body, "heal", list, [])),
-        request.app.state.durability.grace_seconds)
-    return JSONResponse({"found": found, "clock": store.clock})
+    grace = request.app.state.durability.grace_seconds
+    if "notices" not in body:
+        found = await store.mark_durable(
+            text(body, "incarnation"), text(body, "key"), text(body, "version_id"),
+            _heal_entries(field(body, "heal", list, [])), grace)
+        return JSONResponse({"found": found, "clock": store.clock})
+    raw = field(body, "notices", list)
+    if not 0 < len(raw) <= MAX_NOTICES or not all(isinstance(n, dict) for n in raw):
+        raise ApiError(400, f"notices must be 1 to {MAX_NOTICES} objects")
+    notices = [(text(n, "incarnation"), text(n, "key"), text(n, "version_id"),
+                _heal_entries(field(n, "heal", list, []))) for n in raw]
+    found_each = await store.mark_durable_many(notices, grace)
+    return JSONResponse({"found": found_each, "clock": store.clock})
 
 
 async def scan(request: Request) -> JSONResponse:

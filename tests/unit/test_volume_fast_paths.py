@@ -1,0 +1,96 @@
+"""Volume answers that save the gateway round trips: `latest` carrying a small object's
+inline fragments, and durable notices in batches."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.unit.test_volume_objects import aid, commit_body, vid
+from tests.unit.volume_support import INC, running
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(data_dir) as c:
+        yield c
+
+
+def inline_manifest(key: str, version: str, inline: bool = True) -> dict:
+    return {"key": key, "version_id": version,
+            "parts": [{"number": 1, "size": 10, "inline": inline}]}
+
+
+async def commit_inline(client: httpx.AsyncClient, key: str, version: str, data: bytes,
+                        **extra: object) -> str:
+    archive = aid(key, version)
+    stage = f"st-{archive[:8]}"
+    assert (await client.put(f"/stage/{stage}", content=data,
+                             params={"inline": "1"})).status_code == 200
+    body = commit_body(key, version, stage_id=stage, archive_id=archive, inline=True,
+                       archives=[archive], manifest=inline_manifest(key, version), **extra)
+    assert (await client.post("/objects/commit", json=body)).status_code == 200
+    return archive
+
+
+async def latest_rows(client: httpx.AsyncClient, key: str, inline: str | None = "1"
+                      ) -> list[dict]:
+    params = {"incarnation": INC, "key": key}
+    if inline is not None:
+        params["inline"] = inline
+    r = await client.get("/objects/latest", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["versions"]
+
+
+async def test_latest_carries_the_newest_rows_inline_fragment(client) -> None:
+    archive = await commit_inline(client, "small", vid(1), b"fragment one")
+    rows = await latest_rows(client, "small")
+    assert {a: base64.b64decode(d) for a, d in rows[0]["inline"].items()} == {
+        archive: b"fragment one"}
+    assert "inline" not in (await latest_rows(client, "small", inline=None))[0]
+    assert "inline" not in (await latest_rows(client, "small", inline="0"))[0]
+    r = await client.get("/objects/latest", params={"incarnation": INC, "key": "small",
+                                                    "inline": "yes"})
+    assert r.status_code == 400
+
+
+async def test_only_the_newest_row_and_only_inline_parts(client) -> None:
+    await commit_inline(client, "k", vid(1), b"old", durable=True)
+    newer = await commit_inline(client, "k", vid(2), b"new", durable=False)
+    rows = await latest_rows(client, "k")
+    assert [r["version_id"] for r in rows] == [vid(2), vid(1)]
+    assert list(rows[0]["inline"]) == [newer] and "inline" not in rows[1]
+    # a stored (not inline) archive is never carried
+    r = await client.put("/stage/big", content=b"stored bytes")
+    assert r.status_code == 200
+    archive = aid("big", vid(3))
+    body = commit_body("big", vid(3), stage_id="big", archive_id=archive, archives=[archive],
+                       manifest=inline_manifest("big", vid(3), inline=False))
+    assert (await client.post("/objects/commit", json=body)).status_code == 200
+    assert "inline" not in (await latest_rows(client, "big"))[0]
+    # nor a delete marker's row
+    marker = commit_body("k", vid(4), deleted=True, manifest={"key": "k", "parts": []})
+    assert (await client.post("/objects/commit", json=marker)).status_code == 200
+    assert "inline" not in (await latest_rows(client, "k"))[0]
+
+
+async def test_durable_notices_in_a_batch(client) -> None:
+    for n in (1, 2):
+        await commit_inline(client, f"n{n}", vid(n), b"x", durable=False)
+    notices = [{"incarnation": INC, "key": f"n{n}", "version_id": vid(n), "heal": []}
+               for n in (1, 2)]
+    notices.append({"incarnation": INC, "key": "absent", "version_id": vid(9), "heal": []})
+    r = await client.post("/objects/durable", json={"notices": notices})
+    assert r.status_code == 200 and r.json()["found"] == [True, True, False]
+    for n in (1, 2):
+        assert (await latest_rows(client, f"n{n}"))[0]["durable"] is True
+    for bad in ([], ["not an object"], [{"key": "no incarnation"}]):
+        r = await client.post("/objects/durable", json={"notices": bad})
+        assert r.status_code == 400, (bad, r.text)
