@@ -139,7 +139,7 @@ async def _commit_or_unstage(cluster: Cluster, volume_id: str, stage_id: str,
         raise
 
 
-async def _commit_one(cluster: Cluster, volume_id: str, payload: dict) -> dict:
+async def commit_one(cluster: Cluster, volume_id: str, payload: dict) -> dict:
     answer = await cluster.volumes.commit_object(volume_id, payload)
     kill_point("gateway.after_one_commit")
     return answer
@@ -180,7 +180,7 @@ async def commit_manifest(cluster: Cluster, placement: tuple[str, ...],
     heal = _heal_entries(manifest)
     as_dict = manifest.to_dict()
     extra = fence.payload() if fence is not None else {}
-    calls = {vid: _commit_one(cluster, vid, object_commit_payload(
+    calls = {vid: commit_one(cluster, vid, object_commit_payload(
                  manifest, vid, None, None, False, heal, as_dict) | extra)
              for vid in placement}
     if fence is not None:

@@ -29,6 +29,7 @@ from gateway.errors import S3Error
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import (
     COMMIT_GRACE_SECONDS,
+    commit_one,
     notify_durable,
     object_commit_payload,
 )
@@ -105,7 +106,7 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
                                         as_dict)
         payload |= {"expect_newest": manifest.version_id,
                     "data": base64.b64encode(small.archives[index]).decode("ascii")}
-        calls[volume_id] = _commit_one(cluster, volume_id, payload)
+        calls[volume_id] = commit_one(cluster, volume_id, payload)
     results = await first_answers(calls, cluster.ack_quorum, grace=COMMIT_GRACE_SECONDS,
                                   cancel_rest=False)
     landed = answered(results)
@@ -124,12 +125,6 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
         raise Refused(why)
     kill_point("gateway.after_commit")
     notify_durable(cluster, manifest, placement, set(landed))
-
-
-async def _commit_one(cluster: Cluster, volume_id: str, payload: dict) -> dict:
-    answer = await cluster.volumes.commit_object(volume_id, payload)
-    kill_point("gateway.after_one_commit")
-    return answer
 
 
 class BytesPayload:

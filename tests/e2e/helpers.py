@@ -57,3 +57,22 @@ def status_of(call) -> int:  # noqa: ANN001 - any boto3 call wrapped in a lambda
     except ClientError as exc:
         return exc.response["ResponseMetadata"]["HTTPStatusCode"]
     return 200
+
+
+def volume_requests(cluster: DevCluster, operation: str, status: str | None = "200"
+                    ) -> float:
+    """How many `operation` requests the volumes answered with `status` (None: any), by
+    their own counters (`GET /metrics`)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for volume_id in cluster.volume_ids:
+        url = f"{cluster.config.volume(volume_id).url}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            for family in text_string_to_metric_families(resp.read().decode()):
+                for sample in family.samples:
+                    if (sample.name == "shardgate_requests_total"
+                            and sample.labels.get("operation") == operation
+                            and status in (None, sample.labels.get("status"))):
+                        total += sample.value
+    return total

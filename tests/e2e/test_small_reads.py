@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import incarnation, placement, volume_json
+from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
 from tests.e2e.test_faults import boto_get_fails, current_manifest
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
-INLINE_LIMIT = 128 * KIB  # [gateway] inline_threshold's default
+INLINE_LIMIT = 128 * KIB
+ARCHIVE_GET = "GET /archives/{archive_id}"  # [gateway] inline_threshold's default
 
 
 def index_path(cluster, volume_id: str) -> Path:
@@ -51,32 +50,18 @@ def inline_answer(cluster, volume_id: str, bucket: str, key: str) -> dict:
     return rows[0].get("inline", {})
 
 
-def archive_reads(cluster) -> float:
-    """GETs of fragment archives every volume has answered (their own counters)."""
-    total = 0.0
-    for volume_id in cluster.volume_ids:
-        url = f"{cluster.config.volume(volume_id).url}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            text = resp.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if (sample.name == "shardgate_requests_total"
-                        and sample.labels.get("operation") == "GET /archives/{archive_id}"):
-                    total += sample.value
-    return total
-
-
 def test_a_small_get_opens_no_archive(cluster, s3, bucket):
     data = os.urandom(4 * KIB)
     s3.put_object(Bucket=bucket, Key="one-trip", Body=data)
     big = os.urandom(INLINE_LIMIT)
     s3.put_object(Bucket=bucket, Key="big", Body=big)
-    before = archive_reads(cluster)
+    before = volume_requests(cluster, ARCHIVE_GET, None)
     for _ in range(5):
         assert s3.get_object(Bucket=bucket, Key="one-trip")["Body"].read() == data
-    assert archive_reads(cluster) == before
+    assert volume_requests(cluster, ARCHIVE_GET, None) == before
     assert s3.get_object(Bucket=bucket, Key="big")["Body"].read() == big
-    assert archive_reads(cluster) >= before + 4  # a stored archive is streamed, k of them
+    # a stored archive is streamed, k of them
+    assert volume_requests(cluster, ARCHIVE_GET, None) >= before + 4
 
 
 @pytest.mark.parametrize("size", [0, 1, 4 * KIB, INLINE_LIMIT - 1, INLINE_LIMIT])

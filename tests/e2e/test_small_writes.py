@@ -18,50 +18,33 @@ from urllib.parse import quote
 
 import pytest
 from botocore.exceptions import ClientError
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import USERS
-from tests.e2e.helpers import incarnation, placement, volume_json
+from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
 
 
-def requests_counted(cluster, operation: str, status: str = "200") -> float:
-    """How many `operation` requests the volumes answered with `status` (their counters)."""
-    total = 0.0
-    for volume_id in cluster.volume_ids:
-        url = f"{cluster.config.volume(volume_id).url}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            families = text_string_to_metric_families(resp.read().decode())
-            for family in families:
-                for sample in family.samples:
-                    if (sample.name == "shardgate_requests_total"
-                            and sample.labels.get("operation") == operation
-                            and sample.labels.get("status") == status):
-                        total += sample.value
-    return total
-
-
 def test_a_small_put_is_one_request_per_volume(cluster, s3, bucket):
-    stages = requests_counted(cluster, "PUT /stage/{stage_id}")
-    commits = requests_counted(cluster, "POST /objects/commit")
+    stages = volume_requests(cluster, "PUT /stage/{stage_id}")
+    commits = volume_requests(cluster, "POST /objects/commit")
     data = os.urandom(4 * KIB)
     s3.put_object(Bucket=bucket, Key="small", Body=data)
-    assert requests_counted(cluster, "PUT /stage/{stage_id}") == stages
-    assert requests_counted(cluster, "POST /objects/commit") >= commits + 6
+    assert volume_requests(cluster, "PUT /stage/{stage_id}") == stages
+    assert volume_requests(cluster, "POST /objects/commit") >= commits + 6
     assert s3.get_object(Bucket=bucket, Key="small")["Body"].read() == data
     s3.put_object(Bucket=bucket, Key="big", Body=os.urandom(200 * KIB))
-    assert requests_counted(cluster, "PUT /stage/{stage_id}") == stages + 6
+    assert volume_requests(cluster, "PUT /stage/{stage_id}") == stages + 6
 
 
 def test_a_bad_small_body_is_never_committed(cluster, s3, bucket):
-    commits = requests_counted(cluster, "POST /objects/commit")
+    commits = volume_requests(cluster, "POST /objects/commit")
     wrong = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
     with pytest.raises(ClientError) as caught:
         s3.put_object(Bucket=bucket, Key="bad", Body=b"x" * 1000, ContentMD5=wrong)
     assert caught.value.response["Error"]["Code"] == "BadDigest"
-    assert requests_counted(cluster, "POST /objects/commit") == commits
+    assert volume_requests(cluster, "POST /objects/commit") == commits
     with pytest.raises(ClientError) as caught:
         s3.head_object(Bucket=bucket, Key="bad")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
