@@ -19,11 +19,24 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import USERS
+from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A cluster of this module's own: the request counters below count this module's
+    writes alone (the shared cluster carries other modules' background traffic)."""
+    with own_cluster(tmp_path_factory, "small") as dev:
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def s3(cluster):
+    return cluster.client(*USERS["alice"])
 
 
 def test_a_small_put_is_one_request_per_volume(cluster, s3, bucket):
