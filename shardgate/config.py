@@ -66,6 +66,9 @@ class GatewaySpec:
     tls_cert: str = ""
     tls_key: str = ""
     inline_threshold: int = 128 * 1024
+    # Recently decoded segments kept per process for other GETs of the same version
+    # (gateway/objects/shared_reads.py): concurrent readers of a hot object share them.
+    shared_read_bytes: int = 32 << 20
     clock_skew_seconds: int = 900
     bucket_cache_seconds: float = 1.0
     # Bounds against slow or hostile clients (gateway.body_idle, gateway.limits).

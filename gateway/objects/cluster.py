@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from erasure import Codec
 from gateway.objects.notices import DurableNotices
+from gateway.objects.shared_reads import SegmentExchange
 from gateway.objects.volume_client import VolumeClient
 from placement import Ring, RingNode
 from shardgate.config import ClusterConfig
@@ -25,12 +26,14 @@ class Cluster:
     codec: Codec
     volumes: VolumeClient
     notices: DurableNotices = field(init=False)
+    segments: SegmentExchange = field(init=False)
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
     _suspect_until: dict[str, float] = field(default_factory=dict)
     _background: set[asyncio.Task] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.notices = DurableNotices(self.volumes)
+        self.segments = SegmentExchange(self, self.config.gateway.shared_read_bytes)
 
     @classmethod
     def build(cls, config: ClusterConfig, volumes: VolumeClient | None = None) -> Cluster:

@@ -9,23 +9,18 @@ that fails or fails its checksum.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from erasure import FragmentCorrupt, segment_span
+from erasure import segment_span
 from gateway.errors import key_busy, quorum_lost
-from gateway.metrics import CHECKSUM_FAILURES
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.read_rule import Undecided, decide
-from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest, PartManifest
 from shardgate.versionid import observe_version_id
 
-THREAD_THRESHOLD = 64 * 1024
 log = logging.getLogger("shardgate.gateway.reader")
 
 
@@ -144,112 +139,23 @@ def answered_of(results: dict) -> list:
 
 
 class _PartReader:
-    """Streams object bytes [start, end] (part-local, inclusive) of one part."""
+    """Streams object bytes [start, end] (part-local, inclusive) of one part, its
+    segments fetched through the process's shared source of that part."""
 
     def __init__(self, cluster: Cluster, manifest: ObjectManifest, part: PartManifest,
                  start: int, end: int, inline: dict[int, bytes] | None = None) -> None:
-        self.cluster = cluster
-        self.manifest = manifest
-        self.part = part
-        self.codec = cluster.codec_for(manifest.erasure)
-        self.seeds = part.seeds(manifest.incarnation, manifest.key)
-        self.k = self.codec.k
-        self.layout = self.codec.layout(part.size)
-        self._ready: bytes | None = None
+        self.exchange = cluster.segments
+        self.source = self.exchange.acquire(manifest, part, inline)
+        self.layout = self.source.layout
         self.span = segment_span(self.layout, start, end)
         self.start, self.end = start, end
-        # Data fragments first (no decoding work), volumes that just failed to answer last.
-        self.untried = sorted((i for i, holder in enumerate(part.placement) if holder),
-                              key=lambda i: (cluster.suspect(part.placement[i]), i))
-        self.streams: dict[int, ArchiveStream] = {}
-        # Whole archives that came with the version's rows (a small object kept inline):
-        # their fragments are used before any stream is opened.
-        self.inline = {i: data for i, data in (inline or {}).items()
-                       if len(data) == self.layout.archive_size}
-
-    async def _open(self, index: int, segment: int) -> None:
-        volume_id = self.part.placement[index]
-        assert volume_id is not None
-        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key, index)
-        with contextlib.suppress(VolumeUnavailable, VolumeRejected):
-            self.streams[index] = await self.cluster.volumes.open_archive(
-                volume_id, archive, self.layout.archive_offset(segment), self.span.archive_end)
-
-    async def ensure(self, segment: int, bad: set[int], have: frozenset[int] = frozenset()
-                     ) -> None:
-        """Open streams (data indexes first) until k good fragments of `segment` can be
-        had; `bad` are indexes whose fragment of this segment already failed, `have`
-        those already in hand without a stream."""
-        def usable() -> int:
-            return len((set(self.streams) | have) - bad)
-
-        while usable() < self.k and self.untried:
-            wanted = self.k - usable()
-            batch = [i for i in self.untried if i not in have][:wanted]
-            self.untried = [i for i in self.untried if i not in batch and i not in have]
-            await asyncio.gather(*(self._open(i, segment) for i in batch))
-        if usable() < self.k:
-            self.close()
-            raise quorum_lost("Too few fragments of the object are readable.")
-
-    def _inline_fragments(self, segment: int) -> dict[int, bytes]:
-        start = self.layout.archive_offset(segment)
-        end = start + self.layout.framed_length(segment)
-        return {i: data[start:end] for i, data in self.inline.items()}
-
-    def _drop(self, index: int) -> None:
-        stream = self.streams.pop(index, None)
-        if stream is not None:
-            stream.close()
-
-    async def _segment(self, segment: int) -> bytes:
-        """Decode one segment from any k good fragments. A fragment that fails its
-        checksum costs only this segment's copy: its stream stays open (it is positioned
-        at the next segment) and one more index is opened to stand in for it here."""
-        size = self.layout.framed_length(segment)
-        fragments = self._inline_fragments(segment)
-        from_inline = frozenset(fragments)
-        bad: set[int] = set()
-        while True:
-            if len(fragments) < self.k:
-                await self.ensure(segment, bad, from_inline)
-                pending = [i for i in self.streams if i not in fragments and i not in bad]
-                results = await asyncio.gather(*(self.streams[i].read_exactly(size)
-                                                 for i in pending), return_exceptions=True)
-                for index, result in zip(pending, results, strict=True):
-                    if isinstance(result, BaseException):
-                        self._drop(index)
-                    else:
-                        fragments[index] = result
-                if len(fragments) < self.k:
-                    continue
-            try:
-                if size >= THREAD_THRESHOLD:
-                    return await asyncio.to_thread(self.codec.decode_segment, fragments,
-                                                   self.seeds)
-                return self.codec.decode_segment(fragments, self.seeds)
-            except FragmentCorrupt as corrupt:
-                fragments.pop(corrupt.index, None)
-                bad.add(corrupt.index)
-                self._report(corrupt, segment)
-
-    def _report(self, corrupt: FragmentCorrupt, segment: int) -> None:
-        """Log a checksum failure and queue its fragment for healing on its volume."""
-        volume_id = self.part.placement[corrupt.index]
-        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key,
-                                       corrupt.index)
-        log.warning("corrupt fragment: volume %s, object %s/%s version %s, part %d, "
-                    "segment %d, index %d: %s", volume_id, self.manifest.bucket,
-                    self.manifest.key, self.manifest.version_id, self.part.number, segment,
-                    corrupt.index, corrupt.reason)
-        CHECKSUM_FAILURES.inc()
-        if volume_id is not None:
-            self.cluster.report_corrupt(volume_id, self.manifest, archive, corrupt.index,
-                                        f"checksum failure in segment {segment}")
+        self._ready: bytes | None = None
+        self._released = False
 
     async def decode_first(self) -> None:
         """Decode the first segment now, so a failure is a 503 before any header is sent."""
-        self._ready = await self._segment(self.span.first_segment)
+        self._ready = await self.source.segment(self.span.first_segment,
+                                                self.span.archive_end)
 
     async def stream(self) -> AsyncIterator[bytes]:
         try:
@@ -257,7 +163,7 @@ class _PartReader:
                 if segment == self.span.first_segment and self._ready is not None:
                     data, self._ready = self._ready, None
                 else:
-                    data = await self._segment(segment)
+                    data = await self.source.segment(segment, self.span.archive_end)
                 offset = self.layout.segment_offset(segment)
                 lo = max(self.start, offset) - offset
                 hi = min(self.end + 1, offset + len(data)) - offset
@@ -266,8 +172,9 @@ class _PartReader:
             self.close()
 
     def close(self) -> None:
-        for index in list(self.streams):
-            self._drop(index)
+        if not self._released:
+            self._released = True
+            self.exchange.release(self.source)
 
 
 class ObjectReader:

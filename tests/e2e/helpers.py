@@ -63,6 +63,12 @@ def volume_requests(cluster: DevCluster, operation: str, status: str | None = "2
                     ) -> float:
     """How many `operation` requests the volumes answered with `status` (None: any), by
     their own counters (`GET /metrics`)."""
+    labels = {"operation": operation} | ({"status": status} if status else {})
+    return volume_counter(cluster, "shardgate_requests_total", labels)
+
+
+def volume_counter(cluster: DevCluster, sample: str, labels: dict[str, str]) -> float:
+    """A counter summed over every volume's `/metrics`, over the samples with `labels`."""
     from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
@@ -70,9 +76,8 @@ def volume_requests(cluster: DevCluster, operation: str, status: str | None = "2
         url = f"{cluster.config.volume(volume_id).url}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             for family in text_string_to_metric_families(resp.read().decode()):
-                for sample in family.samples:
-                    if (sample.name == "shardgate_requests_total"
-                            and sample.labels.get("operation") == operation
-                            and status in (None, sample.labels.get("status"))):
-                        total += sample.value
+                for found in family.samples:
+                    if found.name == sample and all(
+                            found.labels.get(k) == v for k, v in labels.items()):
+                        total += found.value
     return total

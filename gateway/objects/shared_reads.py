@@ -1,0 +1,290 @@
+"""Shared segment reads: concurrent GETs of one object version fetch each segment once.
+
+A version id names one write, so the decoded bytes of its segments never change: a
+segment one GET decoded can serve every other GET of the same version in this process.
+Which version a GET reads is still decided by that GET alone (the read rule, over the
+volumes' `latest` answers, every time): sharing changes how a version's bytes are
+fetched, never which version is served, so no GET can see a stale one.
+
+Per process, a `SegmentExchange` holds the parts being read now (`PartSource`, one per
+version and part, counted by the GETs using it), their in-flight segment fetches (one
+task per segment, awaited by every GET that wants it) and the most recently decoded
+segments within a byte budget. A part's fragment streams belong to its source, not to a
+GET: a `Cursor` is k open archive reads positioned at one segment, handed from fetch to
+fetch, so a hundred GETs of one object in step read its fragments about once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from erasure import FragmentCorrupt
+from gateway.errors import quorum_lost
+from gateway.metrics import CHECKSUM_FAILURES
+from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from shardgate.manifest import ObjectManifest, PartManifest
+
+if TYPE_CHECKING:
+    from gateway.objects.cluster import Cluster
+
+THREAD_THRESHOLD = 64 * 1024  # decode segments at least this large off the event loop
+MAX_IDLE_CURSORS = 4  # per part: readers far apart each keep a position, up to this many
+log = logging.getLogger("shardgate.gateway.reader")
+
+PartKey = tuple[str, str, str, int]  # incarnation, key, version id, part number
+
+
+@dataclass
+class Cursor:
+    """Open fragment reads of one part, positioned at `position`, opened up to `end`
+    (inclusive, archive bytes); `untried` are the indexes not opened yet, best first."""
+
+    position: int
+    end: int
+    untried: list[int]
+    streams: dict[int, ArchiveStream] = field(default_factory=dict)
+
+    def drop(self, index: int) -> None:
+        stream = self.streams.pop(index, None)
+        if stream is not None:
+            stream.close()
+
+    def close(self) -> None:
+        for index in list(self.streams):
+            self.drop(index)
+
+
+class PartSource:
+    """Fetches and decodes the segments of one part of one version, for every GET of it."""
+
+    def __init__(self, exchange: SegmentExchange, manifest: ObjectManifest,
+                 part: PartManifest) -> None:
+        cluster = exchange.cluster
+        self.exchange = exchange
+        self.cluster = cluster
+        self.manifest = manifest
+        self.part = part
+        self.key: PartKey = (manifest.incarnation, manifest.key, manifest.version_id,
+                             part.number)
+        self.codec = cluster.codec_for(manifest.erasure)
+        self.k = self.codec.k
+        self.layout = self.codec.layout(part.size)
+        self.seeds = part.seeds(manifest.incarnation, manifest.key)
+        self.users = 0
+        self.closed = False
+        self.inline: dict[int, bytes] = {}
+        self.remembered: set[int] = set()
+        self._idle: list[Cursor] = []
+        self._fetching: dict[int, asyncio.Task[bytes]] = {}
+
+    def add_inline(self, inline: dict[int, bytes] | None) -> None:
+        """Whole archives that came with the version's rows (a small object kept inline):
+        their fragments are used before any stream is opened."""
+        for index, data in (inline or {}).items():
+            if len(data) == self.layout.archive_size:
+                self.inline.setdefault(index, data)
+
+    async def segment(self, segment: int, end: int) -> bytes:
+        """Decoded `segment`, fetched once however many GETs want it; `end` is the last
+        archive byte the asking GET will want (a stream opened for it goes no further)."""
+        cached = self.exchange.recent(self.key, segment)
+        if cached is not None:
+            return cached
+        task = self._fetching.get(segment)
+        if task is None:
+            task = self._start(segment, end)
+        # Shielded: a GET whose client goes away must not cancel the others' fetch.
+        return await asyncio.shield(task)
+
+    def _start(self, segment: int, end: int) -> asyncio.Task[bytes]:
+        task = asyncio.create_task(self._fetch(segment, end))
+        self._fetching[segment] = task
+        task.add_done_callback(lambda done: self._finished(segment, done))
+        return task
+
+    def _finished(self, segment: int, task: asyncio.Task[bytes]) -> None:
+        self._fetching.pop(segment, None)
+        if task.cancelled() or task.exception() is not None:
+            return  # (retrieved: every waiter got it, or none was left)
+        if self.users > 1 and not self.closed:  # someone else may want it yet
+            self.exchange.remember(self, segment, task.result())
+
+    def _cursor_at(self, segment: int, end: int) -> Cursor:
+        """An idle cursor positioned at `segment`, or a new one opened up to `end`."""
+        for cursor in self._idle:
+            if cursor.position == segment:
+                self._idle.remove(cursor)
+                return cursor
+        order = sorted((i for i, holder in enumerate(self.part.placement) if holder),
+                       key=lambda i: (self.cluster.suspect(self.part.placement[i]), i))
+        return Cursor(segment, end, order)
+
+    def _park(self, cursor: Cursor) -> None:
+        """Keep a cursor for the next fetch of the segment it now stands at, while its
+        streams reach that far; past MAX_IDLE_CURSORS the oldest is closed."""
+        if (self.closed or cursor.position >= self.layout.num_segments
+                or self._segment_end(cursor.position) > cursor.end or not cursor.streams):
+            cursor.close()
+            return
+        self._idle.append(cursor)
+        while len(self._idle) > MAX_IDLE_CURSORS:
+            self._idle.pop(0).close()
+
+    def _segment_end(self, segment: int) -> int:
+        return self.layout.archive_offset(segment) + self.layout.framed_length(segment) - 1
+
+    async def _fetch(self, segment: int, end: int) -> bytes:
+        if self.closed:
+            raise quorum_lost("The read was abandoned.")
+        cursor = self._cursor_at(segment, max(end, self._segment_end(segment)))
+        try:
+            data = await self._decode(cursor, segment)
+        except BaseException:
+            cursor.close()
+            raise
+        cursor.position = segment + 1
+        self._park(cursor)
+        return data
+
+    async def _open(self, cursor: Cursor, index: int) -> None:
+        volume_id = self.part.placement[index]
+        assert volume_id is not None
+        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key, index)
+        with contextlib.suppress(VolumeUnavailable, VolumeRejected):
+            cursor.streams[index] = await self.cluster.volumes.open_archive(
+                volume_id, archive, self.layout.archive_offset(cursor.position), cursor.end)
+
+    async def _ensure(self, cursor: Cursor, bad: set[int], have: frozenset[int]) -> None:
+        """Open streams (data indexes first) until k good fragments of the cursor's
+        segment can be had; `bad` already failed there, `have` are in hand already."""
+        def usable() -> int:
+            return len((set(cursor.streams) | have) - bad)
+
+        while usable() < self.k and cursor.untried:
+            batch = [i for i in cursor.untried if i not in have][:self.k - usable()]
+            cursor.untried = [i for i in cursor.untried if i not in batch and i not in have]
+            await asyncio.gather(*(self._open(cursor, i) for i in batch))
+        if usable() < self.k:
+            raise quorum_lost("Too few fragments of the object are readable.")
+
+    def _inline_fragments(self, segment: int) -> dict[int, bytes]:
+        start = self.layout.archive_offset(segment)
+        end = start + self.layout.framed_length(segment)
+        return {i: data[start:end] for i, data in self.inline.items()}
+
+    async def _decode(self, cursor: Cursor, segment: int) -> bytes:
+        """Decode one segment from any k good fragments. A fragment that fails its
+        checksum costs only this segment's copy: its stream stays open (it is positioned
+        at the next segment) and one more index is opened to stand in for it here."""
+        size = self.layout.framed_length(segment)
+        fragments = self._inline_fragments(segment)
+        from_inline = frozenset(fragments)
+        bad: set[int] = set()
+        while True:
+            if len(fragments) < self.k:
+                await self._ensure(cursor, bad, from_inline)
+                pending = [i for i in cursor.streams if i not in fragments and i not in bad]
+                results = await asyncio.gather(*(cursor.streams[i].read_exactly(size)
+                                                 for i in pending), return_exceptions=True)
+                for index, result in zip(pending, results, strict=True):
+                    if isinstance(result, BaseException):
+                        cursor.drop(index)
+                    else:
+                        fragments[index] = result
+                if len(fragments) < self.k:
+                    continue
+            try:
+                if size >= THREAD_THRESHOLD:
+                    return await asyncio.to_thread(self.codec.decode_segment, fragments,
+                                                   self.seeds)
+                return self.codec.decode_segment(fragments, self.seeds)
+            except FragmentCorrupt as corrupt:
+                fragments.pop(corrupt.index, None)
+                bad.add(corrupt.index)
+                self._report(corrupt, segment)
+
+    def _report(self, corrupt: FragmentCorrupt, segment: int) -> None:
+        """Log a checksum failure and queue its fragment for healing on its volume."""
+        volume_id = self.part.placement[corrupt.index]
+        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key,
+                                       corrupt.index)
+        log.warning("corrupt fragment: volume %s, object %s/%s version %s, part %d, "
+                    "segment %d, index %d: %s", volume_id, self.manifest.bucket,
+                    self.manifest.key, self.manifest.version_id, self.part.number, segment,
+                    corrupt.index, corrupt.reason)
+        CHECKSUM_FAILURES.inc()
+        if volume_id is not None:
+            self.cluster.report_corrupt(volume_id, self.manifest, archive, corrupt.index,
+                                        f"checksum failure in segment {segment}")
+
+    def close(self) -> None:
+        """The last GET of this part is done: close every stream (a fetch still running
+        finds them closed and ends)."""
+        self.closed = True
+        for cursor in self._idle:
+            cursor.close()
+        self._idle.clear()
+
+
+class SegmentExchange:
+    """Per process: the parts being read, and recently decoded segments within `budget`
+    bytes (GETs a little behind the others take them from here)."""
+
+    def __init__(self, cluster: Cluster, budget: int) -> None:
+        self.cluster = cluster
+        self.budget = budget
+        self._sources: dict[PartKey, PartSource] = {}
+        self._recent: OrderedDict[tuple[PartKey, int], bytes] = OrderedDict()
+        self._recent_bytes = 0
+
+    def acquire(self, manifest: ObjectManifest, part: PartManifest,
+                inline: dict[int, bytes] | None = None) -> PartSource:
+        """The shared source of this part of this version; pair with `release`."""
+        key = (manifest.incarnation, manifest.key, manifest.version_id, part.number)
+        source = self._sources.get(key)
+        if source is None:
+            source = self._sources[key] = PartSource(self, manifest, part)
+        source.users += 1
+        source.add_inline(inline)
+        return source
+
+    def release(self, source: PartSource) -> None:
+        source.users -= 1
+        if source.users == 0:
+            source.close()
+            self._forget(source)
+            if self._sources.get(source.key) is source:
+                del self._sources[source.key]
+
+    def recent(self, key: PartKey, segment: int) -> bytes | None:
+        data = self._recent.get((key, segment))
+        if data is not None:
+            self._recent.move_to_end((key, segment))
+        return data
+
+    def remember(self, source: PartSource, segment: int, data: bytes) -> None:
+        """Keep a decoded segment while other GETs of its part run (never longer: a GET
+        that starts when none is running reads the fragments as they are now)."""
+        if len(data) > self.budget or (source.key, segment) in self._recent:
+            return
+        self._recent[(source.key, segment)] = data
+        source.remembered.add(segment)
+        self._recent_bytes += len(data)
+        while self._recent_bytes > self.budget:
+            (key, dropped_segment), dropped = self._recent.popitem(last=False)
+            self._recent_bytes -= len(dropped)
+            owner = self._sources.get(key)
+            if owner is not None:
+                owner.remembered.discard(dropped_segment)
+
+    def _forget(self, source: PartSource) -> None:
+        for segment in source.remembered:
+            data = self._recent.pop((source.key, segment), None)
+            if data is not None:
+                self._recent_bytes -= len(data)
+        source.remembered.clear()
