@@ -189,6 +189,8 @@ class Healer:
             await asyncio.gather(*(self._repair(vid, manifest, None, None)
                                    for vid in placement if vid not in down and vid not in rows),
                                  return_exceptions=True)
+            if down:  # the missing fragments may be on them: try again when they answer
+                raise HealDeferred(f"volumes {down} did not answer ({exc})") from exc
             raise Unrecoverable(f"{ref.incarnation}/{ref.key} {ref.version_id}: {exc}") from exc
         await asyncio.gather(*(self._repair(vid, healed, None, None) for vid in placement
                                if vid not in down))

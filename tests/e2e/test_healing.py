@@ -132,6 +132,34 @@ def test_writes_while_two_volumes_are_down_are_healed(hcluster):
                     .get("Contents", [])] == []
 
 
+def test_a_heal_met_with_too_few_volumes_up_is_retried_when_they_return(hcluster):
+    """Written on four volumes, then a third holder dies: the healer finds fewer than k
+    fragments it can reach. That is a deferral (the rest are on volumes that did not
+    answer), not a loss: back up, the object heals within seconds, not after the long
+    back-off kept for versions truly lost."""
+    cluster = hcluster
+    s3 = cluster.client(*USERS["alice"], retries={"total_max_attempts": 1})
+    bucket = "healing-late"
+    s3.create_bucket(Bucket=bucket)
+    holders = placement(cluster, bucket, "late/x")
+    down = list(holders[:2])
+    for vid in down:
+        cluster.kill_volume(vid)
+    try:
+        time.sleep(1.2)
+        body = os.urandom(2 * (1 << 20) + 3)
+        s3.put_object(Bucket=bucket, Key="late/x", Body=body)
+        down.append(holders[2])
+        cluster.kill_volume(holders[2])
+        time.sleep(6)  # a few heal rounds (every 2 s) meet the version with 3 down
+    finally:
+        for vid in down:
+            cluster.restart_volume(vid)
+    wait_healed(cluster, "late/", deadline=60)
+    assert_fully_redundant(cluster, bucket, "late/x")
+    assert s3.get_object(Bucket=bucket, Key="late/x")["Body"].read() == body
+
+
 def _flip(path: Path, offset: int) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
