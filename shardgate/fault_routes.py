@@ -4,10 +4,10 @@ started with SHARDGATE_FAULT_POINTS=1, as the fault suite starts them."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shardgate import faults
+from shardgate.jsonio import JSONResponse
 
 
 async def _arm(request: Request) -> JSONResponse:

@@ -6,8 +6,9 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from shardgate.jsonio import JSONResponse
 from volume_server.archives import BadRange, Unsatisfiable
 from volume_server.index import IndexClosed
 from volume_server.layout import BadName

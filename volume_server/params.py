@@ -6,7 +6,7 @@ is a 400 with a message naming it, never a 500 from deep inside SQLite.
 
 from __future__ import annotations
 
-import json
+from shardgate import jsonio
 from typing import Any
 
 from starlette.requests import Request
@@ -28,7 +28,7 @@ async def json_body(request: Request) -> dict[str, Any]:
         if len(chunks) > MAX_JSON_BYTES:
             raise ApiError(413, "JSON body too large")
     try:
-        body = json.loads(chunks)
+        body = jsonio.loads(chunks)
     except ValueError as exc:
         raise ApiError(400, f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):

@@ -9,29 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from shardgate import jsonio
 from shardgate.config import ClusterConfig
 from shardgate.tokens import TokenCache
 from shardgate.versionid import observe_version_id
 
 
-def _observe_clock(body: bytes) -> None:
-    """Volumes report the newest version id they have committed as "clock"; moving our
-    clock past it means a gateway whose wall clock is behind still issues newer ids."""
-    if b'"clock"' not in body:
-        return
+def _decoded(body: bytes) -> Any:
+    """A volume's JSON answer, decoded once (None if it is not JSON). Volumes report the
+    newest version id they have committed as "clock"; moving our clock past it means a
+    gateway whose wall clock is behind still issues newer ids."""
     try:
-        clock = json.loads(body).get("clock")
-    except (ValueError, AttributeError):
-        return
+        value = jsonio.loads(body)
+    except ValueError:
+        return None
+    clock = value.get("clock") if isinstance(value, dict) else None
     if isinstance(clock, str) and clock:
         observe_version_id(clock)
+    return value
+
+
+# A pooled keep-alive connection to a volume that has since restarted fails like this on
+# its first use; a read is retried once on a fresh connection (a refused connection is a
+# volume that is down, and is not retried).
+def _stale_connection(exc: BaseException | None) -> bool:
+    return (isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
+            and not isinstance(exc, aiohttp.ClientConnectorError))
 
 
 class VolumeUnavailable(Exception):
@@ -115,6 +124,22 @@ class VolumeClient:
                        data: Any = None, headers: dict[str, str] | None = None,
                        allow_404: bool = False) -> Any:
         assert self._session is not None, "VolumeClient.start() was not awaited"
+        if method in ("GET", "HEAD"):
+            try:
+                return await self._request_once(volume_id, method, path, params=params,
+                                                headers=headers, allow_404=allow_404)
+            except VolumeUnavailable as exc:
+                if not _stale_connection(exc.__cause__):
+                    raise
+        return await self._request_once(volume_id, method, path, params=params,
+                                        json_body=json_body, data=data, headers=headers,
+                                        allow_404=allow_404)
+
+    async def _request_once(self, volume_id: str, method: str, path: str, *,
+                            params: dict[str, Any] | None = None, json_body: Any = None,
+                            data: Any = None, headers: dict[str, str] | None = None,
+                            allow_404: bool = False) -> Any:
+        assert self._session is not None
         scope = "read" if method in ("GET", "HEAD") else "write"
         all_headers = self._headers(volume_id, scope)
         if headers:
@@ -122,11 +147,13 @@ class VolumeClient:
         url = self._urls[volume_id] + path
         try:
             timeout = self._upload_timeout if data is not None else self._metadata_timeout
-            async with self._session.request(method, url, params=params, json=json_body,
-                                             data=data, headers=all_headers,
-                                             timeout=timeout) as resp:
+            if json_body is not None:
+                data = jsonio.dumps(json_body)
+                all_headers["Content-Type"] = "application/json"
+            async with self._session.request(method, url, params=params, data=data,
+                                             headers=all_headers, timeout=timeout) as resp:
                 body = await resp.read()
-                _observe_clock(body)
+                value = _decoded(body) if body else None
                 if resp.status == 404 and allow_404:
                     return None
                 if resp.status >= 500:
@@ -137,7 +164,9 @@ class VolumeClient:
                     raise VolumeRejected(volume_id, resp.status, body.decode(errors="replace"))
                 if resp.status == 204 or not body:
                     return {}
-                return json.loads(body)
+                if value is None:
+                    raise VolumeUnavailable(volume_id, "answer is not JSON")
+                return value
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise VolumeUnavailable(volume_id, repr(exc)) from exc
 
@@ -287,10 +316,14 @@ class VolumeClient:
         headers = self._headers(volume_id, "read")
         headers["Range"] = f"bytes={start}-{end}"
         url = f"{self._urls[volume_id]}/archives/{archive_id}"
-        try:
-            resp = await self._session.get(url, headers=headers, timeout=self._open_timeout)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise VolumeUnavailable(volume_id, repr(exc)) from exc
+        for attempt in (1, 2):
+            try:
+                resp = await self._session.get(url, headers=headers,
+                                               timeout=self._open_timeout)
+                break
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                if attempt == 2 or not _stale_connection(exc):
+                    raise VolumeUnavailable(volume_id, repr(exc)) from exc
         if resp.status not in (200, 206):
             resp.release()
             raise VolumeUnavailable(volume_id, f"archive {archive_id}: HTTP {resp.status}")

@@ -4,9 +4,9 @@ GET /buckets (each kept only if its stamp is newer)."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
 from volume_server import records
 from volume_server.errors import ApiError
 from volume_server.params import field, json_body, number, text

@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
 from volume_server import attributes, catalog, claims, version_listing
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError

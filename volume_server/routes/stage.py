@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
 from volume_server.errors import ApiError
 from volume_server.layout import check_stage_id
 from volume_server.params import query_int

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
 from volume_server.errors import ApiError
 from volume_server.params import field, json_body, query_int, text
 from volume_server.routes import store_of

@@ -7,9 +7,10 @@ only one of two racing gateways can act (volume_server/uploads.py).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
 from volume_server import claims
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
