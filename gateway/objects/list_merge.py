@@ -1,7 +1,11 @@
 """Listing across volumes: merge each volume's sorted page into one S3 page.
 
 Every volume answers keys it holds in order (each key's rows down to its newest durable
-one, tombstones included, common prefixes rolled up). The gateway heap-merges the pages,
+one, tombstones included, common prefixes rolled up). A page asks all but write quorum
+- 1 volumes: every committed key is on at least the write quorum of its placement, so
+one of them still holds it. A volume of those that fails, or a key whose pending rows
+the read rule cannot decide from them, sends the page to every volume instead. The
+gateway heap-merges the pages,
 picks each key's current version by the same read rule as GET (so a pending tombstone on
 one volume never hides a key that GET returns), drops tombstones, dedupes prefixes, and
 pulls further pages from a volume only when its buffer runs dry.
@@ -10,6 +14,7 @@ pulls further pages from a volume only when its buffer runs dry.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass, field
 
 from gateway.errors import quorum_lost
@@ -50,10 +55,44 @@ class _Cursor:
         return entry["prefix"] if "prefix" in entry else entry["key"]
 
 
+class _Incomplete(Exception):
+    """The volumes asked cannot answer the page alone: ask every volume."""
+
+
+def listing_volumes(cluster: Cluster) -> list[str]:
+    """The volumes a page asks first: all but write quorum - 1, those that just failed to
+    answer left out first, the others in turn from page to page (spreading the load)."""
+    ids = cluster.volume_ids
+    need = len(ids) - (cluster.write_quorum - 1)
+    if need >= len(ids):
+        return list(ids)
+    turn = next(_TURNS) % len(ids)
+    rotated = ids[turn:] + ids[:turn]
+    return sorted(rotated, key=cluster.suspect)[:need]
+
+
+_TURNS = itertools.count()
+
+
 async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter: str,
                      start_after: str, max_keys: int) -> ListPage:
     """One page of at most max_keys keys + prefixes after `start_after`."""
-    cursors = [_Cursor(vid, start_after) for vid in cluster.volume_ids]
+    chosen = listing_volumes(cluster)
+    if len(chosen) < len(cluster.volume_ids):
+        try:
+            return await _merge(cluster, chosen, incarnation, prefix, delimiter,
+                                start_after, max_keys)
+        except _Incomplete:
+            pass
+    return await _merge(cluster, cluster.volume_ids, incarnation, prefix, delimiter,
+                        start_after, max_keys)
+
+
+async def _merge(cluster: Cluster, volume_ids: list[str], incarnation: str, prefix: str,
+                 delimiter: str, start_after: str, max_keys: int) -> ListPage:
+    partial = len(volume_ids) < len(cluster.volume_ids)
+    unasked = set(cluster.volume_ids) - set(volume_ids)
+    cursors = [_Cursor(vid, start_after) for vid in volume_ids]
     down = 0
     limit = min(PAGE, max(max_keys + 1, 10))
 
@@ -62,7 +101,9 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         try:
             page = await cluster.volumes.list_objects(cursor.volume_id, incarnation, prefix,
                                                       cursor.after, delimiter, limit)
-        except Exception:
+        except Exception as exc:
+            if partial:
+                raise _Incomplete from exc
             down += 1
             cursor.more = False
             cursor.down = True
@@ -90,8 +131,13 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
         entries = list(listed.values())
         newest = None
         if "prefix" not in entries[0]:
-            newest = _current(cluster, incarnation, name, listed,
-                              {c.volume_id for c in cursors if c.down})
+            try:
+                newest = _current(cluster, incarnation, name, listed,
+                                  {c.volume_id for c in cursors if c.down} | unasked)
+            except _Incomplete:
+                if partial:
+                    raise
+                raise quorum_lost("Too few storage volumes answered the listing.") from None
             if newest is None or newest["deleted"]:
                 continue
         if len(result.keys) + len(result.prefixes) >= max_keys:
@@ -129,7 +175,7 @@ def _current(cluster: Cluster, incarnation: str, key: str, listed: dict[str, dic
         return decide(answers, cluster.width, cluster.write_quorum).current \
             or _tombstone()
     except Undecided as exc:
-        raise quorum_lost("Too few storage volumes answered the listing.") from exc
+        raise _Incomplete from exc
 
 
 def _tombstone() -> dict:

@@ -1,4 +1,9 @@
-"""gateway.objects.list_merge: merging per-volume sorted pages into one S3 listing page."""
+"""gateway.objects.list_merge: merging per-volume sorted pages into one S3 listing page.
+
+The fake volumes here hold whatever each test gives them, not keys on a write quorum, so
+every page asks every volume (`every_volume`); asking fewer is tested in
+test_gateway_list_subset.py over data laid out as writes leave it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,13 @@ from typing import Any
 import pytest
 
 from gateway.errors import S3Error
+from gateway.objects import list_merge
 from gateway.objects.list_merge import PAGE, ListedKey, ListPage, merge_list
+
+
+@pytest.fixture(autouse=True)
+def every_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(list_merge, "listing_volumes", lambda c: list(c.volume_ids))
 
 
 def row(version: int, deleted: bool = False, durable: bool = True) -> dict[str, Any]:
@@ -68,7 +79,7 @@ def cluster(data: dict[str, list[dict[str, Any]]], k: int = 4, m: int = 2,
             page_size: int = PAGE) -> SimpleNamespace:
     ids = sorted(data)
     return SimpleNamespace(volumes=FakeVolumes(data, page_size), volume_ids=ids, width=k + m,
-                           write_quorum=k if k > m else k + 1,
+                           write_quorum=k if k > m else k + 1, suspect=lambda vid: False,
                            placement=lambda incarnation, name: tuple(ids[:k + m]))
 
 

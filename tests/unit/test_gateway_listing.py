@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.unit.test_gateway_list_merge import cluster, key, listing, names, prefix, six
+from tests.unit.test_gateway_list_merge import (  # noqa: F401 - every_volume: a fixture
+    cluster,
+    every_volume,
+    key,
+    listing,
+    names,
+    prefix,
+    six,
+)
 
 
 def test_marker_naming_a_common_prefix_skips_its_keys() -> None:
