@@ -6,11 +6,11 @@ is a 400 with a message naming it, never a 500 from deep inside SQLite.
 
 from __future__ import annotations
 
-from shardgate import jsonio
 from typing import Any
 
 from starlette.requests import Request
 
+from shardgate import jsonio
 from volume_server.errors import ApiError
 
 MAX_JSON_BYTES = 16 << 20

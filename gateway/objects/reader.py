@@ -152,10 +152,35 @@ class _PartReader:
         self._ready: bytes | None = None
         self._released = False
 
+    def _wanted(self, segment: int) -> tuple[int, int]:
+        """The segment-local bytes [lo, hi) of `segment` the range wants."""
+        offset = self.layout.segment_offset(segment)
+        length = self.layout.segment_length(segment)
+        return max(self.start, offset) - offset, min(self.end + 1, offset + length) - offset
+
+    def _whole_end(self) -> int:
+        """The last archive byte of the segments this range reads whole: an edge segment
+        it wants only part of is cut from its data fragments, so streams stop before."""
+        last = self.span.last_segment
+        lo, hi = self._wanted(last)
+        if last > self.span.first_segment and hi - lo < self.layout.segment_length(last):
+            last -= 1
+        return self.layout.archive_offset(last) + self.layout.framed_length(last) - 1
+
+    async def _read(self, segment: int) -> bytes:
+        """The wanted bytes of `segment`: cut from its data fragments at an edge, else
+        the segment decoded whole (shared with other GETs of the part), then trimmed."""
+        lo, hi = self._wanted(segment)
+        if hi - lo < self.layout.segment_length(segment):
+            cut = await self.source.cut(segment, lo, hi)
+            if cut is not None:
+                return cut
+        data = await self.source.segment(segment, self._whole_end())
+        return data if (lo == 0 and hi == len(data)) else data[lo:hi]
+
     async def decode_first(self) -> None:
-        """Decode the first segment now, so a failure is a 503 before any header is sent."""
-        self._ready = await self.source.segment(self.span.first_segment,
-                                                self.span.archive_end)
+        """Read the first segment now, so a failure is a 503 before any header is sent."""
+        self._ready = await self._read(self.span.first_segment)
 
     async def stream(self) -> AsyncIterator[bytes]:
         try:
@@ -163,11 +188,8 @@ class _PartReader:
                 if segment == self.span.first_segment and self._ready is not None:
                     data, self._ready = self._ready, None
                 else:
-                    data = await self.source.segment(segment, self.span.archive_end)
-                offset = self.layout.segment_offset(segment)
-                lo = max(self.start, offset) - offset
-                hi = min(self.end + 1, offset + len(data)) - offset
-                yield data if (lo == 0 and hi == len(data)) else data[lo:hi]
+                    data = await self._read(segment)
+                yield data
         finally:
             self.close()
 

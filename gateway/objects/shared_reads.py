@@ -101,6 +101,49 @@ class PartSource:
         # Shielded: a GET whose client goes away must not cancel the others' fetch.
         return await asyncio.shield(task)
 
+    async def cut(self, segment: int, lo: int, hi: int) -> bytes | None:
+        """Bytes [lo, hi) of `segment` (segment-local) from just the data fragments that
+        hold them, each checked, or None when that is not fewer than k fragments or they
+        cannot all be had intact now (the caller then reads the segment whole, which
+        falls back to parity). A range's edges cost only the fragments they touch."""
+        if not self.codec.systematic:
+            return None
+        cached = self.exchange.recent(self.key, segment)
+        if cached is not None:
+            return cached[lo:hi]
+        length = self.layout.segment_length(segment)
+        wanted = self.codec.data_indexes(length, lo, hi)
+        holders = [self.part.placement[i] for i in wanted]
+        if len(wanted) >= self.k or any(h is None or self.cluster.suspect(h) for h in holders):
+            return None
+        fragments = {i: f for i, f in self._inline_fragments(segment).items() if i in wanted}
+        fetched = await asyncio.gather(*(self._one_fragment(i, segment) for i in wanted
+                                         if i not in fragments), return_exceptions=True)
+        for result in fetched:
+            if isinstance(result, BaseException):
+                if isinstance(result, VolumeUnavailable | VolumeRejected):
+                    return None
+                raise result
+            fragments[result[0]] = result[1]
+        try:
+            return self.codec.join_data(fragments, length, lo, hi, self.seeds)
+        except FragmentCorrupt as corrupt:
+            self._report(corrupt, segment)
+            return None
+
+    async def _one_fragment(self, index: int, segment: int) -> tuple[int, bytes]:
+        volume_id = self.part.placement[index]
+        assert volume_id is not None
+        archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key, index)
+        start = self.layout.archive_offset(segment)
+        size = self.layout.framed_length(segment)
+        stream = await self.cluster.volumes.open_archive(volume_id, archive, start,
+                                                         start + size - 1)
+        try:
+            return index, await stream.read_exactly(size)
+        finally:
+            stream.close()
+
     def _start(self, segment: int, end: int) -> asyncio.Task[bytes]:
         task = asyncio.create_task(self._fetch(segment, end))
         self._fetching[segment] = task
@@ -244,8 +287,16 @@ class SegmentExchange:
 
     def acquire(self, manifest: ObjectManifest, part: PartManifest,
                 inline: dict[int, bytes] | None = None) -> PartSource:
-        """The shared source of this part of this version; pair with `release`."""
+        """The shared source of this part of this version; pair with `release`. A part
+        kept inline gets a source of its own: its fragments come with each GET's own
+        `latest` answers, so there is nothing to share, and a GET that has them all
+        must not wait on one that lacks some."""
         key = (manifest.incarnation, manifest.key, manifest.version_id, part.number)
+        if part.inline:
+            source = PartSource(self, manifest, part)
+            source.users = 1
+            source.add_inline(inline)
+            return source
         source = self._sources.get(key)
         if source is None:
             source = self._sources[key] = PartSource(self, manifest, part)

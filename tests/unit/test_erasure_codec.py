@@ -296,3 +296,32 @@ def test_accepted_4_plus_4_vand_is_mds() -> None:
     framed = c.encode_segment(data)
     for chosen in itertools.combinations(range(8), 4):
         assert c.decode_segment({i: framed[i] for i in chosen}) == data
+
+
+@pytest.mark.parametrize(("k", "m", "ec_type"), CONFIGS, ids=CONFIG_IDS)
+@settings(deadline=None, max_examples=40)
+@given(data=st.binary(min_size=1, max_size=SEG), bounds=st.tuples(st.integers(0, SEG),
+                                                                 st.integers(0, SEG)))
+def test_join_data_cuts_any_range_from_its_data_fragments(k: int, m: int, ec_type: str,
+                                                          data: bytes, bounds) -> None:
+    c = codec(k, m, ec_type)
+    assert c.systematic
+    lo, hi = sorted(b % (len(data) + 1) for b in bounds)
+    if lo == hi:
+        hi = lo + 1 if lo < len(data) else lo
+        lo = hi - 1
+    framed = c.encode_segment(data)
+    wanted = c.data_indexes(len(data), lo, hi)
+    assert set(wanted) <= set(range(k))
+    assert c.join_data({i: framed[i] for i in wanted}, len(data), lo, hi) == data[lo:hi]
+
+
+def test_join_data_checks_each_fragment() -> None:
+    c = codec(4, 2, "isa_l_rs_vand")
+    data = payload(SEG)
+    framed = c.encode_segment(data)
+    assert list(c.data_indexes(SEG, 10, SEG - 10)) == [0, 1, 2, 3]
+    assert list(c.data_indexes(SEG, SEG // 4, SEG // 4 + 1)) == [1]
+    with pytest.raises(FragmentCorrupt) as caught:
+        c.join_data({1: flip(framed[1], 200)}, SEG, SEG // 4, SEG // 4 + 1)
+    assert caught.value.index == 1
