@@ -17,6 +17,7 @@ from gateway.errors import key_busy, quorum_lost
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
+from gateway.objects.narrow_reads import NarrowRange
 from gateway.objects.read_rule import Undecided, decide
 from shardgate.manifest import ObjectManifest, PartManifest
 from shardgate.versionid import observe_version_id
@@ -151,6 +152,8 @@ class _PartReader:
         self.start, self.end = start, end
         self._ready: bytes | None = None
         self._released = False
+        self._narrow: NarrowRange | None = None
+        self._narrow_tried = False
 
     def _wanted(self, segment: int) -> tuple[int, int]:
         """The segment-local bytes [lo, hi) of `segment` the range wants."""
@@ -167,9 +170,33 @@ class _PartReader:
             last -= 1
         return self.layout.archive_offset(last) + self.layout.framed_length(last) - 1
 
+    async def _narrow_read(self, segment: int) -> bytes | None:
+        """The wanted bytes of `segment` from the range's narrow reads (a short range
+        with a partial edge: narrow_reads.py), or None once they are not to be had."""
+        if not self._narrow_tried:
+            self._narrow_tried = True
+            wanted = {s: self._wanted(s)
+                      for s in range(self.span.first_segment, self.span.last_segment + 1)}
+            partial = any(hi - lo < self.layout.segment_length(s)
+                          for s, (lo, hi) in wanted.items())
+            if partial and NarrowRange.usable(self.source, len(wanted)):
+                narrow = NarrowRange(self.source, wanted)
+                if await narrow.open():
+                    self._narrow = narrow
+        if self._narrow is None:
+            return None
+        data = await self._narrow.segment(segment)
+        if data is None:
+            self._narrow = None
+        return data
+
     async def _read(self, segment: int) -> bytes:
-        """The wanted bytes of `segment`: cut from its data fragments at an edge, else
-        the segment decoded whole (shared with other GETs of the part), then trimmed."""
+        """The wanted bytes of `segment`: from the narrow reads of a short range, else cut
+        from its data fragments at an edge, else the segment decoded whole (shared with
+        other GETs of the part), then trimmed. Each falls back to the next."""
+        data = await self._narrow_read(segment)
+        if data is not None:
+            return data
         lo, hi = self._wanted(segment)
         if hi - lo < self.layout.segment_length(segment):
             cut = await self.source.cut(segment, lo, hi)
@@ -194,6 +221,9 @@ class _PartReader:
             self.close()
 
     def close(self) -> None:
+        if self._narrow is not None:
+            self._narrow.close()
+            self._narrow = None
         if not self._released:
             self._released = True
             self.exchange.release(self.source)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from gateway.objects.cluster import Cluster
 
 THREAD_THRESHOLD = 64 * 1024  # decode segments at least this large off the event loop
-MAX_IDLE_CURSORS = 4  # per part: readers far apart each keep a position, up to this many
 log = logging.getLogger("shardgate.gateway.reader")
 
 PartKey = tuple[str, str, str, int]  # incarnation, key, version id, part number
@@ -128,7 +127,7 @@ class PartSource:
         try:
             return self.codec.join_data(fragments, length, lo, hi, self.seeds)
         except FragmentCorrupt as corrupt:
-            self._report(corrupt, segment)
+            self.report(corrupt, segment)
             return None
 
     async def _one_fragment(self, index: int, segment: int) -> tuple[int, bytes]:
@@ -169,13 +168,16 @@ class PartSource:
 
     def _park(self, cursor: Cursor) -> None:
         """Keep a cursor for the next fetch of the segment it now stands at, while its
-        streams reach that far; past MAX_IDLE_CURSORS the oldest is closed."""
+        streams reach that far. Each GET of the part comes back for at most one, so past
+        as many idle cursors as GETs the oldest (left by a GET that went away) is closed:
+        fewer would close cursors their GETs still stream from, and re-reading what
+        the volumes already sent them."""
         if (self.closed or cursor.position >= self.layout.num_segments
                 or self._segment_end(cursor.position) > cursor.end or not cursor.streams):
             cursor.close()
             return
         self._idle.append(cursor)
-        while len(self._idle) > MAX_IDLE_CURSORS:
+        while len(self._idle) > max(self.users, 1):
             self._idle.pop(0).close()
 
     def _segment_end(self, segment: int) -> int:
@@ -249,9 +251,9 @@ class PartSource:
             except FragmentCorrupt as corrupt:
                 fragments.pop(corrupt.index, None)
                 bad.add(corrupt.index)
-                self._report(corrupt, segment)
+                self.report(corrupt, segment)
 
-    def _report(self, corrupt: FragmentCorrupt, segment: int) -> None:
+    def report(self, corrupt: FragmentCorrupt, segment: int) -> None:
         """Log a checksum failure and queue its fragment for healing on its volume."""
         volume_id = self.part.placement[corrupt.index]
         archive = self.part.archive_id(self.manifest.incarnation, self.manifest.key,

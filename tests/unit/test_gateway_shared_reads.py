@@ -135,3 +135,29 @@ def test_cut_reads_only_the_fragments_a_range_touches() -> None:
     assert asyncio.run(main()) == data[SEG + SEG // 4 + 3:SEG + SEG // 4 + 40]
     assert [archive for archive, _, _ in volumes.opened] == [
         part.archive_id("inc", "key", 1)]
+
+
+def test_readers_at_different_places_keep_their_streams() -> None:
+    """Eight GETs of one part, each over its own two segments, interleaved: each opens
+    its fragments once (no GET's parked streams are closed under it by the others)."""
+    exchange, manifest, part, data, volumes, codec = setup(16 * SEG)
+    layout = codec.layout(part.size)
+
+    async def one(n: int) -> bytes:
+        source = exchange.acquire(manifest, part)
+        end = layout.archive_offset(2 * n + 1) + layout.framed_length(2 * n + 1) - 1
+        try:
+            got = b""
+            for segment in (2 * n, 2 * n + 1):
+                got += await source.segment(segment, end)
+                await asyncio.sleep(0.001 * n)
+            return got
+        finally:
+            exchange.release(source)
+
+    async def main() -> list[bytes]:
+        return await asyncio.gather(*(one(n) for n in range(8)))
+
+    got = asyncio.run(main())
+    assert got == [data[2 * n * SEG:(2 * n + 2) * SEG] for n in range(8)]
+    assert len(volumes.opened) == 8 * K
