@@ -88,7 +88,8 @@ async def read_small(cluster: Cluster, body: Payload, expect: Expectations,
 
 class Refused(Exception):
     """The one-trip write was not acknowledged (a volume holds a newer version of the
-    key, or too few voting volumes took it) and is rolled back: write it two-phase."""
+    key, or too few voting volumes took it): write it two-phase. Below the write quorum
+    it is rolled back; on it, it stays and is superseded (no reader can then lose it)."""
 
 
 async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallBody) -> None:
@@ -117,9 +118,15 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
         for vid, result in results.items():
             if isinstance(result, BaseException) and vid not in refused:
                 log.warning("one-trip commit on %s failed: %r", vid, result)
-        await roll_back(cluster, manifest, list(landed))
         why = (f"newer versions on {refused}" if refused
                else f"{len(voting)} voting volumes took it")
+        if len(voting) >= cluster.write_quorum:
+            # On the write quorum, a GET may already have proven and begun to serve it:
+            # it stays, committed though never acknowledged (as after a gateway crash
+            # past the commit), and the two-phase write that follows supersedes it.
+            notify_durable(cluster, manifest, placement, set(landed))
+            raise Refused(why)
+        await roll_back(cluster, manifest, list(landed))
         log.info("%s/%s: one-trip write not acknowledged (%s); it goes two-phase",
                  manifest.incarnation, manifest.key, why)
         raise Refused(why)
