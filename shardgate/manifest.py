@@ -120,3 +120,24 @@ class ObjectManifest:
         """The columns a volume keeps for listing without parsing the manifest."""
         return {"size": self.size, "etag": self.etag, "last_modified": self.last_modified,
                 "owner": self.owner}
+
+
+def named_holders(copies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One version's manifest (dict form) naming, for each part and fragment index,
+    the holder any of its copies names. Copies differ only in which holders they know
+    of: a write or heal that missed a volume leaves that index empty in the copies it
+    wrote, while the volume itself, and copies written later, name it."""
+    first = copies[0]
+    if first is None or all(c.get("parts") == first.get("parts") for c in copies[1:]):
+        return first
+    parts = []
+    for number, part in enumerate(first.get("parts", ())):
+        holders = list(part["placement"])
+        for copy in copies[1:]:
+            if not copy or len(copy.get("parts", ())) != len(first["parts"]):
+                continue
+            others = copy["parts"][number]["placement"]
+            holders = [mine if mine is not None else theirs
+                       for mine, theirs in zip(holders, others, strict=True)]
+        parts.append({**part, "placement": holders})
+    return {**first, "parts": parts}

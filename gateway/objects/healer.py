@@ -30,13 +30,22 @@ from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
 from shardgate.config import DurabilitySpec
-from shardgate.manifest import ObjectManifest, PartManifest
+from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import version_time_ms
 
 log = logging.getLogger("shardgate.gateway.healer")
 
 ENTRIES_PER_ROUND = 500
 UNRECOVERABLE_RETRY_SECONDS = 300.0
+
+def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
+                    down: list[str]) -> tuple[str | None, ...]:
+    """The holders a healed manifest names: every volume that answered (the heal
+    verifies or rebuilds its fragment), and a down one only if a copy named it already.
+    A volume that is merely down may hold a good fragment: erasing it from the manifest
+    would leave readers short of it once it is back."""
+    return tuple(named[i] if vid in down else vid for i, vid in enumerate(placement))
+
 
 class Healer:
     def __init__(self, cluster: Cluster, spec: DurabilitySpec) -> None:
@@ -176,10 +185,11 @@ class Healer:
             await asyncio.gather(*(cluster.volumes.roll_back(vid, ref.incarnation, ref.key,
                                                              ref.version_id) for vid in rows))
             return
-        manifest = ObjectManifest.from_dict(next(iter(rows.values()))["manifest"])
-        holders = tuple(None if vid in down else vid for vid in placement)
-        healed = replace(manifest, parts=tuple(replace(p, placement=holders)
-                                               for p in manifest.parts))
+        manifest = ObjectManifest.from_dict(
+            named_holders([r["manifest"] for r in rows.values()]))
+        healed = replace(manifest, parts=tuple(
+            replace(p, placement=_healed_holders(p.placement, placement, down))
+            for p in manifest.parts))
         try:
             for part in manifest.parts:
                 await self._heal_part(healed, part, placement, down)

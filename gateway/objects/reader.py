@@ -19,7 +19,7 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.narrow_reads import NarrowRange
 from gateway.objects.read_rule import Undecided, decide
-from shardgate.manifest import ObjectManifest, PartManifest
+from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import observe_version_id
 
 log = logging.getLogger("shardgate.gateway.reader")
@@ -131,7 +131,9 @@ async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
         return None, decision.skipped, answers
     current = decision.current["version_id"]
     held = [row for rows in answers for row in rows if row["version_id"] == current]
-    return attributes.apply(ObjectManifest.from_dict(decision.current["manifest"]),
+    copies = [decision.current["manifest"]] + [row["manifest"] for row in held
+                                               if row.get("manifest")]
+    return attributes.apply(ObjectManifest.from_dict(named_holders(copies)),
                             attributes.newest(held)), decision.skipped, answers
 
 

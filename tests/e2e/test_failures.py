@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shardgate.manifest import ObjectManifest
 from tests.e2e.conftest import USERS
 from tests.e2e.helpers import incarnation, placement, sign, status_of, volume_json
 
@@ -104,23 +105,23 @@ def test_client_disconnect_mid_put_keeps_old_object(cluster, s3, bucket):
 
 
 def test_64mib_object_layout(cluster, s3, bucket):
-    before = {vol.id: set(_archives(vol.data_dir)) for vol in cluster.config.volumes}
+    """Each of the k+m volumes holds one archive of the object, of size/k bytes plus its
+    frame headers (the object's own archives: the healer may be writing others')."""
     size = 64 * MIB
     s3.put_object(Bucket=bucket, Key="layout", Body=os.urandom(size))
-    new = {vol.id: set(_archives(vol.data_dir)) - before[vol.id]
-           for vol in cluster.config.volumes}
-    holders = [vid for vid, files in new.items() if files]
+    inc = incarnation(cluster, bucket)
+    holders = placement(cluster, bucket, "layout")
+    row = volume_json(cluster, holders[0], f"/objects/latest?incarnation={inc}&key=layout")
+    (part,) = ObjectManifest.from_dict(row["versions"][0]["manifest"]).parts
     k, m = cluster.config.erasure.k, cluster.config.erasure.m
-    assert len(holders) == k + m  # k+m distinct volumes
-    assert all(len(files) == 1 for files in new.values() if files)
-    for files in new.values():
-        for path in files:
-            archive = path.stat().st_size
-            assert size / k <= archive <= size / k * 1.01, archive
-
-
-def _archives(data_dir: str) -> list[Path]:
-    return [p for p in (Path(data_dir) / "fragments").rglob("*") if p.is_file()]
+    assert part.placement == holders and len(set(holders)) == k + m  # k+m distinct volumes
+    for index, vid in enumerate(holders):
+        archive = part.archive_id(inc, "layout", index)
+        found = {vol.id: list((Path(vol.data_dir) / "fragments").rglob(archive))
+                 for vol in cluster.config.volumes}
+        assert [v for v, paths in found.items() if paths] == [vid], index
+        (path,) = found[vid]
+        assert size / k <= path.stat().st_size <= size / k * 1.01
 
 
 def test_stalled_volume_does_not_hold_requests(cluster, s3, bucket):

@@ -152,6 +152,13 @@ def test_a_heal_met_with_too_few_volumes_up_is_retried_when_they_return(hcluster
         down.append(holders[2])
         cluster.kill_volume(holders[2])
         time.sleep(6)  # a few heal rounds (every 2 s) meet the version with 3 down
+        # Those rounds must not erase holders that were merely down: the third holder's
+        # fragment is good, and once it is back a reader needs the manifest to name it.
+        inc = incarnation(cluster, bucket)
+        for vid in holders[3:]:
+            row = volume_json(cluster, vid, f"/objects/latest?incarnation={inc}&key=late/x"
+                              )["versions"][0]
+            assert row["manifest"]["parts"][0]["placement"][2] == holders[2], vid
     finally:
         for vid in down:
             cluster.restart_volume(vid)

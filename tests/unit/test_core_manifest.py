@@ -1,10 +1,17 @@
-"""shardgate.manifest: dict round trip, archive ids, archives held by one volume."""
+"""shardgate.manifest: dict round trip, archive ids, archives held by one volume, holders
+named by any copy."""
 
 from __future__ import annotations
 
 import json
 
-from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
+from shardgate.manifest import (
+    ErasureParams,
+    ObjectManifest,
+    PartManifest,
+    archive_id,
+    named_holders,
+)
 
 
 def manifest(**changes: object) -> ObjectManifest:
@@ -84,3 +91,22 @@ def test_summary_and_with_changes() -> None:
                            "owner": "alice"}
     deleted = m.with_changes(deleted=True)
     assert deleted.deleted and not m.deleted and deleted.key == m.key
+
+
+def test_named_holders_takes_each_index_from_any_copy() -> None:
+    mine = manifest().to_dict()
+    other = manifest().to_dict()
+    other["parts"][0]["placement"] = ["v1", None, "v3", "v4", "v5", "v6"]
+    other["parts"][1]["placement"] = ["v3", "v1", "v2", "v4", "v9", "v1"]
+    merged = named_holders([mine, other])
+    assert merged["parts"][0]["placement"] == ["v1", "v2", "v3", "v4", "v5", "v6"]
+    assert merged["parts"][1]["placement"] == ["v3", "v1", "v2", "v4", "v9", "v1"]
+    assert mine["parts"][0]["placement"][2] is None  # the copies are left as they were
+    assert ObjectManifest.from_dict(merged).parts[0].placement[2] == "v3"
+
+
+def test_named_holders_of_equal_copies_is_the_first() -> None:
+    mine = manifest().to_dict()
+    assert named_holders([mine, manifest().to_dict()]) is mine
+    tombstone = {"parts": []}
+    assert named_holders([tombstone, tombstone]) is tombstone
