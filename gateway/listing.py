@@ -13,7 +13,7 @@ from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.list_merge import ListPage
-from gateway.xml import document, iso8601
+from gateway.xml import iso8601, rows_document, text
 
 XML = "application/xml"
 MAX_KEYS = 1000
@@ -53,19 +53,21 @@ async def _page(ctx: RequestContext, bucket: BucketRecord, prefix: str, delimite
     return await ctx.objects.list(bucket, prefix, delimiter, after, max_keys)
 
 
-def _contents(page: ListPage, enc, owner_name: Callable[[str], str] | None
-              ) -> list[tuple[str, object]]:
-    out: list[tuple[str, object]] = []
+def _contents(page: ListPage, enc: Callable[[str], str],
+              owner_name: Callable[[str], str] | None) -> list[str]:
+    """The page's Contents and CommonPrefixes elements, rendered as text (the rows of
+    `rows_document`)."""
+    out = []
     for item in page.keys:
-        fields: list[tuple[str, object]] = [
-            ("Key", enc(item.key)), ("LastModified", iso8601(item.last_modified)),
-            ("ETag", f'"{item.etag}"'), ("Size", item.size)]
-        if owner_name is not None:
-            fields.append(("Owner", [("ID", item.owner),
-                                     ("DisplayName", owner_name(item.owner))]))
-        fields.append(("StorageClass", "STANDARD"))
-        out.append(("Contents", fields))
-    out.extend(("CommonPrefixes", [("Prefix", enc(p))]) for p in page.prefixes)
+        owner = "" if owner_name is None else (
+            f"<Owner><ID>{text(item.owner)}</ID>"
+            f"<DisplayName>{text(owner_name(item.owner))}</DisplayName></Owner>")
+        out.append(f"<Contents><Key>{text(enc(item.key))}</Key>"
+                   f"<LastModified>{iso8601(item.last_modified)}</LastModified>"
+                   f"<ETag>\"{text(item.etag)}\"</ETag><Size>{item.size}</Size>{owner}"
+                   "<StorageClass>STANDARD</StorageClass></Contents>")
+    out.extend(f"<CommonPrefixes><Prefix>{text(enc(p))}</Prefix></CommonPrefixes>"
+               for p in page.prefixes)
     return out
 
 
@@ -98,10 +100,9 @@ async def list_objects_v2(ctx: RequestContext) -> Response:
     if page.truncated:
         fields.append(("NextContinuationToken",
                        base64.urlsafe_b64encode(page.last.encode()).decode()))
-    fields.extend(_contents(page, enc,
-                            ctx.config.display_name if ep.param("fetch-owner") == "true"
-                            else None))
-    return Response(document("ListBucketResult", fields), media_type=XML)
+    rows = _contents(page, enc,
+                     ctx.config.display_name if ep.param("fetch-owner") == "true" else None)
+    return Response(rows_document("ListBucketResult", fields, rows), media_type=XML)
 
 
 async def list_objects(ctx: RequestContext) -> Response:
@@ -122,5 +123,5 @@ async def list_objects(ctx: RequestContext) -> Response:
     ]
     if page.truncated and delimiter:
         fields.append(("NextMarker", enc(page.last)))
-    fields.extend(_contents(page, enc, ctx.config.display_name))
-    return Response(document("ListBucketResult", fields), media_type=XML)
+    rows = _contents(page, enc, ctx.config.display_name)
+    return Response(rows_document("ListBucketResult", fields, rows), media_type=XML)
