@@ -22,6 +22,11 @@ from gateway.objects.read_rule import Undecided, decide
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import observe_version_id
 
+# A decoded segment goes out in pieces: a slow client's transport buffers at most one
+# piece beyond what its socket holds, instead of a whole segment (100 readers of a hot
+# object were 100 segments in send buffers).
+SEND_PIECE = 256 * 1024
+
 log = logging.getLogger("shardgate.gateway.reader")
 
 
@@ -218,7 +223,11 @@ class _PartReader:
                     data, self._ready = self._ready, None
                 else:
                     data = await self._read(segment)
-                yield data
+                if len(data) <= SEND_PIECE:
+                    yield data
+                    continue
+                for offset in range(0, len(data), SEND_PIECE):
+                    yield data[offset:offset + SEND_PIECE]
         finally:
             self.close()
 
