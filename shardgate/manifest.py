@@ -128,7 +128,7 @@ def named_holders(copies: list[dict[str, Any]]) -> dict[str, Any]:
     of: a write or heal that missed a volume leaves that index empty in the copies it
     wrote, while the volume itself, and copies written later, name it."""
     first = copies[0]
-    if first is None or all(c.get("parts") == first.get("parts") for c in copies[1:]):
+    if first is None or all((c or {}).get("parts") == first.get("parts") for c in copies[1:]):
         return first
     parts = []
     for number, part in enumerate(first.get("parts", ())):

@@ -38,6 +38,7 @@ log = logging.getLogger("shardgate.gateway.healer")
 ENTRIES_PER_ROUND = 500
 UNRECOVERABLE_RETRY_SECONDS = 300.0
 
+
 def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
                     down: list[str]) -> tuple[str | None, ...]:
     """The holders a healed manifest names: every volume that answered (the heal

@@ -136,8 +136,7 @@ async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
         return None, decision.skipped, answers
     current = decision.current["version_id"]
     held = [row for rows in answers for row in rows if row["version_id"] == current]
-    copies = [decision.current["manifest"]] + [row["manifest"] for row in held
-                                               if row.get("manifest")]
+    copies = [row["manifest"] for row in held]  # the decided row's own copy first
     return attributes.apply(ObjectManifest.from_dict(named_holders(copies)),
                             attributes.newest(held)), decision.skipped, answers
 

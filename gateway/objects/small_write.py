@@ -120,15 +120,17 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
                 log.warning("one-trip commit on %s failed: %r", vid, result)
         why = (f"newer versions on {refused}" if refused
                else f"{len(voting)} voting volumes took it")
-        if len(voting) >= cluster.write_quorum:
+        kept = len(voting) >= cluster.write_quorum
+        log.info("%s/%s: one-trip write not acknowledged (%s); %s, and it goes two-phase",
+                 manifest.incarnation, manifest.key, why,
+                 "kept on the write quorum" if kept else "rolled back")
+        if kept:
             # On the write quorum, a GET may already have proven and begun to serve it:
             # it stays, committed though never acknowledged (as after a gateway crash
             # past the commit), and the two-phase write that follows supersedes it.
             notify_durable(cluster, manifest, placement, set(landed))
             raise Refused(why)
         await roll_back(cluster, manifest, list(landed))
-        log.info("%s/%s: one-trip write not acknowledged (%s); it goes two-phase",
-                 manifest.incarnation, manifest.key, why)
         raise Refused(why)
     kill_point("gateway.after_commit")
     notify_durable(cluster, manifest, placement, set(landed))

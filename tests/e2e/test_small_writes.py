@@ -72,12 +72,15 @@ def _post(cluster, volume_id: str, path: str, body: dict) -> None:
         assert resp.status == 200
 
 
-def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket):
+@pytest.mark.parametrize("ahead_on", [6, 1])
+def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, ahead_on):
     """A delete marker an hour in the future (as from a gateway whose clock runs ahead)
-    is on every volume: the one-trip write's id is older, so the volumes refuse it, and
-    the write is staged instead, its id picked past their clocks: it reads back."""
+    is on `ahead_on` volumes: the one-trip write's id is older, so they refuse it, and
+    the write is staged instead, its id picked past their clocks: it reads back. On all
+    six the one-trip write lands nowhere and is rolled back; on one, it lands on the
+    other five, a write quorum, so it stays and the staged write supersedes it."""
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    key = "ahead"
+    key = f"ahead-{ahead_on}"
     s3.put_object(Bucket=bucket, Key=key, Body=b"first")
     s3.delete_object(Bucket=bucket, Key=key)
     inc = incarnation(cluster, bucket)
@@ -87,7 +90,7 @@ def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket):
     assert marker["deleted"]
     future = f"{int(marker['version_id'], 16) + ((3600 * 1000) << 80):032x}"
     manifest = {**marker["manifest"], "version_id": future}
-    for volume_id in placement(cluster, bucket, key):
+    for volume_id in placement(cluster, bucket, key)[:ahead_on]:
         _post(cluster, volume_id, "/objects/commit", {
             "incarnation": inc, "key": key, "version_id": future, "deleted": True,
             "manifest": manifest, "summary": {"size": 0, "etag": "", "owner": "alice-id",
