@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--server", default="hypercorn", choices=SERVERS,
                      help="the HTTP server of every process (granian: see "
                           "docs/performance.md; needs `pip install granian`)")
+    dev.add_argument("--etcd", default="", metavar="HOST:PORT[,HOST:PORT...]",
+                     help="keep the cluster map in this etcd (default: in "
+                          "DIR/map.sqlite, with no extra server)")
     gw = sub.add_parser("gateway", help="run one gateway", formatter_class=HelpFormatter)
     gw.add_argument("--config", required=True, type=Path, metavar="FILE",
                     help="cluster TOML file (required)")
@@ -101,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--config", required=True, type=Path, metavar="FILE",
                      help="cluster TOML file (required)")
     vol.add_argument("--id", required=True,
-                     help="this volume's id in the cluster file's [[volumes]] (required)")
+                     help="this volume's id: one of the cluster file's [[volumes]], or a new "
+                          "one to add with `shardgate admin volume add` (required)")
+    vol.add_argument("--url", default="", metavar="URL",
+                     help="where this volume listens, http://HOST:PORT (default: its "
+                          "[[volumes]] entry's url; required for a volume not listed there)")
+    vol.add_argument("--data-dir", default="", metavar="DIR",
+                     help="its data directory (default: its [[volumes]] entry's data_dir; "
+                          "required for a volume not listed there)")
     add_admin_parser(sub)
     # Everything after `bench` goes to bench/cli.py's own parser (`shardgate bench --help`),
     # so the bench package is imported only when the command runs.
@@ -164,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
                               segment_size=args.segment_size, workers=args.gateway_workers,
                               durability=tuple(args.durability),
                               gateway_settings=tuple(args.gateway_setting),
-                              server=args.server)
+                              server=args.server,
+                              etcd=tuple(e for e in args.etcd.split(",") if e))
             sys.exit(run_dev(opts))
         config = load_config(args.config)
         ec = config.erasure
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             leave_multiprocess_mode()
             from volume_server.serve import run as run_volume
 
-            run_volume(config, args.id)
+            run_volume(config, args.id, args.url, args.data_dir)
     except (ConfigError, OSError) as exc:
         print(f"shardgate: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -6,7 +6,7 @@ Every gateway derives the same ring from it, so it is the only thing the roles s
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,26 @@ class DurabilitySpec:
 
 
 @dataclass(frozen=True)
+class MapSpec:
+    """Where the cluster map lives (docs/cluster-map.md): `embedded` is one SQLite file
+    shared by the processes of one host; `etcd` is an etcd cluster at `endpoints`."""
+
+    store: str = "embedded"
+    endpoints: tuple[str, ...] = ()
+    # The embedded store's file; "" is map.sqlite beside the cluster file.
+    path: str = ""
+    prefix: str = "/shardgate/"
+    # Each process keeps its last map here (a volume: in its data directory) and starts
+    # from it when the store is unreachable; "" is the cluster file's directory.
+    cache_dir: str = ""
+    timeout_seconds: float = 3.0
+    # A gateway or volume that stops refreshing its lease this long is no longer live.
+    lease_seconds: int = 10
+    # Besides watching, every process re-reads the map this often (a stalled watch).
+    refresh_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     volumes: tuple[VolumeSpec, ...]
     erasure: ErasureSpec = field(default_factory=ErasureSpec)
@@ -125,6 +145,7 @@ class ClusterConfig:
     token_ttl_seconds: int = 120
     # The HTTP server every gateway and volume process runs under (shardgate.serving).
     server: str = "hypercorn"
+    map: MapSpec = field(default_factory=MapSpec)
 
     def volume(self, volume_id: str) -> VolumeSpec:
         for v in self.volumes:
@@ -154,7 +175,8 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
-              "token_ttl_seconds", "server"}
+              "token_ttl_seconds", "server", "map"}
+MAP_STORES = ("embedded", "etcd")
 SERVERS = ("hypercorn", "granian")
 
 
@@ -227,7 +249,19 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     if server != "hypercorn" and gateway.workers > 1:
         raise ConfigError(f"server = {server!r} runs one gateway process: [gateway] workers "
                           "must be 1")
+    map_raw = dict(_section(raw, "map"))
+    endpoints = map_raw.pop("endpoints", [])
+    if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
+        raise ConfigError("[map] endpoints must be a list of host:port strings")
+    map_spec = replace(_build(MapSpec, map_raw, "[map]"), endpoints=tuple(endpoints))
+    if map_spec.store not in MAP_STORES:
+        raise ConfigError(f"[map] store must be one of {', '.join(MAP_STORES)}")
+    if map_spec.store == "etcd" and not map_spec.endpoints:
+        raise ConfigError("[map] store = \"etcd\" needs endpoints = [\"host:port\", ...]")
+    if not map_spec.prefix.startswith("/") or not map_spec.prefix.endswith("/"):
+        raise ConfigError("[map] prefix must start and end with /")
     return ClusterConfig(
+        map=map_spec,
         volumes=volumes,
         erasure=erasure,
         gateway=gateway,
@@ -240,8 +274,14 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
 
 
 def load_config(path: str | Path) -> ClusterConfig:
-    """Read a cluster TOML file (see conf/cluster.sample.toml)."""
-    return parse_config(_read_toml(path))
+    """Read a cluster TOML file (see conf/cluster.sample.toml); the map's relative paths
+    are taken from the file's directory."""
+    config = parse_config(_read_toml(path))
+    here = Path(path).resolve().parent
+    spec = config.map
+    return replace(config, map=replace(
+        spec, path=str(here / (spec.path or "map.sqlite")),
+        cache_dir=str(here / spec.cache_dir) if spec.cache_dir else str(here)))
 
 
 def load_users(path: str | Path) -> tuple[User, ...]:

@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -82,6 +83,7 @@ class DevOptions:
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
     gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
     server: str = "hypercorn"  # the HTTP server of every process
+    etcd: tuple[str, ...] = ()  # etcd endpoints for the cluster map (none: embedded)
 
 
 def write_config(opts: DevOptions) -> Path:
@@ -108,6 +110,11 @@ def write_config(opts: DevOptions) -> Path:
     }
     if opts.durability:
         raw["durability"] = dict(opts.durability)
+    if opts.etcd:
+        # One etcd may hold several dev clusters: each data directory its own prefix.
+        tag = hashlib.sha256(str(opts.data.resolve()).encode()).hexdigest()[:12]
+        raw["map"] = {"store": "etcd", "endpoints": list(opts.etcd),
+                      "prefix": f"/shardgate/dev-{tag}/"}
     with open(path, "wb") as fh:
         tomli_w.dump(raw, fh)
     return path

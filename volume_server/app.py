@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from shardgate.config import ClusterConfig
+from shardgate.mapstore import MapUnavailable
+from shardgate.mapview import MapView, update_map, with_url
 from volume_server import scrub
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
@@ -20,19 +23,29 @@ from volume_server.metrics import VolumeMetrics
 from volume_server.routes import all_routes
 from volume_server.store import Store
 
+log = logging.getLogger("shardgate.volume")
+
 
 def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
-               layout: Layout | None = None) -> Starlette:
+               layout: Layout | None = None, url: str = "",
+               follow_map: bool = False) -> Starlette:
     """The app for one volume; its lifespan opens the store and closes it on shutdown.
 
     `layout` may already hold the data directory's lock (taken before serving starts).
+    With `follow_map`, the volume follows the cluster map (its persisted copy in the data
+    directory) and records its `url` there when the map has another.
     """
     store = Store(data_dir, volume_id, layout)
     scrubber = scrub.Scrubber(store, config.durability.scrub_bytes_per_second)
+    view = MapView(config, "volume", volume_id, cache_dir=data_dir, url=url) \
+        if follow_map else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
+        if view is not None:
+            await view.start()
+            await _record_url(view, volume_id, url)
         janitor = asyncio.create_task(run_forever(store, config.durability))
         scrubbing = asyncio.create_task(scrub.run_forever(
             scrubber, config.durability.scrub_interval_seconds))
@@ -43,6 +56,8 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if view is not None:
+                await view.stop()
             await store.close()
 
     app = Starlette(
@@ -56,4 +71,18 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     app.state.store = store
     app.state.scrubber = scrubber
     app.state.durability = config.durability
+    app.state.map_view = view
     return app
+
+
+async def _record_url(view: MapView, volume_id: str, url: str) -> None:
+    """Put this volume's address in the map if the map has another (a restart on a new
+    port); the store being down only delays it to the next start."""
+    mapped = view.current.volume(volume_id)
+    if mapped is None or mapped.url == url or not url:
+        return
+    try:
+        await update_map(view.store, view.config, with_url(volume_id, url))
+        await view.refresh()
+    except MapUnavailable as exc:
+        log.warning("could not record url %s in the cluster map: %s", url, exc)

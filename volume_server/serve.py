@@ -46,14 +46,22 @@ def check_index(path: Path) -> None:
             from exc
 
 
-def run(config: ClusterConfig, volume_id: str) -> None:
-    """Serve `volume_id` from its configured data directory; returns after a signal."""
+def run(config: ClusterConfig, volume_id: str, url: str = "", data_dir: str = "") -> None:
+    """Serve `volume_id` from its data directory; returns after a signal. `url` and
+    `data_dir` default to the cluster file's entry for the volume, and are required for
+    a volume the file does not list (one to be added with `shardgate admin volume add`)."""
     raise_mmap_threshold()
-    spec = config.volume(volume_id)
-    if not spec.data_dir:
+    try:
+        spec = config.volume(volume_id)
+        url, data_dir = url or spec.url, data_dir or spec.data_dir
+    except ConfigError:
+        if not (url and data_dir):
+            raise ConfigError(f"volume {volume_id!r} is not in the cluster file: pass "
+                              "--url and --data-dir") from None
+    if not data_dir:
         raise ConfigError(f"volume {volume_id!r} has no data_dir")
-    host, port = listen_address(spec.url)
-    layout = Layout(spec.data_dir, volume_id)
+    host, port = listen_address(url)
+    layout = Layout(data_dir, volume_id)
     # A wrong or busy directory fails here, with its message, not mid-startup (checked
     # before locking, so a misconfigured volume leaves another's directory alone). The
     # lock is then held until the store closes, or the process dies.
@@ -61,7 +69,7 @@ def run(config: ClusterConfig, volume_id: str) -> None:
     layout.lock()
     try:
         check_index(layout.index_path)
-        app = create_app(config, volume_id, spec.data_dir, layout)
+        app = create_app(config, volume_id, data_dir, layout, url=url, follow_map=True)
         run_app(app, hypercorn_config(host, port, graceful_timeout=10), config.server)
     finally:
         layout.unlock()

@@ -11,7 +11,8 @@ from erasure import Codec
 from gateway.objects.notices import DurableNotices
 from gateway.objects.shared_reads import SegmentExchange
 from gateway.objects.volume_client import VolumeClient
-from placement import Ring, RingNode
+from placement import Ring
+from shardgate.clustermap import ClusterMap, seed_map
 from shardgate.config import ClusterConfig
 from shardgate.manifest import ErasureParams, ObjectManifest
 
@@ -21,10 +22,14 @@ log = logging.getLogger("shardgate.gateway.cluster")
 
 @dataclass
 class Cluster:
+    """`map` is the cluster map this process last saw (shardgate/mapview.py keeps it
+    current through `adopt`); the ring and the volumes' addresses come from it."""
+
     config: ClusterConfig
-    ring: Ring
+    map: ClusterMap
     codec: Codec
     volumes: VolumeClient
+    ring: Ring = field(init=False)
     notices: DurableNotices = field(init=False)
     segments: SegmentExchange = field(init=False)
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
@@ -34,13 +39,19 @@ class Cluster:
     def __post_init__(self) -> None:
         self.notices = DurableNotices(self.volumes)
         self.segments = SegmentExchange(self, self.config.gateway.shared_read_bytes)
+        self.adopt(self.map)
 
     @classmethod
     def build(cls, config: ClusterConfig, volumes: VolumeClient | None = None) -> Cluster:
-        ring = Ring([RingNode(v.id, v.weight, v.zone) for v in config.volumes])
         ec = config.erasure
         codec = Codec(ec.k, ec.m, ec.ec_type, ec.segment_size)
-        return cls(config, ring, codec, volumes or VolumeClient(config))
+        return cls(config, seed_map(config), codec, volumes or VolumeClient(config))
+
+    def adopt(self, new: ClusterMap) -> None:
+        """Serve from a newer map: its ring, and its volumes' addresses."""
+        self.map = new
+        self.ring = new.ring()
+        self.volumes.set_urls(new.urls())
 
     @property
     def width(self) -> int:
@@ -104,8 +115,9 @@ class Cluster:
 
     @property
     def volume_ids(self) -> list[str]:
-        return [v.id for v in self.config.volumes]
+        """Every volume that serves: in the ring, joining it, or draining out of it."""
+        return self.map.ids()
 
     @property
     def majority(self) -> int:
-        return len(self.config.volumes) // 2 + 1
+        return len(self.volume_ids) // 2 + 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,6 +40,7 @@ from gateway.objects.writer import Staged, abort_staged
 from shardgate.config import ClusterConfig
 from shardgate.faults import kill_point
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
+from shardgate.mapview import MapView
 from shardgate.versionid import new_version_id
 
 PARALLEL_DELETES = 32
@@ -87,9 +90,18 @@ class ObjectLayer:
         self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
         self.healer = Healer(self.cluster, config.durability)
         self._healing: asyncio.Task | None = None
+        self.map_view: MapView | None = None
 
-    async def start(self, heal: bool = True) -> None:
-        """Open the volume client and start healing in the background."""
+    async def start(self, heal: bool = True, follow_map: bool = True) -> None:
+        """Follow the cluster map, open the volume client, start healing in the
+        background."""
+        if follow_map:
+            gw = self.config.gateway
+            self.map_view = MapView(self.config, "gateway",
+                                    f"{socket.gethostname()}-{gw.port}-{os.getpid()}")
+            self.map_view.listeners.append(self.cluster.adopt)
+            await self.map_view.start()
+            self.cluster.adopt(self.map_view.current)
         await self.cluster.volumes.start()
         if heal:
             await self._know_members()
@@ -115,6 +127,8 @@ class ObjectLayer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._healing
         await self.cluster.volumes.close()
+        if self.map_view is not None:
+            await self.map_view.stop()
 
     # buckets
 

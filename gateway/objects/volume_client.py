@@ -106,6 +106,16 @@ class VolumeClient:
             sock_read=metadata_timeout)
         self._session: aiohttp.ClientSession | None = None
 
+    def set_urls(self, urls: dict[str, str]) -> None:
+        """The volumes' addresses from a newer cluster map (a volume id never changes)."""
+        self._urls = {vid: url.rstrip("/") for vid, url in urls.items()}
+
+    def _url(self, volume_id: str) -> str:
+        try:
+            return self._urls[volume_id]
+        except KeyError:
+            raise VolumeUnavailable(volume_id, "not in the cluster map") from None
+
     async def start(self) -> None:
         # No per-host cap: every streaming GET holds k connections for its whole life.
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
@@ -144,7 +154,7 @@ class VolumeClient:
         all_headers = self._headers(volume_id, scope)
         if headers:
             all_headers.update(headers)
-        url = self._urls[volume_id] + path
+        url = self._url(volume_id) + path
         try:
             timeout = self._upload_timeout if data is not None else self._metadata_timeout
             if json_body is not None:
@@ -315,7 +325,7 @@ class VolumeClient:
         assert self._session is not None
         headers = self._headers(volume_id, "read")
         headers["Range"] = f"bytes={start}-{end}"
-        url = f"{self._urls[volume_id]}/archives/{archive_id}"
+        url = f"{self._url(volume_id)}/archives/{archive_id}"
         for attempt in (1, 2):
             try:
                 resp = await self._session.get(url, headers=headers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import gateway.metrics  # noqa: F401 - registers the gateway's counters
 from gateway.app import create_app
 from gateway.metrics import operation_of
-from shardgate.config import ClusterConfig, User, VolumeSpec
+from shardgate.config import ClusterConfig, MapSpec, User, VolumeSpec
 from shardgate.metrics import RequestMetrics, set_operation
 from volume_server.metrics import gauges
 
@@ -141,16 +142,19 @@ def test_gateway_operation_names_come_from_the_router() -> None:
     assert name(scope("/", "GET")) == "ListBuckets"
 
 
-def gateway_config() -> ClusterConfig:
-    """Volumes nobody listens on: the healer's polls fail at once, and nothing else runs."""
+def gateway_config(directory: Path) -> ClusterConfig:
+    """Volumes nobody listens on: the healer's polls fail at once, and nothing else runs;
+    the cluster map in a file of the test's own."""
     return ClusterConfig(volumes=tuple(VolumeSpec(id=f"v{i}", url=f"http://127.0.0.1:{i}")
                                        for i in range(1, 7)),
                          users=(User("AKIATEST", "secret-key-for-tests"),),
-                         jwt_secret="gateway-test-secret-0123456789abcdef")
+                         jwt_secret="gateway-test-secret-0123456789abcdef",
+                         map=MapSpec(path=str(directory / "map.sqlite"),
+                                     cache_dir=str(directory)))
 
 
-async def test_ready_follows_the_lifespan_and_metrics_need_no_signature() -> None:
-    app = create_app(gateway_config())
+async def test_ready_follows_the_lifespan_and_metrics_need_no_signature(tmp_path) -> None:
+    app = create_app(gateway_config(tmp_path))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         not_started = await client.get("/-/ready")
