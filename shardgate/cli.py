@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     vol.add_argument("--data-dir", default="", metavar="DIR",
                      help="its data directory (default: its [[volumes]] entry's data_dir; "
                           "required for a volume not listed there)")
+    reb = sub.add_parser("rebalancer", help="run the rebalancer: moves fragments when "
+                                            "volumes are added, drained or removed",
+                         formatter_class=HelpFormatter)
+    reb.add_argument("--config", required=True, type=Path, metavar="FILE",
+                     help="cluster TOML file (required)")
     add_admin_parser(sub)
     # Everything after `bench` goes to bench/cli.py's own parser (`shardgate bench --help`),
     # so the bench package is imported only when the command runs.
@@ -148,6 +153,35 @@ def add_admin_parser(sub: argparse._SubParsersAction) -> None:
                       help="show progress until the backlog is 0 on every volume")
     heal.add_argument("--timeout", default=600.0, type=float, metavar="SECONDS",
                       help="with --wait: give up (exit 1) after this long")
+    volume = what.add_parser("volume", help="add, drain or remove a volume (a new ring "
+                                            "epoch; the rebalancer moves fragments)",
+                             formatter_class=HelpFormatter)
+    change = volume.add_subparsers(dest="volume_command", required=True)
+    add = change.add_parser("add", help="add a running volume to the map",
+                            formatter_class=HelpFormatter)
+    add.add_argument("volume_id")
+    add.add_argument("--url", required=True, metavar="URL",
+                     help="where it listens, http://HOST:PORT (required)")
+    add.add_argument("--weight", default=1.0, type=float, metavar="W",
+                     help="its share of the ring relative to the others")
+    add.add_argument("--zone", default="", metavar="Z",
+                     help="its failure domain (default: none)")
+    for name, text in (("drain", "move every fragment off a volume (it keeps serving "
+                                 "reads until the move is finished)"),
+                       ("remove", "remove a drained volume, or one that is dead (its "
+                                  "fragments are rebuilt from the others)")):
+        change.add_parser(name, help=text, formatter_class=HelpFormatter).add_argument(
+            "volume_id")
+    rebalance = what.add_parser("rebalance", help="the move of fragments to a new epoch",
+                                formatter_class=HelpFormatter)
+    rebalance_what = rebalance.add_subparsers(dest="rebalance_command", required=True)
+    rstatus = rebalance_what.add_parser(
+        "status", help="progress; exit 0 once no fragment is left to move",
+        formatter_class=HelpFormatter)
+    rstatus.add_argument("--wait", action="store_true",
+                         help="show a progress bar until the move is finished")
+    rstatus.add_argument("--timeout", default=3600.0, type=float, metavar="SECONDS",
+                         help="with --wait: give up (exit 1) after this long")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +216,11 @@ def main(argv: list[str] | None = None) -> None:
         check_erasure(ec.k, ec.m, ec.ec_type, ec.segment_size)
         if args.command == "admin":
             sys.exit(_admin(config, args))
+        if args.command == "rebalancer":
+            from gateway.rebalance_run import run as run_rebalancer
+
+            run_rebalancer(config)
+            return
         if args.command == "gateway":
             prepare_from_env()  # before the first import of prometheus_client
             from gateway.serve import run as run_gateway
@@ -200,10 +239,18 @@ def main(argv: list[str] | None = None) -> None:
 def _admin(config: ClusterConfig, args: argparse.Namespace) -> int:
     """`shardgate admin ...`; its exit status (see ADMIN_EPILOG)."""
     from shardgate.admin import AdminError, run_heal, run_status
+    from shardgate.admin_map import run_rebalance_status, run_volume_change
 
     try:
         if args.admin_command == "status":
             return run_status(config, args.json)
+        if args.admin_command == "volume":
+            if args.volume_command == "add":
+                return run_volume_change(config, "add", args.volume_id, args.url,
+                                         args.weight, args.zone)
+            return run_volume_change(config, args.volume_command, args.volume_id)
+        if args.admin_command == "rebalance":
+            return run_rebalance_status(config, args.wait, args.timeout)
         return run_heal(config, args.bucket, args.wait, args.timeout)
     except AdminError as exc:
         print(f"shardgate admin: {exc}", file=sys.stderr)

@@ -135,6 +135,16 @@ class MapSpec:
 
 
 @dataclass(frozen=True)
+class RebalanceSpec:
+    """How fast the rebalancer moves versions to a new epoch's placement."""
+
+    # Versions moved per second at most (each: its fragments verified, the moved ones
+    # rebuilt on their new volumes, every manifest copy rewritten).
+    versions_per_second: float = 200.0
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     volumes: tuple[VolumeSpec, ...]
     erasure: ErasureSpec = field(default_factory=ErasureSpec)
@@ -146,6 +156,7 @@ class ClusterConfig:
     # The HTTP server every gateway and volume process runs under (shardgate.serving).
     server: str = "hypercorn"
     map: MapSpec = field(default_factory=MapSpec)
+    rebalance: RebalanceSpec = field(default_factory=RebalanceSpec)
 
     def volume(self, volume_id: str) -> VolumeSpec:
         for v in self.volumes:
@@ -175,7 +186,7 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
-              "token_ttl_seconds", "server", "map"}
+              "token_ttl_seconds", "server", "map", "rebalance"}
 MAP_STORES = ("embedded", "etcd")
 SERVERS = ("hypercorn", "granian")
 
@@ -260,7 +271,11 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         raise ConfigError("[map] store = \"etcd\" needs endpoints = [\"host:port\", ...]")
     if not map_spec.prefix.startswith("/") or not map_spec.prefix.endswith("/"):
         raise ConfigError("[map] prefix must start and end with /")
+    rebalance = _build(RebalanceSpec, _section(raw, "rebalance"), "[rebalance]")
+    if rebalance.versions_per_second <= 0 or rebalance.concurrency < 1:
+        raise ConfigError("[rebalance] needs versions_per_second > 0 and concurrency >= 1")
     return ClusterConfig(
+        rebalance=rebalance,
         map=map_spec,
         volumes=volumes,
         erasure=erasure,

@@ -315,6 +315,9 @@ def _start_children(config: ClusterConfig, config_path: Path, logs: Path,
     metrics = prepare(logs.parent / METRICS_DIR_NAME)
     children.append(_child("gateway", "gateway", ["gateway", "--config", str(config_path)],
                            logs / "gateway.log", {**os.environ, MULTIPROC_ENV: str(metrics)}))
+    children.append(_child("rebalancer", "rebalancer", ["rebalancer", "--config",
+                                                        str(config_path)],
+                           logs / "rebalancer.log"))
 
 
 def _endpoint(config: ClusterConfig) -> str:
@@ -329,6 +332,10 @@ def _wait_ready(config: ClusterConfig, children: list[Child], signals: _Signals)
         if child.role == "volume":
             _ready(child, f"{config.volume(child.ident).url}/health",
                    mint_token(config.jwt_secret, child.ident, "read"), deadline, signals)
+        elif child.role == "rebalancer":
+            if child.proc.poll() is not None:  # it has no port: alive is ready
+                report_exit(child)
+                raise DevError("rebalancer failed to start")
         else:
             _ready(child, f"{_endpoint(config)}/-/health", None, deadline, signals)
             _check_serves_port(child, config.gateway.port)
@@ -406,7 +413,8 @@ def _write_processes(data: Path, config: ClusterConfig, children: list[Child]) -
     urls = {v.id: v.url for v in config.volumes}
     gateway_url = f"http://{config.gateway.host}:{config.gateway.port}"
     entries = [{"role": c.role, "id": c.ident, "pid": c.proc.pid,
-                "url": urls.get(c.ident, gateway_url)} for c in children]
+                "url": urls.get(c.ident, gateway_url if c.role == "gateway" else "")}
+               for c in children]
     (data / PROCESSES_NAME).write_text(json.dumps({"pid": os.getpid(), "children": entries},
                                                   indent=2))
 
@@ -427,12 +435,15 @@ def _stop_all(children: list[Child]) -> list[Child]:
 
 
 def describe_stopped(stopped: list[Child]) -> str:
-    """'gateway and 6 volumes', '1 volume', 'nothing': the words for what was stopped."""
+    """'gateway, rebalancer and 6 volumes', '1 volume', 'nothing': the words for what was
+    stopped."""
     volumes = sum(c.role == "volume" for c in stopped)
-    parts = ["gateway"] if any(c.role == "gateway" for c in stopped) else []
+    parts = [role for role in ("gateway", "rebalancer") if any(c.role == role for c in stopped)]
     if volumes:
         parts.append(f"{volumes} volume{'s' if volumes != 1 else ''}")
-    return " and ".join(parts) or "nothing"
+    if len(parts) > 1:
+        return ", ".join(parts[:-1]) + " and " + parts[-1]
+    return parts[0] if parts else "nothing"
 
 
 def _say_stopped(stopped: list[Child], children: list[Child], signal_name: str | None) -> None:

@@ -15,6 +15,8 @@ async def _arm(request: Request) -> JSONResponse:
     try:
         if body.get("disarm"):
             faults.disarm_all()
+        elif "hold" in body:
+            faults.hold(str(body["hold"]), bool(body.get("on", True)))
         else:
             faults.arm(str(body.get("point")), int(body.get("at_hit", 1)))
     except (ValueError, TypeError) as exc:

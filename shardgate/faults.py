@@ -35,7 +35,14 @@ POINTS = (
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
 )
 
+# Named holds: not a kill, a part of the process that stops acting until released.
+HOLDS = (
+    "map.watch",              # gateway: ignore map watch events and periodic re-reads
+                              # (a lagging watch; a fencing refusal still re-reads)
+)
+
 _armed: dict[str, int] = {}
+_held: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -56,6 +63,22 @@ def arm(name: str, at_hit: int = 1) -> None:
 def disarm_all() -> None:
     with _lock:
         _armed.clear()
+        _held.clear()
+
+
+def hold(name: str, on: bool = True) -> None:
+    """Hold (or release) the named part of this process (tests only)."""
+    if name not in HOLDS:
+        raise ValueError(f"unknown hold {name!r}")
+    with _lock:
+        if on:
+            _held.add(name)
+        else:
+            _held.discard(name)
+
+
+def held(name: str) -> bool:
+    return name in _held
 
 
 def kill_point(name: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from shardgate import jsonio
+from shardgate import faults, jsonio
 from shardgate.clustermap import ClusterMap, seed_map
 from shardgate.config import ClusterConfig, ConfigError, MapSpec
 from shardgate.mapstore import Compacted, MapStore, MapUnavailable
@@ -27,6 +27,8 @@ from shardgate.mapstore import Compacted, MapStore, MapUnavailable
 log = logging.getLogger("shardgate.map")
 
 MAP_KEY = "map"
+# Every write a gateway sends a volume carries its ring epoch (volume_server/fence.py).
+EPOCH_HEADER = "x-shardgate-epoch"
 MEMBERS = "members/"
 
 
@@ -113,7 +115,6 @@ class MapView:
         self.revision = 0
         self.store_reachable = False
         self.listeners: list[Callable[[ClusterMap], None]] = []
-        self.hold_watch = asyncio.Event()  # tests: a watch held back (set: held)
         self._store: MapStore | None = None
         self._tasks: list[asyncio.Task] = []
         self._lease: int | None = None
@@ -190,7 +191,7 @@ class MapView:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.spec.refresh_seconds):
                         await self._watch_once(key)
-                if not self.hold_watch.is_set():
+                if not faults.held("map.watch"):
                     await self.refresh()
             except Compacted:
                 log.info("map watch resumed past compaction: reading the map again")
@@ -208,7 +209,7 @@ class MapView:
     async def _watch_once(self, key: str) -> None:
         async for events in self.store.watch(key, self.revision + 1):
             self.store_reachable = True
-            if self.hold_watch.is_set():
+            if faults.held("map.watch"):
                 continue
             for event in events:
                 if event.value is not None:

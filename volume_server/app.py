@@ -17,6 +17,7 @@ from shardgate.mapview import MapView, update_map, with_url
 from volume_server import scrub
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
+from volume_server.fence import EpochFence, EpochsSeen
 from volume_server.janitor import run_forever
 from volume_server.layout import Layout
 from volume_server.metrics import VolumeMetrics
@@ -39,12 +40,16 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     scrubber = scrub.Scrubber(store, config.durability.scrub_bytes_per_second)
     view = MapView(config, "volume", volume_id, cache_dir=data_dir, url=url) \
         if follow_map else None
+    epochs = EpochsSeen()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         if view is not None:
+            fence = app.state.fence
+            view.listeners.append(lambda new: fence.learn(new.epoch))
             await view.start()
+            fence.learn(view.current.epoch)
             await _record_url(view, volume_id, url)
         janitor = asyncio.create_task(run_forever(store, config.durability))
         scrubbing = asyncio.create_task(scrub.run_forever(
@@ -64,7 +69,8 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         routes=all_routes(),
         # /metrics is answered ahead of the token check (volume_server/metrics.py).
         middleware=[Middleware(VolumeMetrics, store=store, volume_id=volume_id),
-                    Middleware(TokenAuth, secret=config.jwt_secret, volume_id=volume_id)],
+                    Middleware(TokenAuth, secret=config.jwt_secret, volume_id=volume_id),
+                    Middleware(EpochFence, epochs=epochs)],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]
         lifespan=lifespan,
     )
@@ -72,6 +78,7 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     app.state.scrubber = scrubber
     app.state.durability = config.durability
     app.state.map_view = view
+    app.state.fence = epochs
     return app
 
 

@@ -195,6 +195,26 @@ def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
     return release(conn, set(owned))
 
 
+def hand_off(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+             until: float) -> list[str]:
+    """Drop this volume's copy of a version that now lives on the key's new placement
+    (the rebalancer moved it): the row goes, its archives are retired until `until` so a
+    read that started before still completes. Archive ids to unlink (none: retired)."""
+    found = conn.execute("SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND"
+                         " version_id=?", (incarnation, key, version_id)).fetchone()
+    if found is None:
+        return []
+    drop_attributes(conn, incarnation, key, [version_id])
+    owned = json.loads(found["archives"])
+    conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
+                     [(a, found["id"]) for a in owned])
+    conn.execute("DELETE FROM objects WHERE id=?", (found["id"],))
+    retire(conn, {a for a in owned if not is_owned(conn, a)}, until)
+    conn.execute("DELETE FROM heal_queue WHERE incarnation=? AND key=? AND version_id=?",
+                 (incarnation, key, version_id))
+    return release(conn, set(owned))
+
+
 def _durable_newer(conn: sqlite3.Connection, row: ObjectRow) -> bool:
     """A newer durable null row: it supersedes this null row as soon as it lands."""
     found = conn.execute("SELECT 1 FROM objects WHERE incarnation=? AND key=? AND"
@@ -378,6 +398,13 @@ def newest_durable(conn: sqlite3.Connection, keys: list[tuple[str, str]]
                              " key=? AND durable=1", (incarnation, key)).fetchone()
         out.append(found[0] or "")
     return out
+
+
+def owned_archives(conn: sqlite3.Connection, after: str, limit: int) -> list[str]:
+    """Archive ids some object row owns, in id order after `after`."""
+    rows = conn.execute("SELECT DISTINCT archive_id FROM object_archives WHERE archive_id > ?"
+                        " ORDER BY archive_id LIMIT ?", (after, limit))
+    return [r[0] for r in rows]
 
 
 def scan_keys(conn: sqlite3.Connection, after_id: int, limit: int) -> list[dict[str, Any]]:

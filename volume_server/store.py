@@ -187,6 +187,11 @@ class Store:
         await self._unlink(await self.index.write(catalog.roll_back, incarnation, key,
                                                   version_id))
 
+    async def hand_off(self, incarnation: str, key: str, version_id: str,
+                       grace: float) -> None:
+        await self._unlink(await self.index.write(catalog.hand_off, incarnation, key,
+                                                  version_id, time.time() + grace))
+
     async def commit_part(self, upload_id: str, part_number: int, stage_id: str,
                           archive_id: str, manifest: dict[str, Any]) -> None:
         """Install the staged part and upsert its row; UploadMissing once the upload ended."""

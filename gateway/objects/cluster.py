@@ -30,6 +30,7 @@ class Cluster:
     codec: Codec
     volumes: VolumeClient
     ring: Ring = field(init=False)
+    previous_ring: Ring | None = field(init=False, default=None)
     notices: DurableNotices = field(init=False)
     segments: SegmentExchange = field(init=False)
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
@@ -51,7 +52,8 @@ class Cluster:
         """Serve from a newer map: its ring, and its volumes' addresses."""
         self.map = new
         self.ring = new.ring()
-        self.volumes.set_urls(new.urls())
+        self.previous_ring = new.previous_ring()
+        self.volumes.follow(new.urls(), new.epoch)
 
     @property
     def width(self) -> int:
@@ -111,7 +113,23 @@ class Cluster:
         return codec
 
     def placement(self, incarnation: str, key: str) -> tuple[str, ...]:
+        """Where a key is written: the newest epoch's ring."""
         return self.ring.placement(f"{incarnation}/{key}", self.width)
+
+    def previous_placement(self, incarnation: str, key: str) -> tuple[str, ...] | None:
+        """While fragments move to the newest epoch: the key's placement in the epoch
+        before, if it differs (None otherwise)."""
+        if self.previous_ring is None:
+            return None
+        before = self.previous_ring.placement(f"{incarnation}/{key}", self.width)
+        return None if set(before) == set(self.placement(incarnation, key)) else before
+
+    def placements(self, incarnation: str, key: str) -> list[tuple[str, ...]]:
+        """Every placement a key's rows may be in: the newest, and during a move the
+        one before (docs/cluster-map.md: reads look at both)."""
+        before = self.previous_placement(incarnation, key)
+        now = self.placement(incarnation, key)
+        return [now] if before is None else [now, before]
 
     @property
     def volume_ids(self) -> list[str]:

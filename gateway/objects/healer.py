@@ -29,6 +29,7 @@ from gateway.objects.comparison import compare_indexes
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from placement import stable_placement
 from shardgate.config import DurabilitySpec
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import version_time_ms
@@ -141,19 +142,25 @@ class Healer:
         return sum(done)
 
     async def heal(self, ref: VersionRef) -> None:
-        """Bring one version to full redundancy, or roll it back if never acknowledged."""
+        """Bring one version to full redundancy on the key's placement, or roll it back
+        if never acknowledged. During a move its rows are read from the placement of the
+        epoch before as well, and the fragments a departing volume held are rebuilt on
+        the volumes that took its place (each index kept where its volume stays)."""
         cluster = self.cluster
         placement = cluster.placement(ref.incarnation, ref.key)
+        asked = list(dict.fromkeys(
+            [*placement, *(cluster.previous_placement(ref.incarnation, ref.key) or ())]))
         answers = await asyncio.gather(*(cluster.volumes.version(vid, ref.incarnation,
                                                                  ref.key, ref.version_id)
-                                         for vid in placement), return_exceptions=True)
-        down = [vid for vid, a in zip(placement, answers, strict=True)
+                                         for vid in asked), return_exceptions=True)
+        down = [vid for vid, a in zip(asked, answers, strict=True)
                 if isinstance(a, BaseException)]
-        rows = {vid: a for vid, a in zip(placement, answers, strict=True)
+        rows = {vid: a for vid, a in zip(asked, answers, strict=True)
                 if a and not isinstance(a, BaseException)}
+        down_here = [vid for vid in down if vid in placement]
         if not rows:
-            if down:
-                raise HealDeferred(f"volumes {down} did not answer")
+            if down_here:
+                raise HealDeferred(f"volumes {down_here} did not answer")
             return  # gone everywhere: superseded or rolled back already
         if any(r.get("forgotten") for r in rows.values()):
             # Deleted by its id somewhere: the delete rolls forward, never the version.
@@ -161,8 +168,8 @@ class Healer:
                        "version_id": ref.version_id, "durable": True}
             await asyncio.gather(*(cluster.volumes.forget(vid, payload) for vid in placement
                                    if vid not in down))
-            if down:
-                raise HealDeferred(f"volumes {down} did not answer")
+            if down_here:
+                raise HealDeferred(f"volumes {down_here} did not answer")
             return
         durable = any(r["durable"] for r in rows.values()) or len(rows) >= cluster.write_quorum
         if not durable:
@@ -173,7 +180,7 @@ class Healer:
                 # Its commit may still be going out to the rest of the placement (heal
                 # entries of missed stages travel with the commit): not yet decidable.
                 raise HealDeferred(f"pending for only {age:.0f} s")
-            rebuilding = await self._rebuilding_now(placement)
+            rebuilding = await self._rebuilding_now(tuple(asked))
             if rebuilding:
                 # A rebuilding volume may have lost its copy: no proof it never had one.
                 # Keep the evidence there (a pending row) rather than decide now.
@@ -182,18 +189,21 @@ class Healer:
                                    waits_for_rebuild=True)
             # Every volume answered and fewer than the quorum hold it: never acknowledged.
             log.info("rolling back %s/%s %s (on %d of %d volumes)", ref.incarnation,
-                     ref.key, ref.version_id, len(rows), len(placement))
+                     ref.key, ref.version_id, len(rows), len(asked))
             await asyncio.gather(*(cluster.volumes.roll_back(vid, ref.incarnation, ref.key,
                                                              ref.version_id) for vid in rows))
             return
         manifest = ObjectManifest.from_dict(
             named_holders([r["manifest"] for r in rows.values()]))
+        ring_key = f"{ref.incarnation}/{ref.key}"
+        targets = [stable_placement(p.placement, cluster.ring, ring_key)
+                   for p in manifest.parts]
         healed = replace(manifest, parts=tuple(
-            replace(p, placement=_healed_holders(p.placement, placement, down))
-            for p in manifest.parts))
+            replace(p, placement=_healed_holders(p.placement, target, down))
+            for p, target in zip(manifest.parts, targets, strict=True)))
         try:
-            for part in manifest.parts:
-                await self._heal_part(healed, part, placement, down)
+            for part, target in zip(manifest.parts, targets, strict=True):
+                await self._heal_part(healed, part, target, down)
         except NotEnoughFragments as exc:
             # Keep the version's row on every volume, as it was: a volume that lacks it
             # must not serve an older version, nor its absence bring back a deleted key.
@@ -206,8 +216,8 @@ class Healer:
         await asyncio.gather(*(self._repair(vid, healed, None, None) for vid in placement
                                if vid not in down))
         await self._spread_attributes(healed, rows, [v for v in placement if v not in down])
-        if down:
-            raise HealDeferred(f"volumes {down} did not answer")
+        if down_here:
+            raise HealDeferred(f"volumes {down_here} did not answer")
 
     async def _spread_attributes(self, manifest: ObjectManifest, rows: dict[str, dict],
                                  targets: list[str]) -> None:

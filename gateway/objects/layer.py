@@ -40,6 +40,7 @@ from gateway.objects.writer import Staged, abort_staged
 from shardgate.config import ClusterConfig
 from shardgate.faults import kill_point
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
+from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import MapView
 from shardgate.versionid import new_version_id
 
@@ -91,6 +92,7 @@ class ObjectLayer:
         self.healer = Healer(self.cluster, config.durability)
         self._healing: asyncio.Task | None = None
         self.map_view: MapView | None = None
+        self._map_refresh: asyncio.Task | None = None
 
     async def start(self, heal: bool = True, follow_map: bool = True) -> None:
         """Follow the cluster map, open the volume client, start healing in the
@@ -102,10 +104,22 @@ class ObjectLayer:
             self.map_view.listeners.append(self.cluster.adopt)
             await self.map_view.start()
             self.cluster.adopt(self.map_view.current)
+            self.cluster.volumes.on_stale_epoch = self._refresh_map
         await self.cluster.volumes.start()
         if heal:
             await self._know_members()
             self._healing = asyncio.create_task(self.healer.run_forever())
+
+    def _refresh_map(self) -> None:
+        """A volume refused our epoch: re-read the map now (once at a time), so the next
+        write is placed by the newest ring; the refused one fails retryably."""
+        if self.map_view is None or (self._map_refresh and not self._map_refresh.done()):
+            return
+
+        async def refresh() -> None:
+            with contextlib.suppress(MapUnavailable):
+                await self.map_view.refresh()
+        self._map_refresh = asyncio.create_task(refresh())
 
     async def _know_members(self, wait: float = 10.0) -> None:
         """Before serving: learn which volumes are rebuilding (and clear the marks of a

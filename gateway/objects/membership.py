@@ -48,7 +48,11 @@ class Membership:
         new_cluster = not records
         for vid, h in answered.items():
             known = max(records[vid], key=records[vid].get) if vid in records else None
-            if h["rebuilding"] and new_cluster:
+            mapped = cluster.map.volume(vid)
+            joining = mapped is not None and mapped.state == "joining"
+            if h["rebuilding"] and (new_cluster or (known is None and joining)):
+                # A new cluster, or a volume just added: nothing was ever on it to
+                # rebuild (the rebalancer moves its share onto it).
                 await cluster.volumes.set_rebuilding(vid, False)
                 h["rebuilding"] = False
             elif known is not None and known != h["data_id"] and not h["rebuilding"]:
@@ -85,7 +89,7 @@ class Membership:
         volumes hold them; then its answers count again. Bucket records come first."""
         cluster = self.cluster
         try:
-            await self._copy_bucket_records(target)
+            await self.copy_bucket_records(target)
             refs: set[VersionRef] = set()
             for vid in cluster.volume_ids:
                 if vid != target:
@@ -111,7 +115,8 @@ class Membership:
         except Exception as exc:  # retried from the next membership check
             log.warning("rebuild of %s not finished: %r", target, exc)
 
-    async def _copy_bucket_records(self, target: str) -> None:
+    async def copy_bucket_records(self, target: str) -> None:
+        """Give `target` the newest record of every bucket the others hold."""
         cluster = self.cluster
         lists = await asyncio.gather(*(cluster.volumes.list_buckets(v)
                                        for v in cluster.volume_ids if v != target),

@@ -131,12 +131,16 @@ def commit_payload(manifest: ObjectManifest, volume_id: str, heal: list[dict]) -
     }
 
 
-def missed_writes(manifest: ObjectManifest) -> list[dict]:
-    """Heal entries for fragment indexes no volume took when their part was written."""
+def missed_writes(manifest: ObjectManifest, placed: tuple[str, ...]) -> list[dict]:
+    """Heal entries for fragment indexes no volume took when their part was written, and
+    for those on a volume that has left the key's placement since (a part uploaded
+    before a ring change: the healer moves it to the new placement)."""
     return [{"archive_id": part.archive_id(manifest.incarnation, manifest.key, index),
-             "index": index, "reason": f"missed write of part {part.number}"}
+             "index": index, "reason": f"missed write of part {part.number}"
+             if holder is None else f"part {part.number} on {holder}, out of the placement"}
             for part in manifest.parts
-            for index, holder in enumerate(part.placement) if holder is None]
+            for index, holder in enumerate(part.placement)
+            if holder is None or holder not in placed]
 
 
 async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectManifest,
@@ -144,7 +148,7 @@ async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectMani
     """Compare-and-set the object row on claimed volumes; returns those that did. With
     a fence (a conditional Complete) a refusal anywhere rolls back the rows it committed
     and answers 409 (conditional.py)."""
-    heal = missed_writes(manifest)
+    heal = missed_writes(manifest, cluster.placement(manifest.incarnation, manifest.key))
     extra = fence.payload() if fence is not None else {}
     results = await asyncio.gather(*(
         cluster.volumes.complete_upload(vid, manifest.upload_id,
@@ -173,7 +177,8 @@ async def commit_where_missing(cluster: Cluster, volumes: list[str],
     """Volumes that never had the upload still get the object row (so they supersede
     the key's older versions), with their fragments queued for healing."""
     async def one(vid: str) -> str | None:
-        heal = missed_writes(manifest) + [
+        heal = missed_writes(manifest, cluster.placement(manifest.incarnation,
+                                                         manifest.key)) + [
             {"archive_id": archive, "index": None, "reason": "upload not on this volume"}
             for archive in manifest.archives_on(vid)]
         with contextlib.suppress(VolumeUnavailable, VolumeRejected, VolumeNotFound):

@@ -33,30 +33,46 @@ class Decision:
 
 def decide(answers: list[list[dict]], width: int, quorum: int) -> Decision:
     """Apply the read rule to the answers of distinct volumes of one placement."""
-    if len(answers) <= width - quorum:
-        raise Undecided(f"{len(answers)} of {width} volumes answered")
+    return decide_placements([answers], width, quorum)
+
+
+def decide_placements(placements: list[list[list[dict]]], width: int, quorum: int
+                      ) -> Decision:
+    """The read rule over the answers of each placement a key has while fragments move
+    between two ring epochs (docs/cluster-map.md): every placement needs more than
+    width - quorum answers; a version is proven by a durable mark anywhere or the quorum
+    within one placement, and a newer unproven one is skipped only when it can have
+    reached the quorum in none of them. With one placement this is the rule above."""
+    for answers in placements:
+        if len(answers) <= width - quorum:
+            raise Undecided(f"{len(answers)} of {width} volumes answered")
     # A version deleted by its id (a tombstone anywhere) is never served, nor does it
     # hide older ones (volume_server/tombstones.py).
-    forgotten = {row["version_id"] for versions in answers for row in versions
-                 if row.get("forgotten")}
-    holders: dict[str, int] = {}
+    forgotten = {row["version_id"] for answers in placements for versions in answers
+                 for row in versions if row.get("forgotten")}
+    holders: list[dict[str, int]] = []
     durable: set[str] = set()
     rows: dict[str, dict] = {}
-    for versions in answers:
-        for row in versions:
-            vid = row["version_id"]
-            if vid in forgotten:
-                continue
-            holders[vid] = holders.get(vid, 0) + 1
-            rows.setdefault(vid, row)
-            if row.get("durable"):
-                durable.add(vid)
+    for answers in placements:
+        counted: dict[str, int] = {}
+        for versions in answers:
+            for row in versions:
+                vid = row["version_id"]
+                if vid in forgotten:
+                    continue
+                counted[vid] = counted.get(vid, 0) + 1
+                rows.setdefault(vid, row)
+                if row.get("durable"):
+                    durable.add(vid)
+        holders.append(counted)
     skipped = []
-    for vid in sorted(holders, reverse=True):
-        if vid in durable or holders[vid] >= quorum:
+    for vid in sorted(rows, reverse=True):
+        if vid in durable or any(h.get(vid, 0) >= quorum for h in holders):
             return Decision(rows[vid], skipped)
-        if len(answers) - holders[vid] > width - quorum:
+        if all(len(answers) - h.get(vid, 0) > width - quorum
+               for answers, h in zip(placements, holders, strict=True)):
             skipped.append(vid)
             continue
-        raise Undecided(f"version {vid} is on {holders[vid]} of {len(answers)} answers")
+        seen = max(h.get(vid, 0) for h in holders)
+        raise Undecided(f"version {vid} is on {seen} of {len(placements[0])} answers")
     return Decision(None, skipped)

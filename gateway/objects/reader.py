@@ -18,7 +18,7 @@ from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.narrow_reads import NarrowRange
-from gateway.objects.read_rule import Undecided, decide
+from gateway.objects.read_rule import Decision, Undecided, decide_placements
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import observe_version_id
 
@@ -105,22 +105,29 @@ async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
                                 ) -> tuple[ObjectManifest | None, list[str], list[list[dict]]]:
     """The decision, the versions it skipped, and every answer it weighed; `first` asks
     that many volumes at once when more than the fewest that can decide."""
-    placement = cluster.placement(incarnation, key)
-    enough = max(cluster.width - cluster.write_quorum + 1, min(first, len(placement)))
-    # Ask just enough volumes first (healthy ones, data-fragment holders first: the read
-    # goes to them next); the others only if those cannot decide.
-    order = sorted(placement, key=cluster.suspect)
-    results = await first_answers({vid: fetch(vid) for vid in order[:enough]}, enough)
+    placements = cluster.placements(incarnation, key)
+    width = cluster.width
+    enough = max(width - cluster.write_quorum + 1, min(first, width))
+    # Ask just enough volumes of each placement first (healthy ones, data-fragment
+    # holders first: the read goes to them next); the others only if those cannot decide.
+    batch: list[str] = []
+    for placement in placements:
+        for vid in sorted(placement, key=cluster.suspect)[:enough]:
+            if vid not in batch:
+                batch.append(vid)
+    rest = [vid for placement in placements for vid in placement if vid not in batch]
+    rest = list(dict.fromkeys(rest))
+    results = await first_answers({vid: fetch(vid) for vid in batch}, len(batch))
     try:
-        decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
+        decision = _decide(results, placements, cluster)
     except Undecided:
-        results |= await first_answers({vid: fetch(vid) for vid in order[enough:]},
-                                       len(order) - enough)
+        results |= await first_answers({vid: fetch(vid) for vid in rest}, len(rest))
         try:
-            decision = decide(answered_of(results), cluster.width, cluster.write_quorum)
+            decision = _decide(results, placements, cluster)
         except Undecided as exc:
             cluster.note_answers(results)
-            if len(answered_of(results)) > cluster.width - cluster.write_quorum:
+            if all(len(answered_of({v: results[v] for v in p if v in results}))
+                   > width - cluster.write_quorum for p in placements):
                 raise key_busy() from exc  # enough answered: a write is in flight
             raise quorum_lost("Too few storage volumes answered.") from exc
     cluster.note_answers(results)
@@ -139,6 +146,13 @@ async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
     copies = [row["manifest"] for row in held]  # the decided row's own copy first
     return attributes.apply(ObjectManifest.from_dict(named_holders(copies)),
                             attributes.newest(held)), decision.skipped, answers
+
+
+def _decide(results: dict, placements: list[tuple[str, ...]], cluster: Cluster) -> Decision:
+    """The read rule over each placement's answers (one placement but during a move)."""
+    return decide_placements(
+        [[results[v] for v in p if v in results and not isinstance(results[v], BaseException)]
+         for p in placements], cluster.width, cluster.write_quorum)
 
 
 def answered_of(results: dict) -> list:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +17,7 @@ import aiohttp
 
 from shardgate import jsonio
 from shardgate.config import ClusterConfig
+from shardgate.mapview import EPOCH_HEADER
 from shardgate.tokens import TokenCache
 from shardgate.versionid import observe_version_id
 
@@ -88,6 +89,8 @@ class VolumeClient:
     def __init__(self, config: ClusterConfig, connect_timeout: float = 3.0,
                  read_timeout: float = 30.0, metadata_timeout: float = 10.0) -> None:
         self._urls = {v.id: v.url.rstrip("/") for v in config.volumes}
+        self.epoch = 1  # the ring epoch every write carries (see follow)
+        self.on_stale_epoch: Callable[[], None] | None = None
         self._tokens = TokenCache(config.jwt_secret, config.token_ttl_seconds)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
                                               sock_connect=connect_timeout,
@@ -106,9 +109,16 @@ class VolumeClient:
             sock_read=metadata_timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    def set_urls(self, urls: dict[str, str]) -> None:
-        """The volumes' addresses from a newer cluster map (a volume id never changes)."""
+    def follow(self, urls: dict[str, str], epoch: int) -> None:
+        """The volumes' addresses and the ring epoch from a newer cluster map: every
+        write carries the epoch, and a volume that has seen a newer one refuses it."""
         self._urls = {vid: url.rstrip("/") for vid, url in urls.items()}
+        self.epoch = epoch
+
+    def _stale_epoch(self, newer: object) -> None:
+        """A volume knows a newer ring epoch than ours: have the map re-read now."""
+        if isinstance(newer, int) and newer > self.epoch and self.on_stale_epoch:
+            self.on_stale_epoch()
 
     def _url(self, volume_id: str) -> str:
         try:
@@ -152,6 +162,8 @@ class VolumeClient:
         assert self._session is not None
         scope = "read" if method in ("GET", "HEAD") else "write"
         all_headers = self._headers(volume_id, scope)
+        if scope == "write":
+            all_headers[EPOCH_HEADER] = str(self.epoch)
         if headers:
             all_headers.update(headers)
         url = self._url(volume_id) + path
@@ -170,6 +182,9 @@ class VolumeClient:
                     raise VolumeUnavailable(volume_id, f"HTTP {resp.status}")
                 if resp.status == 404:
                     raise VolumeNotFound(body.decode(errors="replace"))
+                if resp.status == 409 and isinstance(value, dict) \
+                        and value.get("code") == "StaleEpoch":
+                    self._stale_epoch(value.get("epoch"))
                 if resp.status >= 400:
                     raise VolumeRejected(volume_id, resp.status, body.decode(errors="replace"))
                 if resp.status == 204 or not body:
@@ -305,6 +320,13 @@ class VolumeClient:
     async def repair_object(self, volume_id: str, payload: dict) -> dict:
         return await self._request(volume_id, "POST", "/objects/repair", json_body=payload)
 
+    async def hand_off(self, volume_id: str, incarnation: str, key: str,
+                       version_id: str) -> None:
+        """Drop a moved version's row here, its archives retired for the grace period."""
+        await self._request(volume_id, "POST", "/objects/handoff",
+                            json_body={"incarnation": incarnation, "key": key,
+                                       "version_id": version_id})
+
     async def roll_back(self, volume_id: str, incarnation: str, key: str,
                         version_id: str) -> None:
         await self._request(volume_id, "POST", "/objects/rollback", json_body={
@@ -406,6 +428,10 @@ class VolumeClient:
         return (await self._request(volume_id, "GET", "/uploads",
                                     params={"incarnation": incarnation, "prefix": prefix}))[
             "uploads"]
+
+    async def status(self, volume_id: str) -> dict:
+        """Row counts, disk and heal backlog (what `shardgate admin status` shows)."""
+        return await self._request(volume_id, "GET", "/status")
 
     async def health(self, volume_id: str) -> dict:
         return await self._request(volume_id, "GET", "/health")

@@ -96,7 +96,7 @@ def test_gateway_that_cannot_start_is_explained_and_every_child_stopped(tmp_path
     assert "gateway (pid" in result.stderr and "exited with code" in result.stderr
     assert "No such file or directory" in result.stderr  # the tail of gateway.log
     assert "gateway failed to start" in result.stderr
-    assert "stopped 6 volumes (gateway had exited earlier)" in result.stdout
+    assert "stopped rebalancer and 6 volumes (gateway had exited earlier)" in result.stdout
     children = json.loads((tmp_path / "data" / "processes.json").read_text())["children"]
     assert all(gone(child["pid"]) for child in children)
 
@@ -110,7 +110,8 @@ def test_killed_volume_is_reported_on_the_terminal(dev: DevCluster):
 
     dev.proc.send_signal(signal.SIGTERM)
     assert dev.proc.wait(30) == 0
-    assert ("SIGTERM received, stopped gateway and 5 volumes (volume v2 had exited earlier)"
+    assert ("SIGTERM received, stopped gateway, rebalancer and 5 volumes (volume v2 had "
+            "exited earlier)"
             in output(dev))
 
 
@@ -120,7 +121,7 @@ def test_sigint_says_what_stopped(dev: DevCluster):
     dev.proc.send_signal(signal.SIGINT)
 
     assert dev.proc.wait(30) == 0
-    assert "SIGINT received, stopped gateway and 6 volumes" in output(dev)
+    assert "SIGINT received, stopped gateway, rebalancer and 6 volumes" in output(dev)
     assert all(gone(child["pid"]) for child in children)
 
 

@@ -4,6 +4,7 @@ used for exits and stops."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -74,3 +75,6 @@ def test_exit_reasons_and_stop_summaries(tmp_path: Path, processes):
     assert describe_stopped([gateway, volume, volume]) == "gateway and 2 volumes"
     assert describe_stopped([volume]) == "1 volume"
     assert describe_stopped([]) == "nothing"
+    rebalancer = dataclasses.replace(gateway, role="rebalancer", ident="rebalancer")
+    assert describe_stopped([gateway, rebalancer, volume]) == \
+        "gateway, rebalancer and 1 volume"

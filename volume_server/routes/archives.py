@@ -1,4 +1,6 @@
-"""GET/HEAD/DELETE /archives/{archive_id}: ranged reads of fragment archives."""
+"""GET/HEAD/DELETE /archives/{archive_id}: ranged reads of fragment archives; GET
+/archives: the ids of the archives this volume's rows own (what an operator or a test
+diffs to see which fragments a rebalance moved)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shardgate.jsonio import JSONResponse
+from volume_server import catalog
 from volume_server.archives import bytes_response, file_response
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id
+from volume_server.params import query_int
 from volume_server.routes import store_of
 
 
@@ -35,7 +40,16 @@ async def delete_archive(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def owned_archives(request: Request) -> Response:
+    """A page of owned archive ids in id order after `after`; `next` for the next page."""
+    after = request.query_params.get("after", "")
+    limit = query_int(request, "limit", 1000, 1, 10_000)
+    ids = await store_of(request).index.read(catalog.owned_archives, after, limit)
+    return JSONResponse({"archives": ids, "next": ids[-1] if len(ids) == limit else None})
+
+
 routes = [
+    Route("/archives", owned_archives, methods=["GET"]),
     Route("/archives/{archive_id}", get_archive, methods=["GET", "HEAD"]),
     Route("/archives/{archive_id}", delete_archive, methods=["DELETE"]),
 ]

@@ -175,6 +175,16 @@ async def roll_back(request: Request) -> JSONResponse:
     return JSONResponse({"rolled_back": True})
 
 
+async def hand_off(request: Request) -> JSONResponse:
+    """The rebalancer's release of a version this volume no longer places (it was
+    verified on the key's new placement first): row dropped, archives retired."""
+    body = await json_body(request)
+    await store_of(request).hand_off(text(body, "incarnation"), text(body, "key"),
+                                     text(body, "version_id"),
+                                     request.app.state.durability.grace_seconds)
+    return JSONResponse({"handed_off": True})
+
+
 MAX_NOTICES = 1000
 
 
@@ -295,6 +305,7 @@ routes = [
     Route("/objects/durable", durable, methods=["POST"]),
     Route("/objects/repair", repair, methods=["POST"]),
     Route("/objects/rollback", roll_back, methods=["POST"]),
+    Route("/objects/handoff", hand_off, methods=["POST"]),
     Route("/objects/version", version, methods=["GET"]),
     Route("/objects/scan", scan, methods=["GET"]),
     Route("/objects/digests", digests, methods=["POST"]),

@@ -1,0 +1,302 @@
+"""The rebalancer: moves every version whose placement changed to the newest ring epoch.
+
+One runs per cluster (a leased leader key in the map store; `shardgate rebalancer`).
+For a map that is moving (docs/cluster-map.md):
+
+1. wait until every live gateway and volume says, in its member record, that it has
+   seen the epoch: from then on volumes refuse writes placed by the older ring;
+2. give joining volumes every bucket record;
+3. walk the rows of the volumes that leave some key's placement, page by page, and heal
+   each version whose volume set changed onto the new placement (fragments that keep
+   their volume keep their index; the ones that move are rebuilt on their new volume
+   and verified by their checksums, and every manifest copy is rewritten to name them);
+   only then the leaving volume hands its copy off (row dropped, archives retired for
+   the grace period). The walk's position is saved in the map store after every page, so
+   a rebalancer killed in the middle resumes there;
+4. heal what the leaving volumes' heal queues still hold, then end the move in the map.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+
+from gateway.objects.cluster import Cluster
+from gateway.objects.heal_refs import HealDeferred, VersionRef, heal_each
+from gateway.objects.healer import Healer
+from shardgate import jsonio
+from shardgate.clustermap import ClusterMap, finish_move
+from shardgate.config import ClusterConfig
+from shardgate.mapstore import MapUnavailable
+from shardgate.mapview import MEMBERS, MapView, update_map
+
+log = logging.getLogger("shardgate.rebalancer")
+
+PAGE = 200
+LEADER = "rebalance/leader"
+RETRY_SECONDS = 1.0
+
+
+def progress_key(config: ClusterConfig, epoch: int) -> str:
+    return f"{config.map.prefix}rebalance/{epoch}"
+
+
+@dataclass
+class SourceProgress:
+    """One leaving volume's walk: the row id it has moved up to, and its rows at start."""
+
+    cursor: int = 0
+    rows: int = 0
+    done: bool = False
+
+
+@dataclass
+class Progress:
+    """What `shardgate admin rebalance status` shows, kept in the map store."""
+
+    epoch: int
+    phase: str = "waiting"  # waiting (for acks), moving, healing, done
+    sources: dict[str, SourceProgress] = field(default_factory=dict)
+    moved: int = 0
+    scanned: int = 0
+    started: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Progress:
+        sources = {k: SourceProgress(**v) for k, v in raw.get("sources", {}).items()}
+        return cls(**{**raw, "sources": sources})
+
+
+class Rebalancer:
+    def __init__(self, cluster: Cluster, view: MapView) -> None:
+        self.cluster = cluster
+        self.view = view
+        self.config = cluster.config
+        self.healer = Healer(cluster, cluster.config.durability)
+        spec = cluster.config.rebalance
+        self.interval = 1.0 / spec.versions_per_second
+        self.concurrency = spec.concurrency
+        self.ident = f"{socket.gethostname()}-{os.getpid()}"
+        self._changed = asyncio.Event()
+        view.listeners.append(lambda _new: self._changed.set())
+
+    async def run_forever(self) -> None:
+        await self._lead()
+        while True:
+            current = self.view.current
+            try:
+                if current.moving:
+                    await self.move(current)
+                    continue
+            except (MapUnavailable, HealDeferred) as exc:
+                log.info("move to epoch %d paused: %s", current.epoch, exc)
+            except Exception:  # noqa: BLE001 - retried; the walk resumes where it was
+                log.exception("move to epoch %d failed; retrying", current.epoch)
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), RETRY_SECONDS)
+
+    async def _lead(self) -> None:
+        """Hold the leader key (leased: a dead leader's lease runs out); wait for it."""
+        store, spec = self.view.store, self.config.map
+        while True:
+            try:
+                lease = await store.grant_lease(spec.lease_seconds)
+                if await store.put(spec.prefix + LEADER, self.ident.encode(), if_revision=0,
+                                   lease=lease):
+                    asyncio.get_running_loop().create_task(self._keep(lease))
+                    log.info("rebalancer %s leads", self.ident)
+                    return
+            except MapUnavailable as exc:
+                log.info("waiting for the map store: %s", exc)
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _keep(self, lease: int) -> None:
+        while True:
+            await asyncio.sleep(self.config.map.lease_seconds / 4)
+            try:
+                if not await self.view.store.refresh_lease(lease):
+                    log.error("rebalancer lost its lease: stopping")
+                    os._exit(3)  # another may lead now; the supervisor restarts us
+            except MapUnavailable:
+                continue
+
+    async def move(self, target: ClusterMap) -> None:
+        """Move everything to `target`'s placement; end the move in the map."""
+        progress = await self._load(target.epoch)
+        if progress.moved or progress.scanned:
+            log.info("resuming the move to epoch %d: %d versions moved, %d rows walked "
+                     "before", target.epoch, progress.moved, progress.scanned)
+        if progress.phase == "waiting":
+            await self._wait_acks(target.epoch)
+            progress.phase = "moving"
+            await self._save(progress)
+        cluster = self.cluster
+        for vid in target.ids(("joining",)):
+            await self.healer.members.copy_bucket_records(vid)
+        leaving = self._leaving(target)
+        alive = await self._alive(leaving | set(cluster.map.ids()))
+        for vid in sorted(leaving):
+            source = progress.sources.setdefault(vid, SourceProgress())
+            if not source.rows and vid in alive:
+                source.rows = (await cluster.volumes.status(vid)).get("objects", 0)
+        await self._save(progress)
+        # A leaving volume that is down (removed dead) cannot be walked: the keys it
+        # leaves are walked on the first live volume that stays in their placement.
+        walkers = sorted(v for v in leaving if v in alive)
+        if any(v not in alive for v in leaving):
+            walkers = sorted(set(walkers) | (set(target.ids(("active", "joining"))) & alive))
+        for vid in walkers:
+            source = progress.sources.setdefault(vid, SourceProgress())
+            if not source.done:
+                await self._walk(vid, source, progress, leaving, alive)
+        progress.phase = "healing"
+        await self._save(progress)
+        await self._heal_queues(sorted(v for v in leaving if v in alive))
+        await update_map(self.view.store, self.config,
+                         lambda m: finish_move(m) if m.epoch == target.epoch and m.moving
+                         else m)
+        progress.phase = "done"
+        await self._save(progress)
+        await self.view.refresh()
+        log.info("move to epoch %d finished: %d versions moved", target.epoch, progress.moved)
+
+    def _leaving(self, target: ClusterMap) -> set[str]:
+        """Volumes of the previous ring that are not in the new one: for some keys, or
+        for all (a drained or removed volume)."""
+        before = {n.id for n in target.previous or ()}
+        now = set(target.ids(("active", "joining")))
+        added = now - before
+        # Adding a volume takes a share of keys from every other: each may be leaving.
+        return before if added else before - now
+
+    async def _alive(self, volume_ids: set[str]) -> set[str]:
+        health = await asyncio.gather(*(self.cluster.volumes.health(v) for v in volume_ids),
+                                      return_exceptions=True)
+        return {v for v, h in zip(volume_ids, health, strict=True)
+                if not isinstance(h, BaseException)}
+
+    def _walker(self, incarnation: str, key: str, alive: set[str]) -> str | None:
+        """The one volume whose walk moves this key: the one leaving its placement if it
+        is alive, else the first live volume staying in it."""
+        before = self.cluster.previous_placement(incarnation, key)
+        if before is None:
+            return None
+        now = set(self.cluster.placement(incarnation, key))
+        gone = [v for v in before if v not in now]
+        if gone and gone[0] in alive:
+            return gone[0]
+        staying = sorted(v for v in before if v in now and v in alive)
+        return staying[0] if staying else None
+
+    async def _walk(self, vid: str, source: SourceProgress, progress: Progress,
+                    leaving: set[str], alive: set[str]) -> None:
+        cluster = self.cluster
+        while True:
+            answer = await cluster.volumes.scan(vid, source.cursor, PAGE)
+            rows = answer["rows"]
+            if not rows:
+                source.done = True
+                await self._save(progress)
+                return
+            refs = {VersionRef(r["incarnation"], r["key"], r["version_id"]) for r in rows
+                    if self._walker(r["incarnation"], r["key"], alive) == vid}
+            await self._move_all(refs, alive)
+            progress.moved += len(refs)
+            progress.scanned += len(rows)
+            source.cursor = answer["next"]
+            await self._save(progress)
+
+    async def _move_all(self, refs: set[VersionRef], alive: set[str]) -> None:
+        """Move every ref; those that cannot be yet (a young pending row, a volume of the
+        new placement down) are tried again until they can."""
+        pending = set(refs)
+        while pending:
+            started = time.monotonic()
+            outcomes = await heal_each(lambda ref: self._move_one(ref, alive), pending,
+                                       self.concurrency)
+            failed = {ref: exc for ref, exc in outcomes.items() if exc is not None}
+            for ref, exc in list(failed.items())[:3]:
+                log.info("move of %s/%s %s waits: %r", ref.incarnation, ref.key,
+                         ref.version_id, exc)
+            pending = set(failed)
+            # The rate limit: at most versions_per_second on average.
+            await asyncio.sleep(max(0.0, len(outcomes) * self.interval
+                                    - (time.monotonic() - started)))
+            if pending:
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _move_one(self, ref: VersionRef, alive: set[str]) -> None:
+        """Heal the version onto the new placement, then let the leaving volume go."""
+        cluster = self.cluster
+        before = cluster.previous_placement(ref.incarnation, ref.key) or ()
+        await self.healer.heal(ref)
+        now = set(cluster.placement(ref.incarnation, ref.key))
+        for vid in before:
+            if vid not in now and vid in alive:
+                await cluster.volumes.hand_off(vid, ref.incarnation, ref.key, ref.version_id)
+
+    async def _heal_queues(self, leaving: list[str]) -> None:
+        """What the leaving volumes' heal queues hold is healed now, onto the new
+        placement: nothing is left on a volume about to go."""
+        cluster = self.cluster
+        for vid in leaving:
+            if cluster.map.volume(vid) is not None and \
+                    cluster.map.volume(vid).state in ("active", "joining"):
+                continue  # it stays in the ring: its own healers drain its queue
+            while True:
+                entries = (await cluster.volumes.heal_entries(vid, 500))["entries"]
+                if not entries:
+                    break
+                refs = {VersionRef(e["incarnation"], e["key"], e["version_id"])
+                        for e in entries}
+                outcomes = await heal_each(self.healer.heal, refs, self.concurrency)
+                for ref, exc in outcomes.items():
+                    if exc is None:
+                        up_to = max(e["id"] for e in entries
+                                    if (e["incarnation"], e["key"], e["version_id"])
+                                    == (ref.incarnation, ref.key, ref.version_id))
+                        await cluster.volumes.heal_done(vid, ref.incarnation, ref.key,
+                                                        ref.version_id, up_to)
+                if any(exc is not None for exc in outcomes.values()):
+                    raise HealDeferred(f"heal entries of {vid} not all healed yet")
+
+    async def _wait_acks(self, epoch: int) -> None:
+        """Until every live gateway and volume has seen `epoch` (fencing makes any
+        straggler harmless after that: its writes are refused)."""
+        prefix = self.config.map.prefix + MEMBERS
+        logged = 0.0
+        while True:
+            snapshot = await self.view.store.read(prefix)
+            behind = []
+            for key, entry in snapshot.entries.items():
+                role = key[len(prefix):].split("/", 1)[0]
+                if role in ("gateway", "volume") and jsonio.loads(entry.value)["epoch"] < epoch:
+                    behind.append(key[len(prefix):])
+            if not behind:
+                return
+            if time.monotonic() - logged > 10:
+                log.info("epoch %d: waiting for %s", epoch, ", ".join(sorted(behind)))
+                logged = time.monotonic()
+            await asyncio.sleep(0.2)
+
+    async def _load(self, epoch: int) -> Progress:
+        key = progress_key(self.config, epoch)
+        entry = (await self.view.store.read(key)).entries.get(key)
+        if entry is None:
+            return Progress(epoch)
+        return Progress.from_dict(jsonio.loads(entry.value))
+
+    async def _save(self, progress: Progress) -> None:
+        progress.updated = time.time()
+        await self.view.store.put(progress_key(self.config, progress.epoch),
+                                  jsonio.dumps(progress.to_dict()))

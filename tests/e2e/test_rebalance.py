@@ -1,0 +1,146 @@
+"""Growing and shrinking a live cluster, on the embedded map and on a real etcd: a 7th
+volume added under a client that keeps reading and writing, the fragments moved counted
+from the volumes' own archive lists against the minimum, a drain and a remove, and a
+rebalancer SIGKILLed in the middle of a move that resumes where it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.cluster import DevCluster, free_port
+from tests.e2e.conftest import USERS, write_users
+from tests.e2e.etcd import Etcd
+from tests.e2e.rebalance_helpers import (
+    Traffic,
+    admin,
+    archive_lists,
+    check_all,
+    fill,
+    logs_of,
+    moved_fragments,
+    process_of,
+    start_volume,
+    wait_moved,
+)
+
+pytestmark = pytest.mark.e2e
+
+OBJECTS = 2000
+MULTIPART = 10
+
+
+@pytest.fixture(scope="module", params=["embedded", "etcd"])
+def grown(request, tmp_path_factory):
+    """A 6-volume dev cluster (on the embedded map or a real etcd) with OBJECTS objects."""
+    root = tmp_path_factory.mktemp(f"grow-{request.param}")
+    extra = []
+    etcd = None
+    if request.param == "etcd":
+        (root / "etcd").mkdir()
+        etcd = Etcd(root / "etcd").start()
+        extra = ["--etcd", ",".join(etcd.endpoints)]
+    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
+                     extra_args=extra).start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"grow-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        digests = fill(s3, bucket, OBJECTS, MULTIPART)
+        yield dev, s3, bucket, digests
+    finally:
+        dev.stop()
+        if etcd is not None:
+            etcd.stop()
+
+
+def test_adding_a_volume_under_traffic_moves_about_one_seventh(grown):
+    dev, s3, bucket, digests = grown
+    before = archive_lists(dev)
+    total = sum(len(held) for held in before.values())
+    url = start_volume(dev, "v7")
+    traffic = Traffic(s3, bucket, digests).start()
+    try:
+        time.sleep(1)
+        added = admin(dev, "volume", "add", "v7", "--url", url)
+        assert added.returncode == 0, added.stderr
+        assert "epoch 2" in added.stdout
+        refused = admin(dev, "volume", "add", "v8", "--url", "http://127.0.0.1:1")
+        assert refused.returncode == 1 and "still moving" in refused.stderr
+        wait_moved(dev)
+        time.sleep(1)
+    finally:
+        traffic.stop()
+    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.requests > 50
+    after = archive_lists(dev)
+    moved = moved_fragments(before, after)
+    minimum = total / 7
+    print(f"fragments moved {moved}, minimum {minimum:.0f} ({moved / minimum:.2f}x)")
+    assert 0.5 * minimum < moved <= 1.3 * minimum
+    assert check_all(s3, bucket, digests) == []
+    assert check_all(s3, bucket, traffic.written) == []
+    status = admin(dev, "rebalance", "status")
+    assert status.returncode == 0 and "v7 active" in status.stdout
+
+
+def test_draining_moves_everything_off_and_removing_changes_nothing_readable(grown):
+    dev, s3, bucket, digests = grown
+    drained = admin(dev, "volume", "drain", "v3")
+    assert drained.returncode == 0, drained.stderr
+    wait_moved(dev)
+    assert archive_lists(dev)["v3"] == set()
+    refused = admin(dev, "volume", "drain", "v4")  # 6 left in the ring for 4+2
+    assert refused.returncode == 1 and "needs at least" in refused.stderr
+    removed = admin(dev, "volume", "remove", "v3")
+    assert removed.returncode == 0, removed.stderr
+    dev.kill_volume("v3")
+    assert check_all(s3, bucket, digests) == []
+    # One more volume down still leaves every object readable: nothing relied on v3.
+    dev.kill_volume("v5")
+    try:
+        assert check_all(s3, bucket, dict(list(digests.items())[:300])) == []
+    finally:
+        dev.restart_volume("v5")
+
+
+def test_a_rebalancer_killed_in_the_middle_resumes_to_the_same_end(grown):
+    dev, s3, bucket, digests = grown
+    before = archive_lists(dev)
+    total = sum(len(held) for held in before.values())
+    url = start_volume(dev, "v8")
+    added = admin(dev, "volume", "add", "v8", "--url", url)
+    assert added.returncode == 0, added.stderr
+    config = dev.config
+    pid = process_of(dev, "rebalancer")
+    deadline = time.monotonic() + 120
+    while True:  # kill it once it has moved some, but not all
+        status = admin(dev, "rebalance", "status").stdout
+        if "versions moved" in status and " 0 versions moved" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    killed_at = status
+    log = open(dev.data / "logs" / "rebalancer.restart.log", "ab")  # noqa: SIM115
+    dev.extra.append(subprocess.Popen([sys.executable, "-m", "shardgate", "rebalancer",
+                                       "--config", str(dev.data / "cluster.toml")],
+                                      stdout=log, stderr=subprocess.STDOUT))
+    wait_moved(dev)
+    assert "still moving" not in admin(dev, "rebalance", "status").stdout
+    after = archive_lists(dev)
+    moved = moved_fragments(before, after)
+    assert moved <= 1.3 * total / 7, (moved, total, killed_at)
+    assert check_all(s3, bucket, digests) == []
+    copy = json.loads((dev.data / "map-gateway.json").read_text())
+    assert copy["map"]["epoch"] == 4 and copy["map"]["previous"] is None
+    assert config.map.store in ("embedded", "etcd")
+    restarted = logs_of(dev, "rebalancer.restart")
+    assert "resuming the move to epoch 4" in restarted, restarted[-2000:]
