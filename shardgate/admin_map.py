@@ -11,22 +11,43 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from tqdm import tqdm
 
 from shardgate import jsonio
 from shardgate.clustermap import (
+    SERVING,
     ClusterMap,
     MapRefused,
     add_volume,
     drain_volume,
     remove_volume,
 )
-from shardgate.config import ClusterConfig
+from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import open_store, read_or_seed, update_map
 
 PROGRESS = "rebalance/"
+
+
+def mapped_config(config: ClusterConfig) -> ClusterConfig:
+    """The config with the map's serving volumes in place of the cluster file's seed
+    (what `admin status` and `admin heal` ask); the seed if the store is unreachable."""
+    async def read() -> ClusterMap:
+        store = open_store(config.map)
+        try:
+            return (await read_or_seed(store, config))[0]
+        finally:
+            await store.close()
+    try:
+        current = asyncio.run(read())
+    except MapUnavailable as exc:
+        print(f"shardgate admin: the map store is unreachable, asking the cluster file's "
+              f"volumes: {exc}", file=sys.stderr)
+        return config
+    return replace(config, volumes=tuple(VolumeSpec(v.id, v.url, v.weight, v.zone)
+                                         for v in current.volumes if v.state in SERVING))
 
 
 def run_volume_change(config: ClusterConfig, action: str, volume_id: str, url: str = "",

@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="override a numeric [gateway] setting of the cluster file, e.g. "
                           "slow_answer_seconds=0 (repeatable; default: none)")
+    dev.add_argument("--rebalance-setting", action="append", default=[], type=_setting,
+                     metavar="KEY=VALUE",
+                     help="override a [rebalance] setting of the cluster file, e.g. "
+                          "versions_per_second=50 (repeatable; default: none)")
     dev.add_argument("--server", default="hypercorn", choices=SERVERS,
                      help="the HTTP server of every process (granian: see "
                           "docs/performance.md; needs `pip install granian`)")
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                               segment_size=args.segment_size, workers=args.gateway_workers,
                               durability=tuple(args.durability),
                               gateway_settings=tuple(args.gateway_setting),
+                              rebalance_settings=tuple(args.rebalance_setting),
                               server=args.server,
                               etcd=tuple(e for e in args.etcd.split(",") if e))
             sys.exit(run_dev(opts))
@@ -239,11 +244,11 @@ def main(argv: list[str] | None = None) -> None:
 def _admin(config: ClusterConfig, args: argparse.Namespace) -> int:
     """`shardgate admin ...`; its exit status (see ADMIN_EPILOG)."""
     from shardgate.admin import AdminError, run_heal, run_status
-    from shardgate.admin_map import run_rebalance_status, run_volume_change
+    from shardgate.admin_map import mapped_config, run_rebalance_status, run_volume_change
 
     try:
         if args.admin_command == "status":
-            return run_status(config, args.json)
+            return run_status(mapped_config(config), args.json)
         if args.admin_command == "volume":
             if args.volume_command == "add":
                 return run_volume_change(config, "add", args.volume_id, args.url,
@@ -251,7 +256,7 @@ def _admin(config: ClusterConfig, args: argparse.Namespace) -> int:
             return run_volume_change(config, args.volume_command, args.volume_id)
         if args.admin_command == "rebalance":
             return run_rebalance_status(config, args.wait, args.timeout)
-        return run_heal(config, args.bucket, args.wait, args.timeout)
+        return run_heal(mapped_config(config), args.bucket, args.wait, args.timeout)
     except AdminError as exc:
         print(f"shardgate admin: {exc}", file=sys.stderr)
         return 2

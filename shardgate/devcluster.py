@@ -82,6 +82,7 @@ class DevOptions:
     workers: int = 1
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
     gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
+    rebalance_settings: tuple[tuple[str, float], ...] = ()  # [rebalance] overrides
     server: str = "hypercorn"  # the HTTP server of every process
     etcd: tuple[str, ...] = ()  # etcd endpoints for the cluster map (none: embedded)
 
@@ -110,6 +111,8 @@ def write_config(opts: DevOptions) -> Path:
     }
     if opts.durability:
         raw["durability"] = dict(opts.durability)
+    if opts.rebalance_settings:
+        raw["rebalance"] = dict(opts.rebalance_settings)
     if opts.etcd:
         # One etcd may hold several dev clusters: each data directory its own prefix.
         tag = hashlib.sha256(str(opts.data.resolve()).encode()).hexdigest()[:12]

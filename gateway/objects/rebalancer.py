@@ -111,7 +111,8 @@ class Rebalancer:
         while True:
             try:
                 lease = await store.grant_lease(spec.lease_seconds)
-                if await store.put(spec.prefix + LEADER, self.ident.encode(), if_revision=0,
+                if await store.put(spec.prefix + LEADER, jsonio.dumps({"id": self.ident}),
+                                   if_revision=0,
                                    lease=lease):
                     asyncio.get_running_loop().create_task(self._keep(lease))
                     log.info("rebalancer %s leads", self.ident)
@@ -145,16 +146,16 @@ class Rebalancer:
             await self.healer.members.copy_bucket_records(vid)
         leaving = self._leaving(target)
         alive = await self._alive(leaving | set(cluster.map.ids()))
-        for vid in sorted(leaving):
-            source = progress.sources.setdefault(vid, SourceProgress())
-            if not source.rows and vid in alive:
-                source.rows = (await cluster.volumes.status(vid)).get("objects", 0)
-        await self._save(progress)
         # A leaving volume that is down (removed dead) cannot be walked: the keys it
         # leaves are walked on the first live volume that stays in their placement.
         walkers = sorted(v for v in leaving if v in alive)
         if any(v not in alive for v in leaving):
             walkers = sorted(set(walkers) | (set(target.ids(("active", "joining"))) & alive))
+        for vid in walkers:
+            source = progress.sources.setdefault(vid, SourceProgress())
+            if not source.rows:
+                source.rows = (await cluster.volumes.status(vid)).get("objects", 0)
+        await self._save(progress)
         for vid in walkers:
             source = progress.sources.setdefault(vid, SourceProgress())
             if not source.done:

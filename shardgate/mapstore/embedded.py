@@ -19,7 +19,7 @@ from shardgate.mapstore import Compacted, Entry, Event, MapStore, MapUnavailable
 
 # Events kept for watches to resume from; a watcher further behind reads everything again.
 KEEP_EVENTS = 10_000
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);

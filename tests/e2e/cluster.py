@@ -88,7 +88,12 @@ class DevCluster:
         for proc in self.extra:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(10)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:  # say so, and stop the rest all the same
+                    print(f"pid {proc.pid} ({proc.args}) ignored SIGTERM for 10 s: killed")
+                    proc.kill()
+                    proc.wait(10)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -21,6 +21,7 @@ from shardgate.mapview import map_key
 from tests.e2e.cluster import DevCluster, free_port, wait_http
 from tests.e2e.conftest import USERS, own_cluster, write_users
 from tests.e2e.etcd import Etcd
+from tests.e2e.rebalance_helpers import admin, start_volume, wait_moved
 
 pytestmark = pytest.mark.e2e
 
@@ -96,6 +97,8 @@ def test_etcd_down_changes_nothing_for_object_reads_and_writes(etcd_cluster, etc
     for member in list(etcd_trio.procs):
         etcd_trio.kill_member(member)  # all three down
     try:
+        refused = admin(etcd_cluster, "volume", "add", "v9", "--url", "http://127.0.0.1:1")
+        assert refused.returncode == 1 and "unreachable, nothing changed" in refused.stderr
         for i in range(5):
             s3.put_object(Bucket=name, Key=f"outage-{i}", Body=bytes([i]) * 300_000)
             assert s3.get_object(Bucket=name, Key=f"outage-{i}")["Body"].read() == \
@@ -115,6 +118,42 @@ def test_etcd_down_changes_nothing_for_object_reads_and_writes(etcd_cluster, etc
     wait_for(lambda: sum("/gateway/" in k for k in read_prefix(
         etcd_trio.endpoints, spec.prefix + "members/")) >= 2, timeout=30,
         what="both gateways' member records back after the outage")
+
+
+def test_the_rebalancer_pauses_while_etcd_is_down(tmp_path_factory, etcd_trio):
+    root = tmp_path_factory.mktemp("pause")
+    dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
+                     extra_args=["--etcd", ",".join(etcd_trio.endpoints),
+                                 "--rebalance-setting", "versions_per_second=10"]).start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        name = f"p-{uuid.uuid4().hex[:10]}"
+        s3.create_bucket(Bucket=name)
+        bodies = {f"k{i:03d}": os.urandom(2_000 + i) for i in range(150)}
+        for key, body in bodies.items():
+            s3.put_object(Bucket=name, Key=key, Body=body)
+        url = start_volume(dev, "v7")
+        assert admin(dev, "volume", "add", "v7", "--url", url).returncode == 0
+        time.sleep(2)  # the move is under way (150 versions at 10 a second)
+        for member in list(etcd_trio.procs):
+            etcd_trio.kill_member(member)
+        try:
+            time.sleep(3)
+            assert all(s3.get_object(Bucket=name, Key=k)["Body"].read() == b
+                       for k, b in list(bodies.items())[:40])
+            copy = jsonio.loads((dev.data / "map-gateway.json").read_bytes())
+            assert copy["map"]["previous"] is not None  # not finished: paused
+            status = admin(dev, "rebalance", "status")
+            assert status.returncode == 1 and "unreachable" in status.stderr
+        finally:
+            for member in etcd_trio.names:
+                etcd_trio.start_member(member)
+            etcd_trio.wait_healthy()
+        wait_moved(dev)
+        assert all(s3.get_object(Bucket=name, Key=k)["Body"].read() == b
+                   for k, b in bodies.items())
+    finally:
+        dev.stop()
 
 
 def test_a_volume_on_a_new_port_reaches_the_gateway_through_the_map(tmp_path_factory):
