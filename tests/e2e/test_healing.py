@@ -142,6 +142,7 @@ def test_a_heal_met_with_too_few_volumes_up_is_retried_when_they_return(hcluster
     bucket = "healing-late"
     s3.create_bucket(Bucket=bucket)
     holders = placement(cluster, bucket, "late/x")
+    inc = incarnation(cluster, bucket)  # asked now: v1 may be one of the holders killed
     down = list(holders[:2])
     for vid in down:
         cluster.kill_volume(vid)
@@ -154,7 +155,6 @@ def test_a_heal_met_with_too_few_volumes_up_is_retried_when_they_return(hcluster
         time.sleep(6)  # a few heal rounds (every 2 s) meet the version with 3 down
         # Those rounds must not erase holders that were merely down: the third holder's
         # fragment is good, and once it is back a reader needs the manifest to name it.
-        inc = incarnation(cluster, bucket)
         for vid in holders[3:]:
             row = volume_json(cluster, vid, f"/objects/latest?incarnation={inc}&key=late/x"
                               )["versions"][0]
