@@ -70,7 +70,8 @@ def moved_fragments(before: dict[str, set[str]], after: dict[str, set[str]]) -> 
     return sum(len((held - before.get(vid, set())) & existed) for vid, held in after.items())
 
 
-SIZES = {"inline": 3_000, "single": 300_000, "multi": 2_500_000}
+# Inline below the 128 KiB threshold, one 1 MiB segment, two segments.
+SIZES = {"inline": 3_000, "single": 150_000, "multi": 1_100_000}
 
 
 def fill(s3, bucket: str, count: int, multipart: int = 0) -> dict[str, str]:
