@@ -178,21 +178,29 @@ def repair_object(conn: sqlite3.Connection, commit: ObjectCommit) -> list[str]:
                       commit.grace)
 
 
-def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
-              version_id: str) -> list[str]:
-    """Drop a pending row the healer proved never reached its write quorum (so it was
-    never acknowledged and no reader served it); archive ids to unlink."""
+def _drop_row(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
+              pending_only: bool) -> list[str] | None:
+    """Delete one version's row, its attributes and its archive ownership; the archive
+    ids it owned (None when there was no such row)."""
     found = conn.execute("SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND"
-                         " version_id=? AND durable=0",
+                         " version_id=?" + (" AND durable=0" if pending_only else ""),
                          (incarnation, key, version_id)).fetchone()
     if found is None:
-        return []
+        return None
     drop_attributes(conn, incarnation, key, [version_id])
     owned = json.loads(found["archives"])
     conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
                      [(a, found["id"]) for a in owned])
     conn.execute("DELETE FROM objects WHERE id=?", (found["id"],))
-    return release(conn, set(owned))
+    return owned
+
+
+def roll_back(conn: sqlite3.Connection, incarnation: str, key: str,
+              version_id: str) -> list[str]:
+    """Drop a pending row the healer proved never reached its write quorum (so it was
+    never acknowledged and no reader served it); archive ids to unlink."""
+    owned = _drop_row(conn, incarnation, key, version_id, pending_only=True)
+    return [] if owned is None else release(conn, set(owned))
 
 
 def hand_off(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str,
@@ -200,15 +208,9 @@ def hand_off(conn: sqlite3.Connection, incarnation: str, key: str, version_id: s
     """Drop this volume's copy of a version that now lives on the key's new placement
     (the rebalancer moved it): the row goes, its archives are retired until `until` so a
     read that started before still completes. Archive ids to unlink (none: retired)."""
-    found = conn.execute("SELECT id, archives FROM objects WHERE incarnation=? AND key=? AND"
-                         " version_id=?", (incarnation, key, version_id)).fetchone()
-    if found is None:
+    owned = _drop_row(conn, incarnation, key, version_id, pending_only=False)
+    if owned is None:
         return []
-    drop_attributes(conn, incarnation, key, [version_id])
-    owned = json.loads(found["archives"])
-    conn.executemany("DELETE FROM object_archives WHERE archive_id=? AND object_id=?",
-                     [(a, found["id"]) for a in owned])
-    conn.execute("DELETE FROM objects WHERE id=?", (found["id"],))
     retire(conn, {a for a in owned if not is_owned(conn, a)}, until)
     conn.execute("DELETE FROM heal_queue WHERE incarnation=? AND key=? AND version_id=?",
                  (incarnation, key, version_id))

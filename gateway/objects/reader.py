@@ -115,8 +115,8 @@ async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
         for vid in sorted(placement, key=cluster.suspect)[:enough]:
             if vid not in batch:
                 batch.append(vid)
-    rest = [vid for placement in placements for vid in placement if vid not in batch]
-    rest = list(dict.fromkeys(rest))
+    rest = list(dict.fromkeys(vid for placement in placements for vid in placement
+                              if vid not in batch))
     results = await first_answers({vid: fetch(vid) for vid in batch}, len(batch))
     try:
         decision = _decide(results, placements, cluster)

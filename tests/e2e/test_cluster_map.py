@@ -77,10 +77,10 @@ def test_the_map_lives_in_etcd_with_every_member_on_its_epoch(etcd_cluster, etcd
     cluster_map = records[map_key(spec)]
     assert cluster_map["epoch"] == 1
     assert sorted(v["id"] for v in cluster_map["volumes"]) == etcd_cluster.volume_ids
-    members = wait_for(lambda: {k: v for k, v in read_prefix(etcd_trio.endpoints,
-                                                               spec.prefix + "members/").items()}
-                       if len(read_prefix(etcd_trio.endpoints, spec.prefix + "members/")) >= 7
-                       else None, what="7 member records")
+    def members_once_seven() -> dict | None:
+        found = read_prefix(etcd_trio.endpoints, spec.prefix + "members/")
+        return found if len(found) >= 7 else None
+    members = wait_for(members_once_seven, what="7 member records")
     assert {v["epoch"] for v in members.values()} == {1}
     assert sum("/volume/" in k for k in members) == 6
     assert sum("/gateway/" in k for k in members) >= 1
