@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
-from urllib.parse import quote
 
 import aiohttp
 from tqdm import tqdm
@@ -30,7 +29,10 @@ from shardgate.admin_report import (
     render,
     to_json,
 )
+from shardgate.bucketmap import read_bucket
 from shardgate.config import ClusterConfig, VolumeSpec
+from shardgate.mapstore import MapUnavailable
+from shardgate.mapview import open_store
 from shardgate.tokens import mint_token
 
 REQUEST_TIMEOUT_SECONDS = 5.0  # a volume silent this long is reported down
@@ -147,22 +149,18 @@ def run_status(config: ClusterConfig, as_json: bool, out: TextIO = sys.stdout) -
 # heal
 
 
-async def bucket_incarnation(volumes: Volumes, config: ClusterConfig, name: str) -> str:
-    """The bucket's current incarnation, by the newest record a majority of volumes
-    gives (the rule gateways use)."""
-    answers = await asyncio.gather(*(volumes.get(spec, f"/buckets/{quote(name, safe='')}",
-                                                 allow_404=True)
-                                     for spec in config.volumes), return_exceptions=True)
-    answered = [a for a in answers if not isinstance(a, BaseException)]
-    majority = len(config.volumes) // 2 + 1
-    if len(answered) < majority:
-        raise AdminError(f"only {len(answered)} of {len(config.volumes)} volumes answered; "
-                         f"a bucket record needs {majority}")
-    records = [a for a in answered if isinstance(a, dict)]
-    newest = max(records, key=lambda r: r.get("stamp", 0), default=None)
-    if newest is None or newest.get("deleted"):
+async def bucket_incarnation(config: ClusterConfig, name: str) -> str:
+    """The bucket's current incarnation, as the map store holds it."""
+    store = open_store(config.map)
+    try:
+        record, _ = await read_bucket(store, config.map, name)
+    except MapUnavailable as exc:
+        raise AdminError(f"the map store is unreachable: {exc}") from exc
+    finally:
+        await store.close()
+    if record is None or record["deleted"]:
         raise AdminError(f"no bucket {name!r}")
-    return newest["incarnation"]
+    return record["incarnation"]
 
 
 async def poll_backlog(volumes: Volumes, config: ClusterConfig,
@@ -187,7 +185,7 @@ async def _heal(config: ClusterConfig, bucket: str | None, wait: bool, timeout: 
         incarnation = None
         scope = "all buckets"
         if bucket:
-            incarnation = await bucket_incarnation(volumes, config, bucket)
+            incarnation = await bucket_incarnation(config, bucket)
             scope = f"bucket {bucket}"
         backlog = await poll_backlog(volumes, config, incarnation)
         if not wait:

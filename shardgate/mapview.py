@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from shardgate import faults, jsonio
+from shardgate import faults, jsonio, localcopy
 from shardgate.clustermap import ClusterMap, seed_map
 from shardgate.config import ClusterConfig, ConfigError, MapSpec
 from shardgate.mapstore import Compacted, MapStore, MapUnavailable
@@ -164,25 +164,17 @@ class MapView:
                 listener(new)
 
     def _load_copy(self) -> None:
+        raw = localcopy.load(self.copy_path, "map")
         try:
-            raw = jsonio.loads(self.copy_path.read_bytes())
-            self.current = ClusterMap.from_dict(raw["map"])
-            self.revision = int(raw["revision"])
-        except FileNotFoundError:
-            return
+            if raw is not None:
+                self.current = ClusterMap.from_dict(raw["map"])
+                self.revision = int(raw["revision"])
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable map copy %s: %r", self.copy_path, exc)
 
     def _save_copy(self) -> None:
-        """Write the copy atomically (a crash leaves the old one or the new one)."""
-        tmp = self.copy_path.with_suffix(f".tmp.{os.getpid()}")
-        try:
-            self.copy_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(jsonio.dumps({"revision": self.revision,
-                                          "map": self.current.to_dict()}))
-            os.replace(tmp, self.copy_path)
-        except OSError as exc:
-            log.warning("could not persist the map copy %s: %r", self.copy_path, exc)
+        localcopy.save(self.copy_path, {"revision": self.revision,
+                                        "map": self.current.to_dict()}, "map")
 
     async def _watch_forever(self) -> None:
         key = map_key(self.spec)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects import attributes, small_write, uploads, versions
+from gateway.objects.bucket_import import volume_held_records
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_manifest, commit_staged
@@ -88,24 +89,25 @@ class ObjectLayer:
     def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
         self.config = config
         self.cluster = cluster or Cluster.build(config)
-        self.buckets = BucketRecords(self.cluster, config.gateway.bucket_cache_seconds)
+        self.buckets = BucketRecords(config.map, config.gateway.bucket_cache_seconds,
+                                     importer=lambda: volume_held_records(self.cluster))
         self.healer = Healer(self.cluster, config.durability)
         self._healing: asyncio.Task | None = None
         self.map_view: MapView | None = None
         self._map_refresh: asyncio.Task | None = None
 
-    async def start(self, heal: bool = True, follow_map: bool = True) -> None:
-        """Follow the cluster map, open the volume client, start healing in the
-        background."""
-        if follow_map:
-            gw = self.config.gateway
-            self.map_view = MapView(self.config, "gateway",
-                                    f"{socket.gethostname()}-{gw.port}-{os.getpid()}")
-            self.map_view.listeners.append(self.cluster.adopt)
-            await self.map_view.start()
-            self.cluster.adopt(self.map_view.current)
-            self.cluster.volumes.on_stale_epoch = self._refresh_map
+    async def start(self, heal: bool = True) -> None:
+        """Follow the cluster map, open the volume client and the bucket records, start
+        healing in the background."""
+        gw = self.config.gateway
+        self.map_view = MapView(self.config, "gateway",
+                                f"{socket.gethostname()}-{gw.port}-{os.getpid()}")
+        self.map_view.listeners.append(self.cluster.adopt)
+        await self.map_view.start()
+        self.cluster.adopt(self.map_view.current)
+        self.cluster.volumes.on_stale_epoch = self._refresh_map
         await self.cluster.volumes.start()
+        await self.buckets.start(self.map_view.store)
         if heal:
             await self._know_members()
             self._healing = asyncio.create_task(self.healer.run_forever())
@@ -136,6 +138,7 @@ class ObjectLayer:
             await asyncio.sleep(0.2)
 
     async def close(self) -> None:
+        await self.buckets.stop()
         if self._healing is not None:
             self._healing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -86,10 +86,9 @@ class Membership:
 
     async def _rebuild(self, target: str) -> None:
         """Heal onto `target` every version whose placement includes it, as the other
-        volumes hold them; then its answers count again. Bucket records come first."""
+        volumes hold them; then its answers count again."""
         cluster = self.cluster
         try:
-            await self.copy_bucket_records(target)
             refs: set[VersionRef] = set()
             for vid in cluster.volume_ids:
                 if vid != target:
@@ -114,20 +113,3 @@ class Membership:
                           "fragments and could not be: %s", target, len(lost), lost[:20])
         except Exception as exc:  # retried from the next membership check
             log.warning("rebuild of %s not finished: %r", target, exc)
-
-    async def copy_bucket_records(self, target: str) -> None:
-        """Give `target` the newest record of every bucket the others hold."""
-        cluster = self.cluster
-        lists = await asyncio.gather(*(cluster.volumes.list_buckets(v)
-                                       for v in cluster.volume_ids if v != target),
-                                     return_exceptions=True)
-        newest: dict[str, dict] = {}
-        for records in lists:
-            if isinstance(records, BaseException):
-                continue
-            for record in records:
-                kept = newest.get(record["name"])
-                if kept is None or record["stamp"] > kept["stamp"]:
-                    newest[record["name"]] = record
-        for record in newest.values():
-            await cluster.volumes.put_bucket(target, record)

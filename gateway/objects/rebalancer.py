@@ -5,15 +5,14 @@ For a map that is moving (docs/cluster-map.md):
 
 1. wait until every live gateway and volume says, in its member record, that it has
    seen the epoch: from then on volumes refuse writes placed by the older ring;
-2. give joining volumes every bucket record;
-3. walk the rows of the volumes that leave some key's placement, page by page, and heal
+2. walk the rows of the volumes that leave some key's placement, page by page, and heal
    each version whose volume set changed onto the new placement (fragments that keep
    their volume keep their index; the ones that move are rebuilt on their new volume
    and verified by their checksums, and every manifest copy is rewritten to name them);
    only then the leaving volume hands its copy off (row dropped, archives retired for
    the grace period). The walk's position is saved in the map store after every page, so
    a rebalancer killed in the middle resumes there;
-4. heal what the leaving volumes' heal queues still hold, then end the move in the map.
+3. heal what the leaving volumes' heal queues still hold, then end the move in the map.
 """
 
 from __future__ import annotations
@@ -142,8 +141,6 @@ class Rebalancer:
             progress.phase = "moving"
             await self._save(progress)
         cluster = self.cluster
-        for vid in target.ids(("joining",)):
-            await self.healer.members.copy_bucket_records(vid)
         leaving = self._leaving(target)
         alive = await self._alive(leaving | set(cluster.map.ids()))
         # A leaving volume that is down (removed dead) cannot be walked: the keys it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from urllib.parse import urlsplit
@@ -12,6 +13,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from gateway.objects.cluster import Cluster
+from shardgate.admin import bucket_incarnation
 from tests.e2e.cluster import REGION, DevCluster
 
 
@@ -41,8 +43,18 @@ def volume_json(cluster: DevCluster, volume_id: str, path: str) -> dict:
         return json.loads(resp.read())
 
 
+def volume_put(cluster: DevCluster, volume_id: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(f"{cluster.config.volume(volume_id).url}{path}",
+                                     data=json.dumps(body).encode(), method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    request.add_header("Authorization", f"Bearer {cluster.token(volume_id, 'write')}")
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
 def incarnation(cluster: DevCluster, bucket: str) -> str:
-    return volume_json(cluster, cluster.volume_ids[0], f"/buckets/{bucket}")["incarnation"]
+    """The bucket's incarnation, as the map store holds it."""
+    return asyncio.run(bucket_incarnation(cluster.config, bucket))
 
 
 def placement(cluster: DevCluster, bucket: str, key: str) -> tuple[str, ...]:

@@ -14,13 +14,16 @@ import time
 import uuid
 
 import pytest
+from botocore.exceptions import ClientError
 
 from shardgate import jsonio
+from shardgate.bucketmap import bucket_key, imported_key, read_bucket
 from shardgate.mapstore.etcd import EtcdStore
-from shardgate.mapview import map_key
+from shardgate.mapview import map_key, open_store
 from tests.e2e.cluster import DevCluster, free_port, wait_http
 from tests.e2e.conftest import USERS, own_cluster, write_users
 from tests.e2e.etcd import Etcd
+from tests.e2e.helpers import status_of, volume_put
 from tests.e2e.rebalance_helpers import admin, start_volume, wait_moved
 
 pytestmark = pytest.mark.e2e
@@ -77,6 +80,10 @@ def test_the_map_lives_in_etcd_with_every_member_on_its_epoch(etcd_cluster, etcd
     cluster_map = records[map_key(spec)]
     assert cluster_map["epoch"] == 1
     assert sorted(v["id"] for v in cluster_map["volumes"]) == etcd_cluster.volume_ids
+    bucket = records[f"{spec.prefix}buckets/{name}"]  # the one agreed bucket record
+    assert bucket["owner"] == "alice-id" and not bucket["deleted"]
+    assert f"{spec.prefix}buckets-imported" in records
+
     def members_once_seven() -> dict | None:
         found = read_prefix(etcd_trio.endpoints, spec.prefix + "members/")
         return found if len(found) >= 7 else None
@@ -90,6 +97,8 @@ def test_etcd_down_changes_nothing_for_object_reads_and_writes(etcd_cluster, etc
     s3 = etcd_cluster.client(*USERS["alice"], retries={"max_attempts": 1})
     name = f"o-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=name)
+    empty = f"e-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=empty)
     s3.put_object(Bucket=name, Key="before", Body=b"0" * 200_000)
     etcd_trio.kill_member("m0")  # one of three: etcd keeps its quorum
     s3.put_object(Bucket=name, Key="one-down", Body=b"1" * 200_000)
@@ -110,6 +119,25 @@ def test_etcd_down_changes_nothing_for_object_reads_and_writes(etcd_cluster, etc
             bytes([3]) * 300_000
         other.put_object(Bucket=name, Key="from-second", Body=b"second")
         assert s3.get_object(Bucket=name, Key="from-second")["Body"].read() == b"second"
+        # Bucket lookups answer from each gateway's copy; bucket changes are refused.
+        for client in (s3, other):
+            client.head_bucket(Bucket=empty)
+            assert {name, empty} <= {b["Name"] for b in client.list_buckets()["Buckets"]}
+        refusals = {
+            "create": lambda: s3.create_bucket(Bucket=f"n-{uuid.uuid4().hex[:10]}"),
+            "delete": lambda: s3.delete_bucket(Bucket=empty),
+            "versioning": lambda: other.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": "Enabled"}),
+            "tagging": lambda: s3.put_bucket_tagging(
+                Bucket=name, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
+        }
+        for change, call in refusals.items():
+            with pytest.raises(ClientError) as refused_change:
+                call()
+            error = refused_change.value.response["Error"]
+            assert refused_change.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            assert error["Code"] == "ServiceUnavailable", change
+            assert "map store is unreachable" in error["Message"], change
     finally:
         for member in etcd_trio.names:
             etcd_trio.start_member(member)
@@ -118,6 +146,11 @@ def test_etcd_down_changes_nothing_for_object_reads_and_writes(etcd_cluster, etc
     wait_for(lambda: sum("/gateway/" in k for k in read_prefix(
         etcd_trio.endpoints, spec.prefix + "members/")) >= 2, timeout=30,
         what="both gateways' member records back after the outage")
+    # etcd is back: bucket changes work again, and nothing refused happened
+    wait_for(lambda: status_of(lambda: s3.delete_bucket(Bucket=empty)) != 503, timeout=15,
+             what="a bucket change accepted after the outage")
+    assert status_of(lambda: s3.head_bucket(Bucket=empty)) == 404
+    assert status_of(lambda: s3.get_bucket_tagging(Bucket=name)) == 404  # none was set
 
 
 def test_the_rebalancer_pauses_while_etcd_is_down(tmp_path_factory, etcd_trio):
@@ -200,3 +233,50 @@ def test_a_volume_not_in_the_map_serves_and_holds_nothing(cluster, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_bucket_records_held_by_volumes_are_imported_once(tmp_path_factory):
+    """A cluster from before the map store kept bucket records on its volumes: the first
+    gateway to find no import marker copies them over, objects and settings intact."""
+    with own_cluster(tmp_path_factory, "import") as dev:
+        s3 = dev.client(*USERS["alice"])
+        s3.create_bucket(Bucket="legacy")
+        s3.put_bucket_versioning(Bucket="legacy",
+                                 VersioningConfiguration={"Status": "Enabled"})
+        bodies = {f"k{i}": os.urandom(1000 * i + 1) for i in range(5)}
+        for key, body in bodies.items():
+            s3.put_object(Bucket="legacy", Key=key, Body=body)
+        spec = dev.config.map
+
+        async def back_to_volumes() -> dict:
+            """Hand the record back to the volumes, as they held it, and forget it here."""
+            store = open_store(spec)
+            try:
+                record, _ = await read_bucket(store, spec, "legacy")
+                await store.delete(bucket_key(spec, "legacy"))
+                await store.delete(imported_key(spec))
+                return record
+            finally:
+                await store.close()
+        record = asyncio.run(back_to_volumes())
+        settings = record.pop("settings")
+        for vid in dev.volume_ids:
+            volume_put(dev, vid, "/buckets/legacy", record)
+            for setting, held in settings.items():
+                volume_put(dev, vid, f"/buckets/legacy/settings/{setting}",
+                           {"incarnation": record["incarnation"], **held})
+        second = dev.client_at(dev.second_gateway(), *USERS["alice"])
+        assert second.get_bucket_versioning(Bucket="legacy")["Status"] == "Enabled"
+        for key, body in bodies.items():
+            assert second.get_object(Bucket="legacy", Key=key)["Body"].read() == body
+        assert s3.get_object(Bucket="legacy", Key="k3")["Body"].read() == bodies["k3"]
+        assert "legacy" in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+
+        async def marker() -> dict:
+            store = open_store(spec)
+            try:
+                entry = (await store.read(imported_key(spec))).entries[imported_key(spec)]
+                return jsonio.loads(entry.value)
+            finally:
+                await store.close()
+        assert asyncio.run(marker())["copied"] == 1

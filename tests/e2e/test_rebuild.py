@@ -84,7 +84,6 @@ def test_wiped_volume_counts_for_nothing_until_rebuilt(rcluster):
     for vid in rcluster.volume_ids:
         rows = volume_json(rcluster, vid, f"/objects/latest?incarnation={inc}&key=over")
         assert rows["versions"][0]["durable"], vid
-    assert volume_json(rcluster, wiped, "/buckets/rebuild")["incarnation"] == inc
     # and with two other volumes gone, everything reads from the rebuilt one's share
     for vid in ["v4", "v5"]:
         rcluster.kill_volume(vid)

@@ -1,10 +1,11 @@
-"""gateway.objects.bucket_records: bucket names, and majority-quorum records over fake volumes."""
+"""gateway.objects.bucket_records: bucket names, and records in a real embedded map store."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +13,16 @@ import pytest
 
 from gateway.errors import S3Error
 from gateway.objects import bucket_records
-from gateway.objects.bucket_records import BucketRecord, BucketRecords, validate_bucket_name
+from gateway.objects.bucket_records import (
+    STORE_DOWN,
+    BucketRecord,
+    BucketRecords,
+    validate_bucket_name,
+)
+from shardgate.bucketmap import imported_key, read_bucket
+from shardgate.config import MapSpec
+from shardgate.mapstore import Event, MapStore, MapUnavailable, Snapshot
+from shardgate.mapstore.embedded import EmbeddedStore
 
 
 @pytest.mark.parametrize("name", [
@@ -41,157 +51,258 @@ def test_reserved_prefixes_and_suffixes(name: str) -> None:
         validate_bucket_name(name)
 
 
-class FakeVolumes:
-    """Bucket records per volume; volumes in `down` raise like an unreachable server."""
+class SwitchableStore(MapStore):
+    """A real embedded store that can be made unreachable, counting the calls made."""
 
-    def __init__(self, ids: list[str]) -> None:
-        self.records: dict[str, dict[str, dict]] = {vid: {} for vid in ids}
-        self.down: set[str] = set()
-        self.calls: Counter[str] = Counter()
+    def __init__(self, inner: MapStore) -> None:
+        self.inner = inner
+        self.down = False
+        self.calls = 0
 
-    def _check(self, op: str, volume_id: str) -> None:
-        self.calls[op] += 1
-        if volume_id in self.down:
-            raise ConnectionError(f"{volume_id} is down")
+    def _check(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise MapUnavailable("switched off")
 
-    async def get_bucket(self, volume_id: str, name: str) -> dict | None:
-        self._check("get", volume_id)
-        await asyncio.sleep(0)
-        return self.records[volume_id].get(name)
+    async def read(self, prefix: str) -> Snapshot:
+        self._check()
+        return await self.inner.read(prefix)
 
-    async def put_bucket(self, volume_id: str, record: dict) -> dict:
-        self._check("put", volume_id)
-        self.records[volume_id][record["name"]] = dict(record)
-        return {}
+    async def put(self, key: str, value: bytes, *, if_revision: int | None = None,
+                  lease: int | None = None) -> bool:
+        self._check()
+        return await self.inner.put(key, value, if_revision=if_revision, lease=lease)
 
-    async def list_buckets(self, volume_id: str) -> list[dict]:
-        self._check("list", volume_id)
-        return list(self.records[volume_id].values())
+    async def delete(self, key: str) -> None:
+        self._check()
+        await self.inner.delete(key)
 
+    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
+        return self.inner.watch(prefix, start_revision)
 
-def make(volumes: int = 5, ttl: float = 0.0) -> tuple[BucketRecords, FakeVolumes]:
-    ids = [f"v{i}" for i in range(1, volumes + 1)]
-    fake = FakeVolumes(ids)
-    cluster = SimpleNamespace(volumes=fake, volume_ids=ids, majority=volumes // 2 + 1)
-    return BucketRecords(cluster, ttl), fake  # type: ignore[arg-type]
+    async def grant_lease(self, ttl_seconds: int) -> int:
+        return await self.inner.grant_lease(ttl_seconds)
 
+    async def refresh_lease(self, lease: int) -> bool:
+        return await self.inner.refresh_lease(lease)
 
-def record(name: str, stamp: int, owner: str = "alice", deleted: bool = False,
-           incarnation: str = "inc") -> dict[str, Any]:
-    return BucketRecord(name, owner, incarnation, 1.0, deleted, stamp).to_dict()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+    async def close(self) -> None:
+        await self.inner.close()
 
 
-def test_create_then_get() -> None:
-    records, fake = make()
-    created = run(records.create("photos", "alice"))
-    assert created.owner == "alice" and not created.deleted and len(created.incarnation) == 32
-    assert all(fake.records[vid]["photos"] == created.to_dict() for vid in fake.records)
-    other_gateway = BucketRecords(records.cluster, 0.0)
-    assert run(other_gateway.get("photos")) == created
-    assert run(other_gateway.get("other")) is None
+SPEC = MapSpec(refresh_seconds=3600)
+Scenario = Callable[..., Awaitable[None]]
 
 
-def test_create_rejects_bad_names_before_any_io() -> None:
-    records, fake = make()
-    with pytest.raises(S3Error, match="InvalidBucketName"):
-        run(records.create("Bad_Name", "alice"))
-    assert not fake.calls
+class Gateways:
+    """Bucket records of several gateway processes over one store, each with its copy."""
+
+    def __init__(self, tmp: Path, ttl: float = 0.0,
+                 found: list[dict[str, Any]] | None = None) -> None:
+        self.tmp, self.ttl, self.found = tmp, ttl, found or []
+        self.store = SwitchableStore(EmbeddedStore(tmp / "map.sqlite"))
+        self.imports = 0
+        self.started: list[BucketRecords] = []
+
+    async def importer(self) -> list[dict[str, Any]]:
+        self.imports += 1
+        return self.found
+
+    async def gateway(self, name: str = "g1") -> BucketRecords:
+        records = BucketRecords(SPEC, self.ttl, self.importer,
+                                copy_path=self.tmp / f"buckets-{name}.json")
+        await records.start(self.store)
+        self.started.append(records)
+        return records
+
+    async def close(self) -> None:
+        for records in self.started:
+            await records.stop()
+        await self.store.close()
 
 
-def test_create_existing_bucket() -> None:
-    records, _ = make()
-    run(records.create("photos", "alice"))
-    with pytest.raises(S3Error) as exc:
-        run(records.create("photos", "alice"))
-    assert exc.value.code == "BucketAlreadyOwnedByYou" and exc.value.status == 409
-    with pytest.raises(S3Error) as exc:
-        run(records.create("photos", "bob"))
-    assert exc.value.code == "BucketAlreadyExists" and exc.value.status == 409
+def run(tmp: Path, scenario: Scenario, **options: Any) -> None:
+    async def main() -> None:
+        gateways = Gateways(tmp, **options)
+        try:
+            await scenario(gateways)
+        finally:
+            await gateways.close()
+    asyncio.run(main())
 
 
-def test_delete_writes_a_tombstone_and_recreate_gets_new_incarnation() -> None:
-    records, fake = make()
-    first = run(records.create("photos", "alice"))
-    run(records.delete(first))
-    tomb = fake.records["v1"]["photos"]
-    assert tomb["deleted"] and tomb["stamp"] > first.stamp
-    assert run(records.get("photos", fresh=True)) is None
-    second = run(records.create("photos", "bob"))
-    assert second.incarnation != first.incarnation and second.stamp > tomb["stamp"]
-    assert run(records.get("photos", fresh=True)) == second
+def stored(name: str, owner: str = "alice", incarnation: str = "inc",
+           settings: dict | None = None) -> dict[str, Any]:
+    return BucketRecord(name, owner, incarnation, 1.0, False, 5, settings or {}).stored()
 
 
-def test_newest_stamp_wins() -> None:
-    records, fake = make()
-    fake.records["v1"]["b1"] = record("b1", 10, incarnation="old")
-    fake.records["v2"]["b1"] = record("b1", 30, incarnation="new")
-    fake.records["v3"]["b1"] = record("b1", 20, incarnation="mid")
-    got = run(records.get("b1"))
-    assert got is not None and got.incarnation == "new" and got.stamp == 30
+def test_create_then_get_through_another_gateway(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        first, other = await gws.gateway("g1"), await gws.gateway("g2")
+        assert await other.get("photos") is None
+        created = await first.create("photos", "alice")
+        assert created.owner == "alice" and not created.deleted
+        assert len(created.incarnation) == 32
+        assert await other.get("photos") == created  # a miss is never cached
+        assert await other.get("other") is None
+    run(tmp_path, scenario)
 
 
-def test_newer_tombstone_hides_older_records() -> None:
-    records, fake = make()
-    fake.records["v1"]["b1"] = record("b1", 10)
-    fake.records["v2"]["b1"] = record("b1", 10)
-    fake.records["v3"]["b1"] = record("b1", 11, deleted=True)
-    assert run(records.get("b1")) is None
-    fake.records["v4"]["b1"] = record("b1", 12, incarnation="again")
-    got = run(records.get("b1", fresh=True))
-    assert got is not None and got.incarnation == "again"
+def test_create_rejects_bad_names_before_any_io(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        records = await gws.gateway()
+        calls = gws.store.calls
+        with pytest.raises(S3Error, match="InvalidBucketName"):
+            await records.create("Bad_Name", "alice")
+        assert gws.store.calls == calls
+    run(tmp_path, scenario)
 
 
-def test_majority_must_answer() -> None:
-    records, fake = make(volumes=5)
-    run(records.create("photos", "alice"))
-    fake.down = {"v1", "v2"}
-    assert run(records.get("photos", fresh=True)) is not None
-    fake.down = {"v1", "v2", "v3"}
-    for call in (records.get("photos", fresh=True), records.create("other", "alice"),
-                 records.list_for("alice")):
+def test_create_existing_bucket(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        records = await gws.gateway()
+        await records.create("photos", "alice")
+        for owner, code in (("alice", "BucketAlreadyOwnedByYou"),
+                            ("bob", "BucketAlreadyExists")):
+            with pytest.raises(S3Error) as exc:
+                await records.create("photos", owner)
+            assert exc.value.code == code and exc.value.status == 409
+    run(tmp_path, scenario)
+
+
+def test_concurrent_creates_on_two_gateways_one_wins(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        one, two = await gws.gateway("g1"), await gws.gateway("g2")
+        for attempt in range(5):
+            name = f"race-{attempt}"
+            results = await asyncio.gather(one.create(name, "alice"), two.create(name, "bob"),
+                                           return_exceptions=True)
+            won = [r for r in results if isinstance(r, BucketRecord)]
+            lost = [r for r in results if isinstance(r, S3Error)]
+            assert len(won) == 1 and len(lost) == 1, results
+            assert (await one.get(name)) == (await two.get(name)) == won[0]
+    run(tmp_path, scenario)
+
+
+def test_delete_leaves_a_tombstone_and_recreate_gets_new_incarnation(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        records, other = await gws.gateway("g1"), await gws.gateway("g2")
+        first = await records.create("photos", "alice")
+        await records.delete(first)
+        tomb, _ = await read_bucket(gws.store, SPEC, "photos")
+        assert tomb is not None and tomb["deleted"] and tomb["stamp"] > first.stamp
+        assert await other.get("photos") is None
+        second = await other.create("photos", "bob")
+        assert second.incarnation != first.incarnation and second.stamp > tomb["stamp"]
+        # the first incarnation is gone: deleting it again does not delete the second
+        with pytest.raises(S3Error, match="NoSuchBucket"):
+            await records.delete(first)
+        assert await records.get("photos", fresh=True) == second
+    run(tmp_path, scenario)
+
+
+def test_settings_from_two_gateways_never_undo_each_other(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        one, two = await gws.gateway("g1"), await gws.gateway("g2")
+        bucket = await one.create("photos", "alice")
+        await asyncio.gather(*(gw.set_setting(bucket, f"s{i}", i)
+                               for i in range(8) for gw in (one, two)))
+        await one.set_setting(bucket, "versioning", "Enabled")
+        got = await two.get("photos", fresh=True)
+        assert got is not None and got.setting("versioning") == "Enabled"
+        assert {f"s{i}": got.setting(f"s{i}") for i in range(8)} == {f"s{i}": i
+                                                                    for i in range(8)}
+        await one.delete(bucket)
+        again = await two.create("photos", "alice")
+        with pytest.raises(S3Error, match="NoSuchBucket"):
+            await one.set_setting(bucket, "tags", {"a": "b"})  # the old incarnation
+        fresh = await one.get("photos", fresh=True)
+        assert fresh == again and fresh is not None and fresh.settings == {}
+    run(tmp_path, scenario)
+
+
+def test_require_and_list_for_owner(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        records = await gws.gateway()
+        for name, owner in (("zeta", "alice"), ("alpha", "alice"), ("bobs", "bob"),
+                            ("gone", "alice")):
+            await records.create(name, owner)
+        await records.delete(await records.require("gone"))
+        assert (await records.require("alpha")).name == "alpha"
         with pytest.raises(S3Error) as exc:
-            run(call)
-        assert exc.value.code == "ServiceUnavailable" and exc.value.status == 503
+            await records.require("nothing")
+        assert exc.value.code == "NoSuchBucket" and exc.value.extra == {"BucketName": "nothing"}
+        other = await gws.gateway("g2")
+        assert [r.name for r in await other.list_for("alice")] == ["alpha", "zeta"]
+        assert [r.name for r in await other.list_for("bob")] == ["bobs"]
+    run(tmp_path, scenario)
 
 
-def test_write_needs_majority_of_puts() -> None:
-    records, fake = make(volumes=3)
-    existing = run(records.create("photos", "alice"))
+def test_volume_held_records_are_imported_once(tmp_path: Path) -> None:
+    found = [stored("old", settings={"versioning": {"stamp": 3, "value": "Enabled"}}),
+             stored("kept", owner="bob")]
 
-    async def reads_everywhere(volume_id: str, name: str) -> dict | None:
-        return fake.records[volume_id].get(name)
-
-    fake.get_bucket = reads_everywhere  # type: ignore[method-assign]
-    fake.down = {"v1", "v2"}
-    with pytest.raises(S3Error, match="ServiceUnavailable"):
-        run(records.delete(existing))
-
-
-def test_require() -> None:
-    records, _ = make()
-    run(records.create("photos", "alice"))
-    assert run(records.require("photos")).name == "photos"
-    with pytest.raises(S3Error) as exc:
-        run(records.require("nothing"))
-    assert exc.value.code == "NoSuchBucket" and exc.value.extra == {"BucketName": "nothing"}
+    async def scenario(gws: Gateways) -> None:
+        first = await gws.gateway("g1")
+        old = await first.require("old")
+        assert old.incarnation == "inc" and old.setting("versioning") == "Enabled"
+        assert [r.name for r in await first.list_for("bob")] == ["kept"]
+        marker = imported_key(SPEC)
+        assert marker in (await gws.store.read(marker)).entries
+        await first.delete(old)
+        # a later gateway neither imports again nor brings the deleted bucket back
+        second = await gws.gateway("g2")
+        assert await second.get("old") is None and await second.get("kept") is not None
+        assert gws.imports == 1
+    run(tmp_path, scenario, found=found)
 
 
-def test_list_for_owner() -> None:
-    records, fake = make()
-    fake.records["v1"]["zeta"] = record("zeta", 5)
-    fake.records["v2"]["alpha"] = record("alpha", 5)
-    fake.records["v3"]["alpha"] = record("alpha", 7, incarnation="newer")
-    fake.records["v1"]["gone"] = record("gone", 5)
-    fake.records["v2"]["gone"] = record("gone", 9, deleted=True)
-    fake.records["v4"]["bobs"] = record("bobs", 5, owner="bob")
-    listed = run(records.list_for("alice"))
-    assert [r.name for r in listed] == ["alpha", "zeta"]
-    assert listed[0].incarnation == "newer"
-    assert [r.name for r in run(records.list_for("bob"))] == ["bobs"]
+def test_import_waits_for_the_volumes(tmp_path: Path) -> None:
+    async def scenario(gws: Gateways) -> None:
+        answers: list[Any] = [S3Error("ServiceUnavailable", "too few volumes"),
+                              [stored("late")]]
+
+        async def importer() -> list[dict[str, Any]]:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+        records = BucketRecords(SPEC, 0.0, importer, copy_path=gws.tmp / "b.json")
+        await records.start(gws.store)  # the volumes did not answer: started all the same
+        gws.started.append(records)
+        assert (await records.require("late")).incarnation == "inc"
+    run(tmp_path, scenario)
+
+
+def test_store_unreachable_serves_the_copy_and_refuses_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bucket_records, "RETRY_STORE_SECONDS", 0.0)  # ask it every time
+
+    async def scenario(gws: Gateways) -> None:
+        records = await gws.gateway("g1")
+        photos = await records.create("photos", "alice")
+        await records.set_setting(photos, "versioning", "Enabled")
+        gws.store.down = True
+        got = await records.get("photos")
+        assert got is not None and got.setting("versioning") == "Enabled"
+        assert [r.name for r in await records.list_for("alice")] == ["photos"]
+        for change in (records.create("new", "alice"), records.delete(photos),
+                       records.set_setting(photos, "tags", {})):
+            with pytest.raises(S3Error) as exc:
+                await change
+            assert exc.value.code == "ServiceUnavailable" and exc.value.status == 503
+            assert exc.value.message == STORE_DOWN
+        with pytest.raises(S3Error, match="ServiceUnavailable"):
+            await records.get("unknown")  # not known here: no NoSuchBucket on a guess
+        # a gateway started during the outage serves from its persisted copy
+        restarted = BucketRecords(SPEC, 0.0, gws.importer,
+                                  copy_path=gws.tmp / "buckets-g1.json")
+        await restarted.start(gws.store)
+        gws.started.append(restarted)
+        assert await restarted.get("photos") == photos
+        gws.store.down = False
+        assert await restarted.create("new", "alice") is not None
+    run(tmp_path, scenario)
 
 
 class Clock:
@@ -202,38 +313,24 @@ class Clock:
         return self.now
 
 
-def test_cache_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cache_ttl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
     monkeypatch.setattr(bucket_records, "time", SimpleNamespace(
         monotonic=clock.monotonic, time=time.time, time_ns=time.time_ns))
-    records, fake = make(volumes=3, ttl=1.0)
-    fake.records["v1"]["b1"] = record("b1", 1)
-    assert run(records.get("b1")) is not None
-    assert fake.calls["get"] == 3
-    fake.records["v1"]["b1"] = record("b1", 2, deleted=True)
-    clock.now += 0.9
-    assert run(records.get("b1")) is not None          # still cached
-    assert fake.calls["get"] == 3
-    assert run(records.get("b1", fresh=True)) is None  # fresh bypasses the cache
-    assert fake.calls["get"] == 6
-    fake.records["v2"]["b1"] = record("b1", 3, incarnation="back")
-    clock.now += 0.5
-    assert run(records.get("b1")) is None              # the miss is cached too
-    clock.now += 0.6
-    got = run(records.get("b1"))
-    assert got is not None and got.incarnation == "back"
-    assert fake.calls["get"] == 9
 
-
-def test_own_writes_refresh_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = Clock()
-    monkeypatch.setattr(bucket_records, "time", SimpleNamespace(
-        monotonic=clock.monotonic, time=time.time, time_ns=time.time_ns))
-    records, fake = make(volumes=3, ttl=60.0)
-    assert run(records.get("photos")) is None
-    created = run(records.create("photos", "alice"))
-    calls = fake.calls["get"]
-    assert run(records.get("photos")) == created
-    run(records.delete(created))
-    assert run(records.get("photos")) is None
-    assert fake.calls["get"] == calls
+    async def scenario(gws: Gateways) -> None:
+        reader, writer = await gws.gateway("reader"), await gws.gateway("writer")
+        photos = await writer.create("photos", "alice")
+        assert await reader.get("photos") == photos
+        calls = gws.store.calls
+        await writer.set_setting(photos, "versioning", "Enabled")
+        clock.now += 0.9
+        cached = await reader.get("photos")  # still cached
+        assert cached is not None and cached.setting("versioning") is None
+        assert gws.store.calls == calls + 2  # the writer's read and compare-and-set
+        fresh = await reader.get("photos", fresh=True)
+        assert fresh is not None and fresh.setting("versioning") == "Enabled"
+        await writer.delete(photos)
+        clock.now += 1.1
+        assert await reader.get("photos") is None
+    run(tmp_path, scenario, ttl=1.0)
