@@ -6,6 +6,7 @@ handler -> render any S3Error as XML. Handlers never see the Authorization heade
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -38,6 +39,7 @@ from gateway.catch_all import EveryRequest
 from gateway.context import RequestContext
 from gateway.drain import DrainUnreadBody
 from gateway.errors import S3Error
+from gateway.map_metrics import map_gauges
 from gateway.metrics import METRICS_PATH, instrument, serve_metrics
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
@@ -48,6 +50,8 @@ from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document
 from shardgate.config import ClusterConfig
 from shardgate.fault_routes import fault_routes
+from shardgate.mapstore import MapUnavailable
+from shardgate.mapview import read_progress
 from shardgate.metrics import set_operation
 
 log = logging.getLogger("shardgate.gateway")
@@ -131,6 +135,20 @@ class GatewayApp:
         if self.ready:
             return JSONResponse({"status": "ready", "role": "gateway"})
         return JSONResponse({"status": "not ready", "role": "gateway"}, status_code=503)
+
+    async def metrics(self, request: Request) -> Response:
+        """Request counters, plus the cluster map's and the move's gauges (the progress is
+        read from the map store; without it, the map gauges alone)."""
+        view = self.objects.map_view
+        if view is None:
+            return await serve_metrics()
+        progress = None
+        if view.current.moving:
+            with contextlib.suppress(MapUnavailable, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    progress = await read_progress(view.store, self.config.map,
+                                                   view.current.epoch)
+        return await serve_metrics(map_gauges(view.current, progress))
 
     async def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex[:16].upper()
@@ -228,7 +246,7 @@ def create_app(config: ClusterConfig, cluster: Cluster | None = None
     gateway = GatewayApp(config, cluster)
     app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
                             Route(READY_PATH, gateway.readiness, methods=["GET"]),
-                            Route(METRICS_PATH, serve_metrics, methods=["GET"]),
+                            Route(METRICS_PATH, gateway.metrics, methods=["GET"]),
                             *fault_routes(FAULTS_PATH), EveryRequest(gateway.handle)],
                     lifespan=gateway.lifespan)
     gw = config.gateway

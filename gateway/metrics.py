@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
-from prometheus_client import Counter
-from starlette.requests import Request
+from prometheus_client import CollectorRegistry, Counter
 from starlette.responses import Response
 
 from gateway.auth.canonical import headers_from_asgi
@@ -50,8 +49,9 @@ def instrument(app: ASGIApp, service_paths: Mapping[str, str]) -> RequestMetrics
     return RequestMetrics(app, operation_of(service_paths))
 
 
-async def serve_metrics(request: Request) -> Response:
+async def serve_metrics(extra: CollectorRegistry | None = None) -> Response:
     """GET /-/metrics: no SigV4 (Prometheus cannot sign), and nothing in it names a bucket
-    or a key. Reading the multiprocess files is disk I/O, so it runs off the event loop."""
-    body = await asyncio.to_thread(metrics.exposition)
+    or a key; `extra` holds gauges read for this scrape. Reading the multiprocess files is
+    disk I/O, so it runs off the event loop."""
+    body = await asyncio.to_thread(metrics.exposition, extra)
     return Response(body, media_type=metrics.CONTENT_TYPE)

@@ -15,7 +15,6 @@ from dataclasses import replace
 
 from tqdm import tqdm
 
-from shardgate import jsonio
 from shardgate.clustermap import (
     SERVING,
     ClusterMap,
@@ -26,9 +25,7 @@ from shardgate.clustermap import (
 )
 from shardgate.config import ClusterConfig, VolumeSpec
 from shardgate.mapstore import MapUnavailable
-from shardgate.mapview import open_store, read_or_seed, update_map
-
-PROGRESS = "rebalance/"
+from shardgate.mapview import open_store, read_or_seed, read_progress, update_map
 
 
 def mapped_config(config: ClusterConfig) -> ClusterConfig:
@@ -85,9 +82,7 @@ async def _status(config: ClusterConfig) -> tuple[ClusterMap, dict | None]:
     store = open_store(config.map)
     try:
         current, _ = await read_or_seed(store, config)
-        key = f"{config.map.prefix}{PROGRESS}{current.epoch}"
-        entry = (await store.read(key)).entries.get(key)
-        return current, None if entry is None else jsonio.loads(entry.value)
+        return current, await read_progress(store, config.map, current.epoch)
     finally:
         await store.close()
 

@@ -30,6 +30,7 @@ MAP_KEY = "map"
 # Every write a gateway sends a volume carries its ring epoch (volume_server/fence.py).
 EPOCH_HEADER = "x-shardgate-epoch"
 MEMBERS = "members/"
+PROGRESS = "rebalance/"
 
 
 def open_store(spec: MapSpec) -> MapStore:
@@ -60,6 +61,13 @@ async def read_map(store: MapStore, spec: MapSpec) -> tuple[ClusterMap | None, i
     if entry is None:
         return None, 0
     return ClusterMap.from_dict(jsonio.loads(entry.value)), entry.mod_revision
+
+
+async def read_progress(store: MapStore, spec: MapSpec, epoch: int) -> dict | None:
+    """The rebalancer's saved progress of the move to `epoch` (None before it starts)."""
+    key = f"{spec.prefix}{PROGRESS}{epoch}"
+    entry = (await store.read(key)).entries.get(key)
+    return None if entry is None else jsonio.loads(entry.value)
 
 
 async def read_or_seed(store: MapStore, config: ClusterConfig) -> tuple[ClusterMap, int]:

@@ -53,6 +53,16 @@ def forget(conn: sqlite3.Connection, incarnation: str, key: str, version_id: str
     return True, owned
 
 
+def scan_durable(conn: sqlite3.Connection, after: tuple[str, str, str],
+                 limit: int) -> list[dict[str, str]]:
+    """Durable tombstones in (incarnation, key, version_id) order after `after` (the
+    rebalancer's walk: they go with the keys whose placement changed)."""
+    rows = conn.execute("SELECT incarnation, key, version_id FROM version_tombstones WHERE"
+                        " durable=1 AND (incarnation, key, version_id) > (?, ?, ?)"
+                        " ORDER BY incarnation, key, version_id LIMIT ?", (*after, limit))
+    return [{"incarnation": r[0], "key": r[1], "version_id": r[2]} for r in rows]
+
+
 def pending_tombstones(conn: sqlite3.Connection, before: float) -> list[dict[str, Any]]:
     """Tombstones still waiting for their durable notice (the deleting gateway died)."""
     rows = conn.execute(

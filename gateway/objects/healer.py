@@ -171,6 +171,8 @@ class Healer:
             if down_here:
                 raise HealDeferred(f"volumes {down_here} did not answer")
             return
+        if await self._left_behind(ref, placement, rows, down_here):
+            return
         durable = any(r["durable"] for r in rows.values()) or len(rows) >= cluster.write_quorum
         if not durable:
             if down:
@@ -218,6 +220,26 @@ class Healer:
         await self._spread_attributes(healed, rows, [v for v in placement if v not in down])
         if down_here:
             raise HealDeferred(f"volumes {down_here} did not answer")
+
+    async def _left_behind(self, ref: VersionRef, placement: tuple[str, ...],
+                           rows: dict[str, dict], down_here: list[str]) -> bool:
+        """During a move: True when only volumes leaving the key's placement hold the
+        version. A version acknowledged before the move was on a write quorum of the old
+        placement, so on at least one volume the two placements share; if none of those
+        holds it now, it was superseded or deleted there (a write placed by the new ring
+        replaced it, never reaching the leaving volume). Moving it would bring back what
+        the placement dropped, from fragments already retired: it is left for the
+        leaving volume's hand-off instead."""
+        if self.cluster.previous_placement(ref.incarnation, ref.key) is None or down_here \
+                or any(vid in placement for vid in rows):
+            return False
+        rebuilding = await self._rebuilding_now(placement)
+        if rebuilding:  # a rebuilding volume's missing row proves nothing
+            raise HealDeferred(f"volumes {sorted(rebuilding)} are rebuilding",
+                               waits_for_rebuild=True)
+        log.info("%s/%s %s: held only by volumes leaving its placement (superseded or "
+                 "deleted there): not moved", ref.incarnation, ref.key, ref.version_id)
+        return True
 
     async def _spread_attributes(self, manifest: ObjectManifest, rows: dict[str, dict],
                                  targets: list[str]) -> None:

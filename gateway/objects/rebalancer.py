@@ -10,8 +10,9 @@ For a map that is moving (docs/cluster-map.md):
    their volume keep their index; the ones that move are rebuilt on their new volume
    and verified by their checksums, and every manifest copy is rewritten to name them);
    only then the leaving volume hands its copy off (row dropped, archives retired for
-   the grace period). The walk's position is saved in the map store after every page, so
-   a rebalancer killed in the middle resumes there;
+   the grace period). Then its durable version tombstones go to the volumes that joined
+   their keys' placement. The walk's position is saved in the map store after every
+   page, so a rebalancer killed in the middle resumes there;
 3. heal what the leaving volumes' heal queues still hold, then end the move in the map.
 """
 
@@ -32,7 +33,7 @@ from shardgate import jsonio
 from shardgate.clustermap import ClusterMap, finish_move
 from shardgate.config import ClusterConfig
 from shardgate.mapstore import MapUnavailable
-from shardgate.mapview import MEMBERS, MapView, update_map
+from shardgate.mapview import MEMBERS, PROGRESS, MapView, read_progress, update_map
 
 log = logging.getLogger("shardgate.rebalancer")
 
@@ -42,16 +43,19 @@ RETRY_SECONDS = 1.0
 
 
 def progress_key(config: ClusterConfig, epoch: int) -> str:
-    return f"{config.map.prefix}rebalance/{epoch}"
+    return f"{config.map.prefix}{PROGRESS}{epoch}"
 
 
 @dataclass
 class SourceProgress:
-    """One leaving volume's walk: the row id it has moved up to, and its rows at start."""
+    """One leaving volume's walk: the row id it has moved up to, and its rows at start;
+    then its durable version tombstones, up to the (incarnation, key, version) triple."""
 
     cursor: int = 0
     rows: int = 0
     done: bool = False
+    tombstones_after: list[str] | None = None
+    tombstones_done: bool = False
 
 
 @dataclass
@@ -157,6 +161,8 @@ class Rebalancer:
             source = progress.sources.setdefault(vid, SourceProgress())
             if not source.done:
                 await self._walk(vid, source, progress, leaving, alive)
+            if not source.tombstones_done:
+                await self._walk_tombstones(vid, source, progress, alive)
         progress.phase = "healing"
         await self._save(progress)
         await self._heal_queues(sorted(v for v in leaving if v in alive))
@@ -212,6 +218,28 @@ class Rebalancer:
             progress.moved += len(refs)
             progress.scanned += len(rows)
             source.cursor = answer["next"]
+            await self._save(progress)
+
+    async def _walk_tombstones(self, vid: str, source: SourceProgress, progress: Progress,
+                               alive: set[str]) -> None:
+        """Give the volumes that joined a key's placement the durable tombstones of its
+        deleted versions, so that none can come back from a volume that missed the delete."""
+        cluster = self.cluster
+        while not source.tombstones_done:
+            answer = await cluster.volumes.tombstones(vid, source.tombstones_after, PAGE)
+            writes = []
+            for tomb in answer["tombstones"]:
+                inc, key = tomb["incarnation"], tomb["key"]
+                if self._walker(inc, key, alive) != vid:
+                    continue
+                before = set(cluster.previous_placement(inc, key) or ())
+                writes += [cluster.volumes.forget(target, {**tomb, "durable": True})
+                           for target in cluster.placement(inc, key) if target not in before]
+            for outcome in await asyncio.gather(*writes, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome  # the page is written again: a tombstone twice is one
+            source.tombstones_after = answer["next"]
+            source.tombstones_done = answer["next"] is None
             await self._save(progress)
 
     async def _move_all(self, refs: set[VersionRef], alive: set[str]) -> None:
@@ -288,11 +316,8 @@ class Rebalancer:
             await asyncio.sleep(0.2)
 
     async def _load(self, epoch: int) -> Progress:
-        key = progress_key(self.config, epoch)
-        entry = (await self.view.store.read(key)).entries.get(key)
-        if entry is None:
-            return Progress(epoch)
-        return Progress.from_dict(jsonio.loads(entry.value))
+        saved = await read_progress(self.view.store, self.config.map, epoch)
+        return Progress(epoch) if saved is None else Progress.from_dict(saved)
 
     async def _save(self, progress: Progress) -> None:
         progress.updated = time.time()

@@ -243,6 +243,12 @@ class VolumeClient:
         return await self._request(volume_id, "GET", "/objects/scan",
                                    params={"after": str(after), "limit": str(limit)})
 
+    async def tombstones(self, volume_id: str, after: list[str] | None, limit: int) -> dict:
+        """A page of the volume's durable version tombstones after `after` (a triple)."""
+        names = ("after_incarnation", "after_key", "after_version")
+        params = {"limit": str(limit), **dict(zip(names, after or ("", "", ""), strict=True))}
+        return await self._request(volume_id, "GET", "/objects/tombstones", params=params)
+
     async def newest_durable(self, volume_id: str, keys: list[tuple[str, str]]) -> list[str]:
         answer = await self._request(volume_id, "POST", "/objects/digests",
                                      json_body={"keys": [list(k) for k in keys]})

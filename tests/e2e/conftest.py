@@ -1,4 +1,9 @@
-"""Fixtures: one real `shardgate dev` cluster per test session (plus a TLS one)."""
+"""Fixtures: one real `shardgate dev` cluster per test session (plus a TLS one).
+
+With `--map-store etcd` every cluster these fixtures start keeps its cluster map and
+bucket records in one real etcd started for the session (each cluster under its own
+prefix), so the same tests run on both map stores.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cluster import DevCluster, free_port
+from tests.e2e.etcd import Etcd
 
 USERS = {
     "alice": ("AKIAALICE0000000001", "alice-secret-key-0000000000000000000001"),
@@ -28,6 +34,30 @@ def write_users(path: Path) -> Path:
     return path
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--map-store", choices=("embedded", "etcd"), default="embedded",
+                     help="where the test clusters keep their map: the embedded store "
+                          "(default) or a real etcd started for the session")
+
+
+_ETCD: list[Etcd] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def map_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """Start the session's etcd when the clusters are to use one."""
+    if request.config.getoption("--map-store") == "etcd":
+        _ETCD.append(Etcd(tmp_path_factory.mktemp("session-etcd")).start())
+    yield request.config.getoption("--map-store")
+    while _ETCD:
+        _ETCD.pop().stop()
+
+
+def map_store_args() -> list[str]:
+    """The `shardgate dev` arguments that put a cluster on the session's etcd, if any."""
+    return ["--etcd", ",".join(_ETCD[0].endpoints)] if _ETCD else []
+
+
 @contextlib.contextmanager
 def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
                 durability: tuple[str, ...] = (), env: dict[str, str] | None = None,
@@ -37,7 +67,8 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
     root = tmp_path_factory.mktemp(name)
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
                      extra_args=[a for d in durability for a in ("--durability", d)]
-                     + [a for g in gateway for a in ("--gateway-setting", g)],
+                     + [a for g in gateway for a in ("--gateway-setting", g)]
+                     + map_store_args(),
                      env=env or {}).start()
     try:
         yield dev
@@ -100,6 +131,6 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("devtls")
     tls = self_signed(root)
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                     tls=tls).start()
+                     tls=tls, extra_args=map_store_args()).start()
     yield dev
     dev.stop()

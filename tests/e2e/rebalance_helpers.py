@@ -12,9 +12,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import DevCluster, free_port, wait_http
 
@@ -167,3 +170,36 @@ def process_of(dev: DevCluster, role: str) -> int:
 def logs_of(dev: DevCluster, name: str) -> str:
     return "".join(p.read_text(errors="replace")
                    for p in Path(dev.data / "logs").glob(f"{name}*.log"))
+
+
+def gateway_gauges(dev: DevCluster) -> dict[str, float]:
+    """The gateway's /-/metrics samples without labels, by name."""
+    with urllib.request.urlopen(f"{dev.endpoint}/-/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if not sample.labels}
+
+
+def tombstone_holders(dev: DevCluster, without: set[str] = frozenset()
+                      ) -> dict[tuple[str, str, str], set[str]]:
+    """Which volumes of the map hold each durable version tombstone."""
+    holders: dict[tuple[str, str, str], set[str]] = {}
+    for vid, url in map_urls(dev).items():
+        if vid in without:
+            continue
+        params: dict[str, str] = {"limit": "1000"}
+        while True:
+            request = urllib.request.Request(
+                f"{url}/objects/tombstones?{urllib.parse.urlencode(params)}",
+                headers={"Authorization": f"Bearer {dev.token(vid)}"})
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                page = json.loads(resp.read())
+            for t in page["tombstones"]:
+                holders.setdefault((t["incarnation"], t["key"], t["version_id"]),
+                                   set()).add(vid)
+            if page["next"] is None:
+                break
+            params = {"limit": "1000", **dict(zip(
+                ("after_incarnation", "after_key", "after_version"), page["next"],
+                strict=True))}
+    return holders

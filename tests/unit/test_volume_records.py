@@ -167,3 +167,24 @@ async def test_bucket_settings_keep_the_newest_stamp_per_setting(client: httpx.A
     settings = (await client.get("/buckets/photos")).json()["settings"]
     assert settings == {"tags": {"stamp": 5, "value": {"a": "1"}},
                         "versioning": {"stamp": 3, "value": "Enabled"}}
+
+
+async def test_durable_tombstones_page_in_key_order(client: httpx.AsyncClient) -> None:
+    deleted = [("inc-b", "k1", "v2"), ("inc-a", "k2", "v1"), ("inc-a", "k1", "v9"),
+               ("inc-a", "k1", "v3"), ("inc-b", "k0", "v1")]
+    for inc, key, version in deleted:
+        r = await client.post("/objects/forget", json={"incarnation": inc, "key": key,
+                                                       "version_id": version,
+                                                       "durable": True})
+        assert r.status_code == 200, r.text
+    await client.post("/objects/forget", json={"incarnation": "inc-a", "key": "k5",
+                                               "version_id": "v1", "durable": False})
+    seen, params = [], {"limit": "2"}
+    while True:
+        page = (await client.get("/objects/tombstones", params=params)).json()
+        seen += [(t["incarnation"], t["key"], t["version_id"]) for t in page["tombstones"]]
+        if page["next"] is None:
+            break
+        params = {"limit": "2", **dict(zip(("after_incarnation", "after_key", "after_version"),
+                                           page["next"], strict=True))}
+    assert seen == sorted(deleted)  # the pending one is not moved: its heal entry is

@@ -26,6 +26,7 @@ from volume_server.params import (
 )
 from volume_server.routes import store_of
 from volume_server.store import MAX_INLINE_BYTES
+from volume_server.tombstones import scan_durable
 
 MAX_VERSION_ID = 64
 MAX_CLAIM_SECONDS = 300.0  # a claim outliving its holder blocks conditional writes this long
@@ -216,6 +217,18 @@ async def scan(request: Request) -> JSONResponse:
     return JSONResponse({"rows": rows, "next": rows[-1]["id"] if rows else None})
 
 
+async def tombstones(request: Request) -> JSONResponse:
+    """A page of durable version tombstones after (after_incarnation, after_key,
+    after_version), in that order; `next` is the last one's triple, or null at the end."""
+    limit = query_int(request, "limit", 1000, 1, 10_000)
+    after = (query_text(request, "after_incarnation"), query_text(request, "after_key"),
+             query_text(request, "after_version"))
+    found = await store_of(request).index.read(scan_durable, after, limit)
+    last = found[-1] if len(found) == limit else None
+    return JSONResponse({"tombstones": found, "next": last and [
+        last["incarnation"], last["key"], last["version_id"]]})
+
+
 async def digests(request: Request) -> JSONResponse:
     """Body {"keys": [[incarnation, key], ...]} (at most 1000) -> {"versions": [newest
     durable version id or "", ...]} in the same order."""
@@ -308,6 +321,7 @@ routes = [
     Route("/objects/handoff", hand_off, methods=["POST"]),
     Route("/objects/version", version, methods=["GET"]),
     Route("/objects/scan", scan, methods=["GET"]),
+    Route("/objects/tombstones", tombstones, methods=["GET"]),
     Route("/objects/digests", digests, methods=["POST"]),
     Route("/objects/list", list_objects, methods=["GET"]),
     Route("/objects/attribute", set_attribute, methods=["POST"]),
