@@ -26,6 +26,7 @@ from gateway.metrics import HEALED_FRAGMENTS
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.comparison import compare_indexes
+from gateway.objects.fragment_copy import CopyFailed, copy_fragments
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
 from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
@@ -47,6 +48,17 @@ def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
     A volume that is merely down may hold a good fragment: erasing it from the manifest
     would leave readers short of it once it is back."""
     return tuple(named[i] if vid in down else vid for i, vid in enumerate(placement))
+
+
+def _moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
+                down: list[str]) -> dict[int, str]:
+    """The indexes a move changes, each with the volume to copy it from; empty (rebuild
+    them all) if any of those is down or unnamed."""
+    moved = {i: old for i, (old, new) in enumerate(zip(named, target, strict=True))
+             if old != new}
+    if any(old is None or old in down for old in moved.values()):
+        return {}
+    return moved  # type: ignore[return-value]
 
 
 class Healer:
@@ -141,11 +153,13 @@ class Healer:
         done = await asyncio.gather(*(one(ref, wanted[ref]) for ref in order))
         return sum(done)
 
-    async def heal(self, ref: VersionRef) -> None:
+    async def heal(self, ref: VersionRef, copy_moved: bool = False) -> None:
         """Bring one version to full redundancy on the key's placement, or roll it back
         if never acknowledged. During a move its rows are read from the placement of the
         epoch before as well, and the fragments a departing volume held are rebuilt on
-        the volumes that took its place (each index kept where its volume stays)."""
+        the volumes that took its place (each index kept where its volume stays); with
+        `copy_moved` (the rebalancer), copied from it instead while it answers, and the
+        fragments that stay are left to the scrubber."""
         cluster = self.cluster
         placement = cluster.placement(ref.incarnation, ref.key)
         asked = list(dict.fromkeys(
@@ -205,7 +219,9 @@ class Healer:
             for p, target in zip(manifest.parts, targets, strict=True)))
         try:
             for part, target in zip(manifest.parts, targets, strict=True):
-                await self._heal_part(healed, part, target, down)
+                await self._heal_part(healed, part, target, down,
+                                      _moved_from(part.placement, target, down)
+                                      if copy_moved else {})
         except NotEnoughFragments as exc:
             # Keep the version's row on every volume, as it was: a volume that lacks it
             # must not serve an older version, nor its absence bring back a deleted key.
@@ -254,9 +270,11 @@ class Healer:
         await asyncio.gather(*calls)
 
     async def _heal_part(self, manifest: ObjectManifest, part: PartManifest,
-                         placement: tuple[str, ...], down: list[str]) -> None:
+                         placement: tuple[str, ...], down: list[str],
+                         copy_from: dict[int, str]) -> None:
         """Verify every fragment archive of a part on its volume; rebuild the bad ones,
-        each installed with `manifest` (which already names every holder)."""
+        each installed with `manifest` (which already names every holder). With
+        `copy_from` (index: the volume leaving it), those are copied, verified, instead."""
         codec = self.cluster.codec_for(manifest.erasure)
         layout = codec.layout(part.size)
         if part.size == 0:
@@ -264,23 +282,41 @@ class Healer:
         archives = [part.archive_id(manifest.incarnation, manifest.key, i)
                     for i in range(len(placement))]
         seeds = part.seeds(manifest.incarnation, manifest.key) or {}
+        if copy_from:
+            try:
+                staged = await copy_fragments(self.cluster, codec, layout, copy_from,
+                                              placement, archives, seeds, part.inline)
+            except CopyFailed as exc:
+                log.info("copy of %s/%s %s part %d failed, rebuilding instead: %s",
+                         manifest.incarnation, manifest.key, manifest.version_id,
+                         part.number, exc)
+            else:
+                await self._install(manifest, part, placement, staged, archives)
+                return
         bad = await self._verify(codec, layout, placement, archives, down, seeds)
         rebuild = sorted(i for i, segments in bad.items() if segments
                          and placement[i] not in down)
         if rebuild:
             staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild, seeds,
                                          part.inline)
-            try:
-                await asyncio.gather(*(self._repair(placement[i], manifest, staged[i],
-                                                    archives[i], part.inline)
-                                       for i in rebuild))
-            except BaseException:
-                await self._unstage(placement, staged)
-                raise
-            log.info("healed %s/%s %s part %d: rebuilt fragments %s", manifest.incarnation,
-                     manifest.key, manifest.version_id, part.number, rebuild)
-            self.healed_fragments += len(rebuild)
-            HEALED_FRAGMENTS.inc(len(rebuild))
+            await self._install(manifest, part, placement, staged, archives)
+
+    async def _install(self, manifest: ObjectManifest, part: PartManifest,
+                       placement: tuple[str, ...], staged: dict[int, str],
+                       archives: list[str]) -> None:
+        """Install staged archives (rebuilt or copied) with the manifest; none is left
+        staged if one fails."""
+        try:
+            await asyncio.gather(*(self._repair(placement[i], manifest, stage_id,
+                                                archives[i], part.inline)
+                                   for i, stage_id in staged.items()))
+        except BaseException:
+            await self._unstage(placement, staged)
+            raise
+        log.info("healed %s/%s %s part %d: fragments %s installed", manifest.incarnation,
+                 manifest.key, manifest.version_id, part.number, sorted(staged))
+        self.healed_fragments += len(staged)
+        HEALED_FRAGMENTS.inc(len(staged))
 
     async def _verify(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
                       archives: list[str], down: list[str],

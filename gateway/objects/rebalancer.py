@@ -265,7 +265,7 @@ class Rebalancer:
         """Heal the version onto the new placement, then let the leaving volume go."""
         cluster = self.cluster
         before = cluster.previous_placement(ref.incarnation, ref.key) or ()
-        await self.healer.heal(ref)
+        await self.healer.heal(ref, copy_moved=True)
         now = set(cluster.placement(ref.incarnation, ref.key))
         for vid in before:
             if vid not in now and vid in alive:

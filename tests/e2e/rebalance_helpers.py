@@ -203,3 +203,19 @@ def tombstone_holders(dev: DevCluster, without: set[str] = frozenset()
                 ("after_incarnation", "after_key", "after_version"), page["next"],
                 strict=True))}
     return holders
+
+
+def corrupt_some(data_dir: Path, count: int) -> list[Path]:
+    """Flip 16 bytes in the middle of `count` fragment archive files of a volume (an
+    archive's CRC32C frames then fail there); the files changed."""
+    files = sorted(f for f in (data_dir / "fragments").glob("*/*/*")
+                   if f.is_file() and f.stat().st_size > 4096)[:count]
+    for path in files:
+        with open(path, "r+b") as fh:
+            fh.seek(path.stat().st_size // 2)
+            original = fh.read(16)
+            fh.seek(path.stat().st_size // 2)
+            fh.write(bytes(b ^ 0xFF for b in original))
+            fh.flush()
+            os.fsync(fh.fileno())
+    return files

@@ -25,6 +25,7 @@ from tests.e2e.rebalance_helpers import (
     admin,
     archive_lists,
     check_all,
+    corrupt_some,
     fill,
     gateway_gauges,
     logs_of,
@@ -192,3 +193,47 @@ def test_a_rebalancer_killed_in_the_middle_resumes_to_the_same_end(grown):
     restarted = logs_of(dev, "rebalancer.restart")
     assert "resuming the move to epoch 4" in restarted, restarted[-2000:]
     assert "held only by volumes leaving its placement" in restarted, restarted[-2000:]
+
+
+def test_a_volume_killed_in_the_middle_of_a_drain_loses_nothing(grown):
+    """Moves copy fragments, verified: some of v8's are corrupted first (those are
+    rebuilt from the others instead). v5, which stays, is SIGKILLed while v8's fragments
+    move off; moves that need it wait for it. Afterwards every object still reads with
+    two volumes down."""
+    dev, s3, bucket, digests = grown
+    corrupted = corrupt_some(dev.data / "v8", count=25)
+    assert len(corrupted) == 25
+    drained = admin(dev, "volume", "drain", "v8")
+    assert drained.returncode == 0, drained.stderr
+    deadline = time.monotonic() + 120
+    while True:
+        status = admin(dev, "rebalance", "status").stdout
+        if "versions moved" in status and " 0 versions moved" not in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    dev.kill_volume("v5")
+    try:
+        # every new placement includes v5 (six volumes remain): nothing can finish, and
+        # everything still reads with it down
+        assert check_all(s3, bucket, dict(list(digests.items())[::11])) == []
+        assert gateway_gauges(dev)["shardgate_rebalance_moving"] == 1
+    finally:
+        dev.restart_volume("v5")
+    wait_moved(dev)
+    assert archive_lists(dev)["v8"] == set()
+    moves = logs_of(dev, "rebalancer.restart")
+    assert "rebuilding instead" in moves and "is corrupt" in moves, moves[-3000:]
+    assert admin(dev, "volume", "remove", "v8").returncode == 0
+    assert check_all(s3, bucket, digests) == []
+    # Six volumes left for 4+2: with two of them down, every fragment of the other four
+    # must be there and intact for an object to read.
+    sample = dict(list(digests.items())[::7])
+    for down in (("v1", "v2"), ("v5", "v6")):
+        for vid in down:
+            dev.kill_volume(vid)
+        try:
+            assert check_all(s3, bucket, sample) == [], down
+        finally:
+            for vid in down:
+                dev.restart_volume(vid)
