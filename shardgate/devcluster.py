@@ -118,6 +118,10 @@ def write_config(opts: DevOptions) -> Path:
         tag = hashlib.sha256(str(opts.data.resolve()).encode()).hexdigest()[:12]
         raw["map"] = {"store": "etcd", "endpoints": list(opts.etcd),
                       "prefix": f"/shardgate/dev-{tag}/"}
+    else:
+        # Named outright, so that a copy of this file elsewhere (another gateway with
+        # other settings) still finds the same map and bucket records.
+        raw["map"] = {"path": str((opts.data / "map.sqlite").resolve())}
     with open(path, "wb") as fh:
         tomli_w.dump(raw, fh)
     return path
