@@ -141,11 +141,7 @@ class BucketRecords:
             self._went_down(exc)
             return self._from_copy(name)
         record = None if raw is None or raw["deleted"] else BucketRecord.from_stored(raw)
-        self._note(name, record)
-        if record is None:
-            self._cache.pop(name, None)  # a miss is asked again: a creation shows at once
-        else:
-            self._cache[name] = (started + self.ttl, record)
+        self._remember(name, record, started + self.ttl)
         return record
 
     async def require(self, name: str, fresh: bool = False) -> BucketRecord:
@@ -226,13 +222,18 @@ class BucketRecords:
         if not await self.store.put(bucket_key(self.spec, record.name),
                                     jsonio.dumps(record.stored()), if_revision=revision):
             return False
-        live = None if record.deleted else record
-        self._note(record.name, live)
-        if live is None:
-            self._cache.pop(record.name, None)
-        else:
-            self._cache[record.name] = (time.monotonic() + self.ttl, live)
+        self._remember(record.name, None if record.deleted else record,
+                       time.monotonic() + self.ttl)
         return True
+
+    def _remember(self, name: str, record: BucketRecord | None, expires: float) -> None:
+        """Keep what the store said in the copy and, until `expires`, the cache (a miss is
+        never cached: it is asked again, so a creation elsewhere shows at once)."""
+        self._note(name, record)
+        if record is None:
+            self._cache.pop(name, None)
+        else:
+            self._cache[name] = (expires, record)
 
     @contextlib.asynccontextmanager
     async def _changing(self):  # noqa: ANN202 - an async context manager
@@ -278,7 +279,7 @@ class BucketRecords:
                         "bucket changes answer 503: %s", exc)
         self._down_until = time.monotonic() + RETRY_STORE_SECONDS
 
-    def _from_copy(self, name: str) -> BucketRecord | None:
+    def _from_copy(self, name: str) -> BucketRecord:
         record = self._known.get(name)
         if record is None:
             raise S3Error("ServiceUnavailable", "The cluster map store is unreachable and "
