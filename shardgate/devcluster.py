@@ -7,6 +7,7 @@ is reported, never restarted (a test or an operator decides what happens next). 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -55,10 +56,17 @@ class Interrupted(DevError):
     """SIGINT or SIGTERM arrived while the cluster was still starting."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def free_ports(host: str, count: int, taken: int) -> list[int]:
+    """`count` distinct free ports, none of them `taken` (the gateway's): each socket is
+    held open until all are chosen, so the kernel cannot hand one out twice."""
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            if (port := sock.getsockname()[1]) != taken:
+                ports.append(port)
+        return ports
 
 
 def default_users() -> tuple[User, ...]:
@@ -103,9 +111,10 @@ def write_config(opts: DevOptions) -> Path:
         "gateway": {"host": opts.host, "port": opts.port, "tls_cert": opts.tls_cert,
                     "tls_key": opts.tls_key, "workers": opts.workers,
                     **dict(opts.gateway_settings)},
-        "volumes": [{"id": f"v{i}", "url": f"http://{opts.host}:{free_port(opts.host)}",
+        "volumes": [{"id": f"v{i}", "url": f"http://{opts.host}:{port}",
                      "data_dir": str((opts.data / f"v{i}").resolve())}
-                    for i in range(1, opts.volumes + 1)],
+                    for i, port in enumerate(free_ports(opts.host, opts.volumes, opts.port),
+                                             start=1)],
         "users": [u.__dict__ for u in users],
         "server": opts.server,
     }

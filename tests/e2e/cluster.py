@@ -29,13 +29,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 60, token: str | None = None) -> None:
+def wait_http(url: str, timeout: float = 60, token: str | None = None,
+              alive: subprocess.Popen | None = None) -> None:
+    """Poll until `url` answers 200; give up early if the process `alive` exits."""
     context = ssl._create_unverified_context() if url.startswith("https") else None
     deadline = time.monotonic() + timeout
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     while time.monotonic() < deadline:
+        if alive is not None and alive.poll() is not None:
+            raise TimeoutError(f"{url}: the process exited ({alive.returncode}) first")
         try:
             with urllib.request.urlopen(request, timeout=1, context=context) as resp:
                 if resp.status == 200:
@@ -77,12 +81,24 @@ class DevCluster:
         deadline = time.monotonic() + 90
         while not (self.data / "processes.json").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("shardgate dev did not start")
+                raise RuntimeError(f"shardgate dev did not start\n{self.startup_logs()}")
             time.sleep(0.1)
-        wait_http(f"{self.endpoint}/-/health")
+        try:
+            wait_http(f"{self.endpoint}/-/health", alive=self.proc)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n{self.startup_logs()}") from None
         for vid in self.volume_ids:
             wait_http(f"{self.config.volume(vid).url}/health", token=self.token(vid))
         return self
+
+    def startup_logs(self, lines: int = 30) -> str:
+        """The last lines `shardgate dev` and the gateway printed: why a start failed."""
+        tails = []
+        for path in (self.data.parent / f"{self.data.name}.dev.log",
+                     self.data / "logs" / "gateway.log"):
+            text = path.read_text(errors="replace") if path.exists() else "(none)"
+            tails.append(f"--- {path.name}\n" + "\n".join(text.splitlines()[-lines:]))
+        return "\n".join(tails)
 
     def stop(self) -> None:
         for proc in self.extra:

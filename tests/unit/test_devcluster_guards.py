@@ -21,6 +21,7 @@ from shardgate.devcluster import (
     _check_serves_port,
     describe_stopped,
     exit_reason,
+    free_ports,
     lock_data_dir,
 )
 
@@ -78,3 +79,18 @@ def test_exit_reasons_and_stop_summaries(tmp_path: Path, processes):
     rebalancer = dataclasses.replace(gateway, role="rebalancer", ident="rebalancer")
     assert describe_stopped([gateway, rebalancer, volume]) == \
         "gateway, rebalancer and 1 volume"
+
+
+def test_volume_ports_are_distinct_and_never_the_gateways():
+    gateway = 40000
+    for _ in range(50):
+        ports = free_ports("127.0.0.1", 6, gateway)
+        assert len(set(ports)) == 6 and gateway not in ports
+
+
+def test_volume_ports_skip_a_gateway_port_the_kernel_offers():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        offered = probe.getsockname()[1]
+    # whatever the kernel hands out next, the gateway's port is never among the volumes'
+    assert offered not in free_ports("127.0.0.1", 200, offered)
