@@ -21,7 +21,7 @@ from typing import Any
 from volume_server.catalog import HealEntry, ObjectCommit, commit_object, is_committed, release
 
 CLAIM_SECONDS = 30.0
-CLAIM_OPS = ("complete", "abort")
+CLAIM_OPS = ("complete", "abort", "move")  # move: the rebalancer moving an open upload
 MISSING_REASON = "part archive not on this volume at complete"
 
 

@@ -50,7 +50,7 @@ def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
     return tuple(named[i] if vid in down else vid for i, vid in enumerate(placement))
 
 
-def _moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
+def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
                 down: list[str]) -> dict[int, str]:
     """The indexes a move changes, each with the volume to copy it from; empty (rebuild
     them all) if any of those is down or unnamed."""
@@ -220,7 +220,7 @@ class Healer:
         try:
             for part, target in zip(manifest.parts, targets, strict=True):
                 await self._heal_part(healed, part, target, down,
-                                      _moved_from(part.placement, target, down)
+                                      moved_from(part.placement, target, down)
                                       if copy_moved else {})
         except NotEnoughFragments as exc:
             # Keep the version's row on every volume, as it was: a volume that lacks it
@@ -275,31 +275,40 @@ class Healer:
         """Verify every fragment archive of a part on its volume; rebuild the bad ones,
         each installed with `manifest` (which already names every holder). With
         `copy_from` (index: the volume leaving it), those are copied, verified, instead."""
-        codec = self.cluster.codec_for(manifest.erasure)
+        staged = await self.stage_fragments(
+            self.cluster.codec_for(manifest.erasure), part, manifest.incarnation,
+            manifest.key, placement, down, copy_from,
+            f"{manifest.incarnation}/{manifest.key} {manifest.version_id}")
+        if staged:
+            archives = [part.archive_id(manifest.incarnation, manifest.key, i)
+                        for i in range(len(placement))]
+            await self._install(manifest, part, placement, staged, archives)
+
+    async def stage_fragments(self, codec: Codec, part: PartManifest, incarnation: str,
+                              key: str, placement: tuple[str, ...], down: list[str],
+                              copy_from: dict[int, str], what: str) -> dict[int, str]:
+        """Stage on `placement` the part's fragments that are missing or bad there: those
+        of `copy_from` copied from the volume named (verified), the rest rebuilt from any
+        k good ones. The stage ids by index, for the caller to install."""
         layout = codec.layout(part.size)
         if part.size == 0:
-            return
-        archives = [part.archive_id(manifest.incarnation, manifest.key, i)
-                    for i in range(len(placement))]
-        seeds = part.seeds(manifest.incarnation, manifest.key) or {}
+            return {}
+        archives = [part.archive_id(incarnation, key, i) for i in range(len(placement))]
+        seeds = part.seeds(incarnation, key) or {}
         if copy_from:
             try:
-                staged = await copy_fragments(self.cluster, codec, layout, copy_from,
-                                              placement, archives, seeds, part.inline)
+                return await copy_fragments(self.cluster, codec, layout, copy_from,
+                                            placement, archives, seeds, part.inline)
             except CopyFailed as exc:
-                log.info("copy of %s/%s %s part %d failed, rebuilding instead: %s",
-                         manifest.incarnation, manifest.key, manifest.version_id,
+                log.info("copy of %s part %d failed, rebuilding instead: %s", what,
                          part.number, exc)
-            else:
-                await self._install(manifest, part, placement, staged, archives)
-                return
         bad = await self._verify(codec, layout, placement, archives, down, seeds)
         rebuild = sorted(i for i, segments in bad.items() if segments
                          and placement[i] not in down)
-        if rebuild:
-            staged = await self._rebuild(codec, layout, placement, archives, bad, rebuild, seeds,
-                                         part.inline)
-            await self._install(manifest, part, placement, staged, archives)
+        if not rebuild:
+            return {}
+        return await self._rebuild(codec, layout, placement, archives, bad, rebuild, seeds,
+                                   part.inline)
 
     async def _install(self, manifest: ObjectManifest, part: PartManifest,
                        placement: tuple[str, ...], staged: dict[int, str],

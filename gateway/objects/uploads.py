@@ -46,6 +46,7 @@ from gateway.objects.multipart_end import (
     complete_on,
     finish_ended,
 )
+from gateway.objects.part_rows import held_by, part_of
 from gateway.objects.reader import current_evidence, find_latest
 from gateway.objects.volume_client import VolumeNotFound
 from gateway.objects.writer import abort_staged
@@ -190,21 +191,31 @@ async def upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, nu
 async def _part_versions(cluster: Cluster, upload_id: str, placement: tuple[str, ...]
                          ) -> dict[int, dict[str, tuple[PartManifest, int]]]:
     """Per part number, every committed version (by archive tag) and how many volumes
-    list it, merged over the placement's volumes."""
+    list it, merged over the placement's volumes; each version names the volumes that
+    hold its fragments now (part_rows.py: a rebalance may have moved some)."""
     results = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
                                      for vid in placement), return_exceptions=True)
-    answered = [r for r in results if not isinstance(r, BaseException)]
+    answered = {vid: rows for vid, rows in zip(placement, results, strict=True)
+                if not isinstance(rows, BaseException)}
     if len(answered) <= cluster.width - cluster.write_quorum:
         raise quorum_lost("Too few storage volumes answered.")
-    versions: dict[int, dict[str, tuple[PartManifest, int]]] = {}
-    for rows in answered:
+    copies: dict[int, dict[str, dict[str, PartManifest]]] = {}
+    for vid, rows in answered.items():
         for row in rows:
-            raw = row["manifest"]
-            part = PartManifest(**{**raw, "placement": tuple(raw["placement"])})
-            seen = versions.setdefault(part.number, {})
-            count = seen[part.archive_tag][1] if part.archive_tag in seen else 0
-            seen[part.archive_tag] = (part, count + 1)
-    return versions
+            part = part_of(row)
+            copies.setdefault(part.number, {}).setdefault(part.archive_tag, {})[vid] = part
+    return {number: {tag: (replace(next(iter(held.values())),
+                                   placement=held_by(held, set(answered))), len(held))
+                     for tag, held in tags.items()}
+            for number, tags in copies.items()}
+
+
+async def _holders_now(cluster: Cluster, upload: Upload,
+                       chosen: tuple[PartManifest, ...]) -> tuple[PartManifest, ...]:
+    """The chosen parts with their holders read again: called with the upload's claims
+    held, after which no rebalance moves its fragments (upload_moves.py)."""
+    versions = await _part_versions(cluster, upload.upload_id, upload.placement)
+    return tuple(versions.get(p.number, {}).get(p.archive_tag, (p, 0))[0] for p in chosen)
 
 
 async def newest_parts(cluster: Cluster, upload: Upload) -> dict[int, PartManifest]:
@@ -334,6 +345,8 @@ async def complete(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: 
         except UploadGone:
             return await _ended(cluster, bucket.incarnation, key, upload_id, user_id, token,
                                 aborting=False)
+        manifest = replace(manifest, parts=await _holders_now(cluster, upload,
+                                                              manifest.parts))
         committed = await complete_on(cluster, claims.held, manifest, token, fence)
     if len(committed) < cluster.ack_quorum:
         raise quorum_lost("Too few storage volumes committed the upload.")

@@ -412,7 +412,8 @@ class VolumeClient:
 
     async def claim_upload(self, volume_id: str, upload_id: str, token: str,
                            op: str) -> None:
-        """Hold the upload for `token` ("complete" or "abort"); 409 if another holds it."""
+        """Hold the upload for `token` (op "complete", "abort" or "move"); 409 if another
+        holds it."""
         await self._request(volume_id, "POST", f"/uploads/{upload_id}/claim",
                             json_body={"token": token, "op": op})
 

@@ -1,22 +1,22 @@
-"""gateway.objects.healer._moved_from: which fragments a move copies, and from where."""
+"""gateway.objects.healer.moved_from: which fragments a move copies, and from where."""
 
 from __future__ import annotations
 
-from gateway.objects.healer import _moved_from
+from gateway.objects.healer import moved_from
 
 
 def test_only_changed_indexes_are_copied_from_their_old_holder() -> None:
     named = ("v1", "v2", "v3", "v4", "v5", "v6")
     target = ("v1", "v2", "v7", "v4", "v5", "v6")
-    assert _moved_from(named, target, down=[]) == {2: "v3"}
+    assert moved_from(named, target, down=[]) == {2: "v3"}
 
 
 def test_nothing_moves_when_the_placement_is_the_same() -> None:
     named = ("v1", "v2", "v3")
-    assert _moved_from(named, named, down=["v9"]) == {}
+    assert moved_from(named, named, down=["v9"]) == {}
 
 
 def test_a_down_or_unnamed_source_means_rebuilding_all() -> None:
     target = ("v1", "v7", "v8")
-    assert _moved_from(("v1", "v2", "v3"), target, down=["v3"]) == {}
-    assert _moved_from(("v1", None, "v3"), target, down=[]) == {}
+    assert moved_from(("v1", "v2", "v3"), target, down=["v3"]) == {}
+    assert moved_from(("v1", None, "v3"), target, down=[]) == {}

@@ -1,0 +1,37 @@
+"""Reading a multipart upload's part rows back from its volumes: which volume holds each
+fragment of a part.
+
+Every volume that took a part keeps a row for it with the part's manifest, naming the
+holder of each fragment index as it was when the row was written. A rebalance that moves
+a fragment writes a row naming the new holder on that volume only, so the other copies
+name a volume that has since given the fragment up. The truth for an index is the volume
+whose own row names itself there; failing that, a named volume that did not answer (it
+may hold it); a named volume that answered without a row holds nothing.
+"""
+
+from __future__ import annotations
+
+from shardgate.manifest import PartManifest
+
+
+def part_of(row: dict) -> PartManifest:
+    """A part row's manifest, as a volume lists it."""
+    raw = row["manifest"]
+    return PartManifest(**{**raw, "placement": tuple(raw["placement"])})
+
+
+def held_by(copies: dict[str, PartManifest], answered: set[str]) -> tuple[str | None, ...]:
+    """The holder of each fragment index of one part version, from the rows (`copies`,
+    by volume) that the volumes which `answered` list; None where no volume holds it."""
+    width = len(next(iter(copies.values())).placement)
+    holders: list[str | None] = []
+    for index in range(width):
+        own = sorted(vid for vid, part in copies.items() if part.placement[index] == vid)
+        if own:
+            holders.append(own[0])
+            continue
+        unasked = sorted(name for part in copies.values()
+                         if (name := part.placement[index]) is not None
+                         and name not in answered)
+        holders.append(unasked[0] if unasked else None)
+    return tuple(holders)

@@ -1,0 +1,116 @@
+"""Moving an open multipart upload to its key's new placement, during a rebalance.
+
+An upload's record and part rows live on the volumes of its key's placement, and each
+part's fragments where the ring put them when the part was written (a part names its
+holders). When a volume leaves the key's placement while the upload is open, the
+rebalancer moves the upload as it moves versions: the record to the volumes that joined
+the placement, then every fragment whose volume left to the volume that takes its index
+(copied and verified segment by segment; rebuilt from the other fragments when the
+source is down or corrupt), each committed there as a part row naming its new holder.
+Only then does a leaving volume drop its copy of the upload and free its archives.
+
+While it works the rebalancer holds the upload's claim (op "move") on a claim quorum of
+the new placement, so a Complete or an Abort cannot act half-way through: it waits a
+little, or answers a retryable 503. A Complete reads the parts' holders again once it
+holds its own claims (uploads.py), so it names the moved fragments where they now are.
+An upload that has ended on the new placement meanwhile is left alone: a Complete
+queued heal entries for the fragments it named off the placement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+from gateway.objects.cluster import Cluster
+from gateway.objects.healer import Healer, moved_from
+from gateway.objects.multipart_end import UploadGone, claim_quorum, release
+from gateway.objects.part_rows import held_by, part_of
+from placement import stable_placement
+from shardgate.manifest import PartManifest
+from shardgate.versionid import new_version_id
+
+log = logging.getLogger("shardgate.rebalancer")
+
+
+async def _parts_held(cluster: Cluster, upload_id: str, volumes: list[str]
+                      ) -> tuple[dict[str, PartManifest], dict[str, set[str]]]:
+    """The newest version of each part the volumes list (by archive tag: a part
+    uploaded again replaced the older one, which a Complete would refuse), naming the
+    holders of its fragments now; and which volumes list each version."""
+    answers = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
+                                     for vid in volumes), return_exceptions=True)
+    answered = {vid: rows for vid, rows in zip(volumes, answers, strict=True)
+                if not isinstance(rows, BaseException)}
+    copies: dict[str, dict[str, PartManifest]] = {}
+    for vid, rows in answered.items():
+        for row in rows:
+            part = part_of(row)
+            copies.setdefault(part.archive_tag, {})[vid] = part
+    newest: dict[int, str] = {}
+    for tag, held in copies.items():
+        number = next(iter(held.values())).number
+        newest[number] = max(tag, newest.get(number, tag))
+    parts = {tag: replace(next(iter(copies[tag].values())),
+                          placement=held_by(copies[tag], set(answered)))
+             for tag in newest.values()}
+    return parts, {tag: set(held) for tag, held in copies.items()}
+
+
+async def move_upload(cluster: Cluster, healer: Healer, record: dict,
+                      alive: set[str]) -> bool:
+    """Move one open upload onto its key's placement; False if it has ended there."""
+    incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
+    placement = cluster.placement(incarnation, key)
+    before = cluster.previous_placement(incarnation, key) or ()
+    token = new_version_id()
+    try:
+        claims = await claim_quorum(cluster, placement, upload_id, token, "move")
+    except UploadGone:
+        log.info("upload %s of %s/%s has ended on its placement: not moved", upload_id,
+                 incarnation, key)
+        return False
+    try:
+        joined = [vid for vid in placement if vid not in before]
+        for vid in joined:
+            await cluster.volumes.put_upload(vid, record)
+        await _move_parts(cluster, healer, record, placement, before, alive, token)
+        for vid in before:
+            if vid not in placement and vid in alive:
+                await cluster.volumes.abort_upload(vid, upload_id, token)
+    finally:
+        await release(cluster, claims.held, upload_id, token)
+    return True
+
+
+async def _move_parts(cluster: Cluster, healer: Healer, record: dict,
+                      placement: tuple[str, ...], before: tuple[str, ...], alive: set[str],
+                      token: str) -> None:
+    """Each part's fragments off the placement go to the volume taking their index."""
+    incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
+    asked = [vid for vid in dict.fromkeys([*placement, *before]) if vid in alive]
+    parts, listed = await _parts_held(cluster, upload_id, asked)
+    down = [vid for vid in dict.fromkeys([*placement, *before]) if vid not in alive]
+    codec = cluster.codec
+    for tag, part in sorted(parts.items()):
+        target = stable_placement(part.placement, cluster.ring, f"{incarnation}/{key}")
+        moved = {i for i, (old, new) in enumerate(zip(part.placement, target, strict=True))
+                 if old != new and new not in listed[tag]}
+        if not moved:
+            continue
+        copy_from = {i: old for i, old in moved_from(part.placement, target, down).items()
+                     if i in moved}
+        staged = await healer.stage_fragments(
+            codec, part, incarnation, key, target, down, copy_from,
+            f"upload {upload_id} of {incarnation}/{key}")
+        holders = tuple(target[i] if i in staged else old
+                        for i, old in enumerate(part.placement))
+        manifest = {**part.__dict__, "placement": list(holders)}
+        await asyncio.gather(*(cluster.volumes.commit_part(target[i], {
+            "upload_id": upload_id, "part_number": part.number, "stage_id": stage_id,
+            "archive_id": part.archive_id(incarnation, key, i), "manifest": manifest})
+            for i, stage_id in staged.items()))
+        log.info("upload %s of %s/%s part %d: fragments %s moved to %s", upload_id,
+                 incarnation, key, part.number, sorted(staged),
+                 [target[i] for i in sorted(staged)])

@@ -1,0 +1,164 @@
+"""Open multipart uploads across a rebalance, against real processes: uploads started
+before a 7th volume is added, and before it is drained and removed, move with their keys
+(record and part fragments on exactly the new placement, the leaving volume's copy
+gone), complete afterwards byte-exact, and read with two volumes down. Part fragments
+corrupted on the draining volume are rebuilt from the others, never copied."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shardgate.clustermap import ClusterMap
+from tests.e2e.cluster import DevCluster, free_port
+from tests.e2e.conftest import USERS, write_users
+from tests.e2e.helpers import incarnation
+from tests.e2e.rebalance_helpers import admin, logs_of, map_urls, start_volume, wait_moved
+
+pytestmark = pytest.mark.e2e
+
+PART_SIZES = (5 * 1024**2 + 1000, 300_000)  # six 1 MiB segments, then one
+
+
+def volume_answer(dev: DevCluster, vid: str, path: str) -> dict | None:
+    """A volume's JSON answer, or None on a 404."""
+    request = urllib.request.Request(f"{map_urls(dev)[vid]}{path}")
+    request.add_header("Authorization", f"Bearer {dev.token(vid)}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def key_placement(dev: DevCluster, inc: str, key: str) -> set[str]:
+    raw = json.loads((dev.data / "map-gateway.json").read_text())["map"]
+    return set(ClusterMap.from_dict(raw).ring().placement(f"{inc}/{key}", 6))
+
+
+def archive_file(dev: DevCluster, vid: str, archive: str) -> Path:
+    return dev.data / vid / "fragments" / archive[:2] / archive[2:4] / archive
+
+
+def open_uploads(s3, bucket: str, count: int) -> dict[str, dict]:
+    """`count` uploads with two parts each, left open: key -> upload id, parts, MD5."""
+    opened = {}
+    for i in range(count):
+        key = f"open/{uuid.uuid4().hex[:6]}-{i}"
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        parts, whole = [], hashlib.md5()
+        for number, size in enumerate(PART_SIZES, start=1):
+            body = os.urandom(size)
+            whole.update(body)
+            etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload,
+                                  PartNumber=number, Body=body)["ETag"]
+            parts.append({"PartNumber": number, "ETag": etag})
+        opened[key] = {"id": upload, "parts": parts, "md5": whole.hexdigest()}
+    return opened
+
+
+def assert_on_placement(dev: DevCluster, inc: str, opened: dict[str, dict],
+                        without: frozenset[str] = frozenset()) -> None:
+    """Each upload's record, and each part's fragment archive, on exactly the key's
+    placement: every volume of it lists the part (its archive file there), no other
+    (`without`: volumes stopped, which the map copy may not have dropped yet)."""
+    volumes = sorted(set(map_urls(dev)) - without)
+    for key, upload in opened.items():
+        where = key_placement(dev, inc, key)
+        records = {v for v in volumes if volume_answer(dev, v, f"/uploads/{upload['id']}")}
+        assert records == where, (key, records, where)
+        for number in (1, 2):
+            holders = set()
+            for vid in volumes:
+                rows = volume_answer(dev, vid, f"/uploads/{upload['id']}/parts") or {}
+                for row in rows.get("parts", []):
+                    if row["part_number"] == number:
+                        assert archive_file(dev, vid, row["archive_id"]).exists(), (vid, row)
+                        holders.add(vid)
+            assert holders == where, (key, number, holders, where)
+
+
+def complete_all(s3, bucket: str, opened: dict[str, dict]) -> None:
+    for key, upload in opened.items():
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["id"],
+                                     MultipartUpload={"Parts": upload["parts"]})
+
+
+def unreadable(s3, bucket: str, opened: dict[str, dict]) -> list[str]:
+    return [key for key, upload in opened.items()
+            if hashlib.md5(s3.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
+            != upload["md5"]]
+
+
+def corrupt_parts(dev: DevCluster, vid: str, opened: dict[str, dict]) -> int:
+    """Flip bytes in the middle of every part fragment archive `vid` holds for these
+    uploads; how many."""
+    count = 0
+    for upload in opened.values():
+        rows = volume_answer(dev, vid, f"/uploads/{upload['id']}/parts") or {"parts": []}
+        for row in rows["parts"]:
+            path = archive_file(dev, vid, row["archive_id"])
+            with open(path, "r+b") as fh:
+                fh.seek(path.stat().st_size // 2)
+                original = fh.read(16)
+                fh.seek(path.stat().st_size // 2)
+                fh.write(bytes(b ^ 0xFF for b in original))
+                os.fsync(fh.fileno())
+            count += 1
+    return count
+
+
+def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
+    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
+    dev.start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"up-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        inc = incarnation(dev, bucket)
+
+        # 1. A volume added: uploads opened before it move to the keys' new placement.
+        before_add = open_uploads(s3, bucket, 6)
+        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+        assert added.returncode == 0, added.stderr
+        wait_moved(dev)
+        assert_on_placement(dev, inc, before_add)
+        assert "fragments [" in logs_of(dev, "rebalancer"), logs_of(dev, "rebalancer")[-3000:]
+
+        # 2. v7 drained, its part fragments corrupted first: those are rebuilt, not copied.
+        before_drain = open_uploads(s3, bucket, 6)
+        assert corrupt_parts(dev, "v7", before_drain) >= 6
+        drained = admin(dev, "volume", "drain", "v7")
+        assert drained.returncode == 0, drained.stderr
+        wait_moved(dev)
+        assert volume_answer(dev, "v7", "/uploads?incarnation=&prefix=")["uploads"] == []
+        moves = logs_of(dev, "rebalancer")
+        assert "rebuilding instead" in moves and "is corrupt" in moves, moves[-3000:]
+        assert admin(dev, "volume", "remove", "v7").returncode == 0
+        dev.kill_volume("v7")
+        assert_on_placement(dev, inc, {**before_add, **before_drain}, frozenset({"v7"}))
+
+        # 3. Every upload completes after the moves; with two volumes down, each reads
+        # byte-exact only if all six of its fragments are where its manifest says.
+        opened = {**before_add, **before_drain}
+        complete_all(s3, bucket, opened)
+        assert unreadable(s3, bucket, opened) == []
+        for down in (("v1", "v2"), ("v4", "v6")):
+            for vid in down:
+                dev.kill_volume(vid)
+            try:
+                assert unreadable(s3, bucket, opened) == [], down
+            finally:
+                for vid in down:
+                    dev.restart_volume(vid)
+    finally:
+        dev.stop()
