@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_bench(args.bench_args))
     try:
         if args.command == "dev":
-            from shardgate.devcluster import DevOptions, run_dev
+            from shardgate.devcluster import run_dev
+            from shardgate.devconfig import DevOptions
 
             if bool(args.tls_cert) != bool(args.tls_key):
                 raise ConfigError("--tls-cert and --tls-key go together")

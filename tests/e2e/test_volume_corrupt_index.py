@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shardgate.config import load_config
-from shardgate.devcluster import DevOptions, write_config
+from shardgate.devconfig import DevOptions, write_config
 from shardgate.tokens import mint_token
 from tests.e2e.cluster import wait_http
 

@@ -21,9 +21,9 @@ from shardgate.devcluster import (
     _check_serves_port,
     describe_stopped,
     exit_reason,
-    free_ports,
     lock_data_dir,
 )
+from shardgate.devconfig import free_ports
 
 LISTEN = ("import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
           "s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)")
