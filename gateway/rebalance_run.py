@@ -14,6 +14,7 @@ import socket
 
 from gateway.objects.cluster import Cluster
 from gateway.objects.rebalancer import Rebalancer
+from shardgate import faults
 from shardgate.config import ClusterConfig
 from shardgate.mapview import MapView
 
@@ -42,4 +43,5 @@ async def _main(config: ClusterConfig) -> None:
 def run(config: ClusterConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s rebalancer %(levelname)s "
                                                    "%(name)s: %(message)s")
+    faults.arm_from_env()
     asyncio.run(_main(config))

@@ -3,9 +3,10 @@
 Production code calls `kill_point("commit.after_txn")` at the moments the durability
 argument is about (docs/durability.md). A point does nothing unless the process was
 started with SHARDGATE_FAULT_POINTS=1 *and* a test armed it (volume: `POST /faults`,
-gateway: `POST /-/faults`); an armed point fires once, at its N-th hit, so a test hits it
-deterministically rather than by timing. SIGKILL keeps the page cache, like a process
-crash; it is not a power cut (a unit test checks the fsync order for that).
+gateway: `POST /-/faults`, rebalancer: SHARDGATE_FAULT_ARM at start); an armed point
+fires once, at its N-th hit, so a test hits it deterministically rather than by timing.
+SIGKILL keeps the page cache, like a process crash; it is not a power cut (a unit test
+checks the fsync order for that).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import threading
 
 ENV = "SHARDGATE_FAULT_POINTS"
+ARM_ENV = "SHARDGATE_FAULT_ARM"  # "point@N,...": armed at start (a process with no port)
 
 POINTS = (
     "stage.after_fsync",      # volume: staged file fsynced, not yet renamed into staging
@@ -33,6 +35,8 @@ POINTS = (
     "gateway.after_tombstones",  # gateway: a version delete's tombstones on the quorum,
                                  # the volumes not yet told to drop the row
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
+    "rebalance.after_part_moved",  # rebalancer: an open upload's part fragment committed
+                                   # on its new volume, the leaving copy not yet dropped
 )
 
 # Named holds: not a kill, a part of the process that stops acting until released.
@@ -58,6 +62,16 @@ def arm(name: str, at_hit: int = 1) -> None:
         raise ValueError("at_hit must be >= 1")
     with _lock:
         _armed[name] = at_hit
+
+
+def arm_from_env() -> None:
+    """Arm the points SHARDGATE_FAULT_ARM names, for processes no test can reach by HTTP
+    (the rebalancer); nothing unless kill points are enabled."""
+    if not enabled():
+        return
+    for item in filter(None, os.environ.get(ARM_ENV, "").split(",")):
+        name, _, at_hit = item.partition("@")
+        arm(name, int(at_hit or 1))
 
 
 def disarm_all() -> None:

@@ -23,11 +23,14 @@ import asyncio
 import logging
 from dataclasses import replace
 
+from gateway.errors import S3Error
 from gateway.objects.cluster import Cluster
+from gateway.objects.heal_refs import HealDeferred
 from gateway.objects.healer import Healer, moved_from
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
 from gateway.objects.part_rows import held_by, part_of
 from placement import stable_placement
+from shardgate.faults import kill_point
 from shardgate.manifest import PartManifest
 from shardgate.versionid import new_version_id
 
@@ -71,6 +74,8 @@ async def move_upload(cluster: Cluster, healer: Healer, record: dict,
         log.info("upload %s of %s/%s has ended on its placement: not moved", upload_id,
                  incarnation, key)
         return False
+    except S3Error as exc:  # held by a Complete, an Abort, or a dead mover's claim
+        raise HealDeferred(f"upload {upload_id}: {exc.message}") from exc
     try:
         joined = [vid for vid in placement if vid not in before]
         for vid in joined:
@@ -111,6 +116,7 @@ async def _move_parts(cluster: Cluster, healer: Healer, record: dict,
             "upload_id": upload_id, "part_number": part.number, "stage_id": stage_id,
             "archive_id": part.archive_id(incarnation, key, i), "manifest": manifest})
             for i, stage_id in staged.items()))
+        kill_point("rebalance.after_part_moved")
         log.info("upload %s of %s/%s part %d: fragments %s moved to %s", upload_id,
                  incarnation, key, part.number, sorted(staged),
                  [target[i] for i in sorted(staged)])

@@ -2,13 +2,18 @@
 before a 7th volume is added, and before it is drained and removed, move with their keys
 (record and part fragments on exactly the new placement, the leaving volume's copy
 gone), complete afterwards byte-exact, and read with two volumes down. Part fragments
-corrupted on the draining volume are rebuilt from the others, never copied."""
+corrupted on the draining volume are rebuilt from the others, never copied; a rebalancer
+SIGKILLed between a part's move and the leaving volume's drop resumes, and nothing of
+the uploads is lost."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,7 +25,14 @@ from shardgate.clustermap import ClusterMap
 from tests.e2e.cluster import DevCluster, free_port
 from tests.e2e.conftest import USERS, write_users
 from tests.e2e.helpers import incarnation
-from tests.e2e.rebalance_helpers import admin, logs_of, map_urls, start_volume, wait_moved
+from tests.e2e.rebalance_helpers import (
+    admin,
+    logs_of,
+    map_urls,
+    process_of,
+    start_volume,
+    wait_moved,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -160,5 +172,54 @@ def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
             finally:
                 for vid in down:
                     dev.restart_volume(vid)
+    finally:
+        dev.stop()
+
+
+def dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_rebalancer_killed_in_the_middle_of_an_upload_move_resumes(tmp_path):
+    """The rebalancer SIGKILLs itself once the 3rd part fragment is committed on its new
+    volume (before the leaving volume drops its copy); a new one takes over the move
+    once the dead one's claims expire, and every upload completes whole."""
+    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"),
+                     env={"SHARDGATE_FAULT_POINTS": "1",
+                          "SHARDGATE_FAULT_ARM": "rebalance.after_part_moved@3"})
+    dev.start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"up-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        inc = incarnation(dev, bucket)
+        opened = open_uploads(s3, bucket, 5)
+        pid = process_of(dev, "rebalancer")
+        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+        assert added.returncode == 0, added.stderr
+        deadline = time.monotonic() + 120
+        while not dead(pid):
+            assert time.monotonic() < deadline, logs_of(dev, "rebalancer")[-3000:]
+            time.sleep(0.2)
+        # Half-moved: the client sees every upload and part as before.
+        for key, upload in opened.items():
+            parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload["id"])["Parts"]
+            assert [p["ETag"] for p in parts] == [p["ETag"] for p in upload["parts"]], key
+        log = open(dev.data / "logs" / "rebalancer.restart.log", "ab")  # noqa: SIM115
+        env = {k: v for k, v in os.environ.items() if k != "SHARDGATE_FAULT_ARM"}
+        dev.extra.append(subprocess.Popen([sys.executable, "-m", "shardgate", "rebalancer",
+                                           "--config", str(dev.data / "cluster.toml")],
+                                          stdout=log, stderr=subprocess.STDOUT, env=env))
+        wait_moved(dev)
+        assert_on_placement(dev, inc, opened)
+        complete_all(s3, bucket, opened)
+        assert unreadable(s3, bucket, opened) == []
+        for vid in ("v2", "v5"):
+            dev.kill_volume(vid)
+        assert unreadable(s3, bucket, opened) == []
     finally:
         dev.stop()
