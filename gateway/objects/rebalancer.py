@@ -5,15 +5,16 @@ For a map that is moving (docs/cluster-map.md):
 
 1. wait until every live gateway and volume says, in its member record, that it has
    seen the epoch: from then on volumes refuse writes placed by the older ring;
-2. for each volume that leaves some key's placement: move its open multipart uploads
-   (upload_moves.py); then walk its rows, page by page, and heal each version whose
-   volume set changed onto the new placement (fragments that keep their volume keep
-   their index; the ones that move are copied to their new volume, verified segment by
-   segment, or rebuilt there from the others, and every manifest copy is rewritten to
-   name them); only then the leaving volume hands its copy off (row dropped, archives
-   retired for the grace period). Then its durable version tombstones go to the
-   volumes that joined their keys' placement. The walk's position is saved in the map
-   store after every page, so a rebalancer killed in the middle resumes there;
+2. move the open multipart uploads whose key's placement changed (upload_moves.py);
+   then, for each volume that leaves some key's placement, walk its rows, page by page,
+   and heal each version whose volume set changed onto the new placement (fragments
+   that keep their volume keep their index; the ones that move are copied to their new
+   volume, verified segment by segment, or rebuilt there from the others, and every
+   manifest copy is rewritten to name them); only then the leaving volume hands its
+   copy off (row dropped, archives retired for the grace period). Then its durable
+   version tombstones go to the volumes that joined their keys' placement. The walk's
+   position is saved in the map store after every page, so a rebalancer killed in the
+   middle resumes there;
 3. heal what the leaving volumes' heal queues still hold, then end the move in the map.
 """
 
@@ -50,16 +51,14 @@ def progress_key(config: ClusterConfig, epoch: int) -> str:
 
 @dataclass
 class SourceProgress:
-    """One leaving volume's walk: its open multipart uploads first; then the row id it
-    has moved up to, and its rows at start; then its durable version tombstones, up to
-    the (incarnation, key, version) triple."""
+    """One leaving volume's walk: the row id it has moved up to, and its rows at start;
+    then its durable version tombstones, up to the (incarnation, key, version) triple."""
 
     cursor: int = 0
     rows: int = 0
     done: bool = False
     tombstones_after: list[str] | None = None
     tombstones_done: bool = False
-    uploads_done: bool = False
 
 
 @dataclass
@@ -68,6 +67,7 @@ class Progress:
 
     epoch: int
     phase: str = "waiting"  # waiting (for acks), moving, healing, done
+    uploads_done: bool = False  # the open multipart uploads moved (before any row)
     sources: dict[str, SourceProgress] = field(default_factory=dict)
     moved: int = 0
     scanned: int = 0
@@ -161,10 +161,12 @@ class Rebalancer:
             if not source.rows:
                 source.rows = (await cluster.volumes.status(vid)).get("objects", 0)
         await self._save(progress)
+        if not progress.uploads_done:
+            await self._move_uploads(alive)
+            progress.uploads_done = True
+            await self._save(progress)
         for vid in walkers:
             source = progress.sources.setdefault(vid, SourceProgress())
-            if not source.uploads_done:
-                await self._walk_uploads(vid, source, progress, alive)
             if not source.done:
                 await self._walk(vid, source, progress, leaving, alive)
             if not source.tombstones_done:
@@ -226,17 +228,20 @@ class Rebalancer:
             source.cursor = answer["next"]
             await self._save(progress)
 
-    async def _walk_uploads(self, vid: str, source: SourceProgress, progress: Progress,
-                            alive: set[str]) -> None:
-        """Move the open multipart uploads whose key's placement `vid` leaves (their
-        records and part fragments), so each completes on the new placement with every
-        fragment there. A failure raises: the walk starts again, and moved ones are
-        skipped (the leaving volume has dropped them)."""
-        for record in await self.cluster.volumes.list_uploads(vid, "", ""):
-            if self._walker(record["incarnation"], record["key"], alive) == vid:
-                await move_upload(self.cluster, self.healer, record, alive)
-        source.uploads_done = True
-        await self._save(progress)
+    async def _move_uploads(self, alive: set[str]) -> None:
+        """Move every open multipart upload whose key's placement changed (its record and
+        part fragments), so each completes on the new placement with every fragment
+        there. Every live volume is asked, not only the leaving ones: a volume an
+        upload's create missed cannot speak for it. A failure raises and the whole pass
+        runs again; an upload moved already is found in place and skipped."""
+        cluster = self.cluster
+        found: dict[str, dict] = {}
+        for vid in sorted(alive):
+            for record in await cluster.volumes.list_uploads(vid, "", ""):
+                if cluster.previous_placement(record["incarnation"], record["key"]):
+                    found.setdefault(record["upload_id"], record)
+        for record in found.values():
+            await move_upload(cluster, self.healer, record, alive)
 
     async def _walk_tombstones(self, vid: str, source: SourceProgress, progress: Progress,
                                alive: set[str]) -> None:

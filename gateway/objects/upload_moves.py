@@ -13,22 +13,27 @@ While it works the rebalancer holds the upload's claim (op "move") on a claim qu
 the new placement, so a Complete or an Abort cannot act half-way through: it waits a
 little, or answers a retryable 503. A Complete reads the parts' holders again once it
 holds its own claims (uploads.py), so it names the moved fragments where they now are.
-An upload that has ended on the new placement meanwhile is left alone: a Complete
-queued heal entries for the fragments it named off the placement.
+An upload that has ended on the new placement meanwhile (a Complete or an Abort through
+a gateway on the new epoch) is dropped from the volumes still holding it, after the
+object it became is healed onto the placement: no volume keeps listing an upload that
+has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 
 from gateway.errors import S3Error
 from gateway.objects.cluster import Cluster
-from gateway.objects.heal_refs import HealDeferred
+from gateway.objects.heal_refs import HealDeferred, VersionRef
 from gateway.objects.healer import Healer, moved_from
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
 from gateway.objects.part_rows import held_by, part_of
+from gateway.objects.reader import find_latest
+from gateway.objects.volume_client import VolumeNotFound
 from placement import stable_placement
 from shardgate.faults import kill_point
 from shardgate.manifest import PartManifest
@@ -67,26 +72,48 @@ async def move_upload(cluster: Cluster, healer: Healer, record: dict,
     incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
     placement = cluster.placement(incarnation, key)
     before = cluster.previous_placement(incarnation, key) or ()
+    leaving = [vid for vid in before if vid not in placement and vid in alive]
+    joined = [vid for vid in placement if vid not in before and vid in alive]
     token = new_version_id()
+    # The record goes to the volumes that joined before the claim: an upload whose
+    # create missed a volume the placement keeps would otherwise lack a claim quorum.
+    # Were it ended already, the claim finds it gone and these copies are dropped.
+    for vid in joined:
+        await cluster.volumes.put_upload(vid, record)
     try:
         claims = await claim_quorum(cluster, placement, upload_id, token, "move")
     except UploadGone:
-        log.info("upload %s of %s/%s has ended on its placement: not moved", upload_id,
-                 incarnation, key)
+        await _drop_ended(cluster, healer, record, [*joined, *leaving], token)
         return False
     except S3Error as exc:  # held by a Complete, an Abort, or a dead mover's claim
         raise HealDeferred(f"upload {upload_id}: {exc.message}") from exc
     try:
-        joined = [vid for vid in placement if vid not in before]
-        for vid in joined:
+        for vid in claims.missing:  # a volume the create missed: its parts go there too
             await cluster.volumes.put_upload(vid, record)
         await _move_parts(cluster, healer, record, placement, before, alive, token)
-        for vid in before:
-            if vid not in placement and vid in alive:
+        for vid in leaving:
+            with contextlib.suppress(VolumeNotFound):  # its create or a retry missed it
                 await cluster.volumes.abort_upload(vid, upload_id, token)
     finally:
         await release(cluster, claims.held, upload_id, token)
     return True
+
+
+async def _drop_ended(cluster: Cluster, healer: Healer, record: dict, stale: list[str],
+                      token: str) -> None:
+    """The upload ended on its placement (completed or aborted) while a volume leaving
+    it still held it open: the object it became is healed onto the placement first (its
+    fragments on the leaving volume copied while they are there), then the stale copies
+    are dropped, so no volume lists an upload that has ended."""
+    incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
+    latest = await find_latest(cluster, incarnation, key)
+    if latest is not None and latest.upload_id == upload_id:
+        await healer.heal(VersionRef(incarnation, key, latest.version_id), copy_moved=True)
+    for vid in stale:
+        with contextlib.suppress(VolumeNotFound):
+            await cluster.volumes.abort_upload(vid, upload_id, token)
+    log.info("upload %s of %s/%s had ended on its placement: the copies on %s dropped",
+             upload_id, incarnation, key, stale)
 
 
 async def _move_parts(cluster: Cluster, healer: Healer, record: dict,

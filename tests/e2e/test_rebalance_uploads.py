@@ -4,13 +4,16 @@ before a 7th volume is added, and before it is drained and removed, move with th
 gone), complete afterwards byte-exact, and read with two volumes down. Part fragments
 corrupted on the draining volume are rebuilt from the others, never copied; a rebalancer
 SIGKILLed between a part's move and the leaving volume's drop resumes, and nothing of
-the uploads is lost."""
+the uploads is lost; uploads completed or aborted before the rebalancer reaches them
+leave no copy behind on the volumes that left their placement; an upload whose create
+and parts missed a volume (down then) moves whole too."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -221,5 +224,77 @@ def test_a_rebalancer_killed_in_the_middle_of_an_upload_move_resumes(tmp_path):
         for vid in ("v2", "v5"):
             dev.kill_volume(vid)
         assert unreadable(s3, bucket, opened) == []
+    finally:
+        dev.stop()
+
+
+def test_uploads_ended_before_the_move_reaches_them_leave_nothing_behind(tmp_path):
+    """With the rebalancer paused (SIGSTOP) after a 7th volume is added, uploads opened
+    before are completed or aborted through the gateway (on the new epoch): the volumes
+    leaving their placement still hold them open. Once it runs, none is listed any more,
+    and the completed objects read with two volumes down."""
+    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
+    dev.start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"up-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        opened = open_uploads(s3, bucket, 6)
+        pid = process_of(dev, "rebalancer")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+            assert added.returncode == 0, added.stderr
+            time.sleep(3)  # every gateway follows the new epoch (the watch, or fencing)
+            completed = dict(list(opened.items())[:4])
+            complete_all(s3, bucket, completed)
+            for key, upload in list(opened.items())[4:]:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["id"])
+            # what the leaving volumes still hold shows in the listing until the move
+            assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_moved(dev)
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        for vid in sorted(map_urls(dev)):
+            held = volume_answer(dev, vid, "/uploads?incarnation=&prefix=")["uploads"]
+            assert held == [], (vid, held)
+        assert "had ended on its placement" in logs_of(dev, "rebalancer")
+        assert unreadable(s3, bucket, completed) == []
+        for vid in ("v1", "v6"):
+            dev.kill_volume(vid)
+        assert unreadable(s3, bucket, completed) == []
+    finally:
+        dev.stop()
+
+
+def test_an_upload_a_volume_missed_moves_whole(tmp_path):
+    """Uploads created and filled while v2 was down (on five volumes of six) move with
+    their keys when a 7th volume is added: the record and every part fragment end up on
+    all six volumes of the new placement, v2's missing ones rebuilt there."""
+    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
+    dev.start()
+    try:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"up-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        inc = incarnation(dev, bucket)
+        dev.kill_volume("v2")
+        try:
+            opened = open_uploads(s3, bucket, 6)
+        finally:
+            dev.restart_volume("v2")
+        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+        assert added.returncode == 0, added.stderr
+        wait_moved(dev)
+        # a key whose placement did not change is not moved (Complete heals what v2 missed)
+        moved = {k: u for k, u in opened.items() if "v7" in key_placement(dev, inc, k)}
+        assert moved
+        assert_on_placement(dev, inc, moved)
+        complete_all(s3, bucket, opened)
+        assert unreadable(s3, bucket, opened) == []
+        for vid in ("v3", "v4"):
+            dev.kill_volume(vid)
+        assert unreadable(s3, bucket, moved) == []
     finally:
         dev.stop()
