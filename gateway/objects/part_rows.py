@@ -6,7 +6,8 @@ holder of each fragment index as it was when the row was written. A rebalance th
 a fragment writes a row naming the new holder on that volume only, so the other copies
 name a volume that has since given the fragment up. The truth for an index is the volume
 whose own row names itself there; failing that, a named volume that did not answer (it
-may hold it); a named volume that answered without a row holds nothing.
+may hold it); a named volume that answered without a row holds nothing (unless the
+caller knows better: see `held_by`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ def part_of(row: dict) -> PartManifest:
     return PartManifest(**{**raw, "placement": tuple(raw["placement"])})
 
 
-def held_by(copies: dict[str, PartManifest], answered: set[str]) -> tuple[str | None, ...]:
+def held_by(copies: dict[str, PartManifest], answered: set[str],
+            may_hold: frozenset[str] = frozenset()) -> tuple[str | None, ...]:
     """The holder of each fragment index of one part version, from the rows (`copies`,
-    by volume) that the volumes which `answered` list; None where no volume holds it."""
+    by volume) that the volumes which `answered` list; None where no volume holds it.
+    A named volume in `may_hold` keeps its index though it answered without the row: a
+    Complete passes the key's placement, whose volumes keep the archive of a part
+    uploaded again until the upload ends (and report it missing at Complete if not)."""
     width = len(next(iter(copies.values())).placement)
     holders: list[str | None] = []
     for index in range(width):
@@ -30,8 +35,8 @@ def held_by(copies: dict[str, PartManifest], answered: set[str]) -> tuple[str | 
         if own:
             holders.append(own[0])
             continue
-        unasked = sorted(name for part in copies.values()
-                         if (name := part.placement[index]) is not None
-                         and name not in answered)
-        holders.append(unasked[0] if unasked else None)
+        named = sorted(name for part in copies.values()
+                       if (name := part.placement[index]) is not None
+                       and (name not in answered or name in may_hold))
+        holders.append(named[0] if named else None)
     return tuple(holders)

@@ -204,8 +204,8 @@ async def _part_versions(cluster: Cluster, upload_id: str, placement: tuple[str,
         for row in rows:
             part = part_of(row)
             copies.setdefault(part.number, {}).setdefault(part.archive_tag, {})[vid] = part
-    return {number: {tag: (replace(next(iter(held.values())),
-                                   placement=held_by(held, set(answered))), len(held))
+    return {number: {tag: (replace(next(iter(held.values())), placement=held_by(
+        held, set(answered), frozenset(placement))), len(held))
                      for tag, held in tags.items()}
             for number, tags in copies.items()}
 

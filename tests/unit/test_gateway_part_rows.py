@@ -32,3 +32,15 @@ def test_an_index_no_write_reached_stays_empty():
     copies = {"v1": part("v1", None, "v3"), "v3": part("v1", None, "v3")}
     assert held_by(copies, {"v1", "v3"}) == ("v1", None, "v3")
 
+
+
+def test_a_placement_volume_answering_without_the_row_keeps_its_index_for_complete():
+    # v3 answered without this version's row (a re-upload of the part replaced it
+    # there); it still holds the archive until the upload ends
+    copies = {"v1": part("v1", "v2", "v3"), "v2": part("v1", "v2", "v3")}
+    assert held_by(copies, {"v1", "v2", "v3"}, frozenset({"v1", "v2", "v3"})) == (
+        "v1", "v2", "v3")
+    # a volume that has left the placement is not taken at its word
+    moved = {**copies, "v7": part("v1", "v2", "v7")}
+    assert held_by(moved, {"v1", "v2", "v3", "v7"}, frozenset({"v1", "v2", "v7"})) == (
+        "v1", "v2", "v7")
