@@ -10,6 +10,7 @@ and parts missed a volume (down then) moves whole too."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,19 +134,33 @@ def corrupt_parts(dev: DevCluster, vid: str, opened: dict[str, dict]) -> int:
     return count
 
 
-def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
-    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
+@contextlib.contextmanager
+def six_volumes(tmp_path: Path, env: dict[str, str] | None = None
+                ) -> Iterator[tuple[DevCluster, object, str, str]]:
+    """A fresh 6-volume dev cluster with one bucket: (cluster, client, bucket, its
+    incarnation); stopped afterwards."""
+    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"),
+                     env=env or {})
     dev.start()
     try:
         s3 = dev.client(*USERS["alice"])
         bucket = f"up-{uuid.uuid4().hex[:8]}"
         s3.create_bucket(Bucket=bucket)
-        inc = incarnation(dev, bucket)
+        yield dev, s3, bucket, incarnation(dev, bucket)
+    finally:
+        dev.stop()
 
+
+def add_v7(dev: DevCluster) -> None:
+    added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+    assert added.returncode == 0, added.stderr
+
+
+def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
+    with six_volumes(tmp_path) as (dev, s3, bucket, inc):
         # 1. A volume added: uploads opened before it move to the keys' new placement.
         before_add = open_uploads(s3, bucket, 6)
-        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
-        assert added.returncode == 0, added.stderr
+        add_v7(dev)
         wait_moved(dev)
         assert_on_placement(dev, inc, before_add)
         assert "fragments [" in logs_of(dev, "rebalancer"), logs_of(dev, "rebalancer")[-3000:]
@@ -175,8 +191,6 @@ def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
             finally:
                 for vid in down:
                     dev.restart_volume(vid)
-    finally:
-        dev.stop()
 
 
 def dead(pid: int) -> bool:
@@ -191,19 +205,12 @@ def test_a_rebalancer_killed_in_the_middle_of_an_upload_move_resumes(tmp_path):
     """The rebalancer SIGKILLs itself once the 3rd part fragment is committed on its new
     volume (before the leaving volume drops its copy); a new one takes over the move
     once the dead one's claims expire, and every upload completes whole."""
-    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"),
-                     env={"SHARDGATE_FAULT_POINTS": "1",
-                          "SHARDGATE_FAULT_ARM": "rebalance.after_part_moved@3"})
-    dev.start()
-    try:
-        s3 = dev.client(*USERS["alice"])
-        bucket = f"up-{uuid.uuid4().hex[:8]}"
-        s3.create_bucket(Bucket=bucket)
-        inc = incarnation(dev, bucket)
+    armed = {"SHARDGATE_FAULT_POINTS": "1",
+             "SHARDGATE_FAULT_ARM": "rebalance.after_part_moved@3"}
+    with six_volumes(tmp_path, env=armed) as (dev, s3, bucket, inc):
         opened = open_uploads(s3, bucket, 5)
         pid = process_of(dev, "rebalancer")
-        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
-        assert added.returncode == 0, added.stderr
+        add_v7(dev)
         deadline = time.monotonic() + 120
         while not dead(pid):
             assert time.monotonic() < deadline, logs_of(dev, "rebalancer")[-3000:]
@@ -224,8 +231,6 @@ def test_a_rebalancer_killed_in_the_middle_of_an_upload_move_resumes(tmp_path):
         for vid in ("v2", "v5"):
             dev.kill_volume(vid)
         assert unreadable(s3, bucket, opened) == []
-    finally:
-        dev.stop()
 
 
 def test_uploads_ended_before_the_move_reaches_them_leave_nothing_behind(tmp_path):
@@ -233,18 +238,12 @@ def test_uploads_ended_before_the_move_reaches_them_leave_nothing_behind(tmp_pat
     before are completed or aborted through the gateway (on the new epoch): the volumes
     leaving their placement still hold them open. Once it runs, none is listed any more,
     and the completed objects read with two volumes down."""
-    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
-    dev.start()
-    try:
-        s3 = dev.client(*USERS["alice"])
-        bucket = f"up-{uuid.uuid4().hex[:8]}"
-        s3.create_bucket(Bucket=bucket)
+    with six_volumes(tmp_path) as (dev, s3, bucket, inc):
         opened = open_uploads(s3, bucket, 6)
         pid = process_of(dev, "rebalancer")
         os.kill(pid, signal.SIGSTOP)
         try:
-            added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
-            assert added.returncode == 0, added.stderr
+            add_v7(dev)
             time.sleep(3)  # every gateway follows the new epoch (the watch, or fencing)
             completed = dict(list(opened.items())[:4])
             complete_all(s3, bucket, completed)
@@ -264,28 +263,19 @@ def test_uploads_ended_before_the_move_reaches_them_leave_nothing_behind(tmp_pat
         for vid in ("v1", "v6"):
             dev.kill_volume(vid)
         assert unreadable(s3, bucket, completed) == []
-    finally:
-        dev.stop()
 
 
 def test_an_upload_a_volume_missed_moves_whole(tmp_path):
     """Uploads created and filled while v2 was down (on five volumes of six) move with
     their keys when a 7th volume is added: the record and every part fragment end up on
     all six volumes of the new placement, v2's missing ones rebuilt there."""
-    dev = DevCluster(tmp_path / "data", free_port(), write_users(tmp_path / "users.toml"))
-    dev.start()
-    try:
-        s3 = dev.client(*USERS["alice"])
-        bucket = f"up-{uuid.uuid4().hex[:8]}"
-        s3.create_bucket(Bucket=bucket)
-        inc = incarnation(dev, bucket)
+    with six_volumes(tmp_path) as (dev, s3, bucket, inc):
         dev.kill_volume("v2")
         try:
             opened = open_uploads(s3, bucket, 6)
         finally:
             dev.restart_volume("v2")
-        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
-        assert added.returncode == 0, added.stderr
+        add_v7(dev)
         wait_moved(dev)
         # a key whose placement did not change is not moved (Complete heals what v2 missed)
         moved = {k: u for k, u in opened.items() if "v7" in key_placement(dev, inc, k)}
@@ -296,5 +286,3 @@ def test_an_upload_a_volume_missed_moves_whole(tmp_path):
         for vid in ("v3", "v4"):
             dev.kill_volume(vid)
         assert unreadable(s3, bucket, moved) == []
-    finally:
-        dev.stop()
