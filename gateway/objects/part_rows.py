@@ -12,6 +12,9 @@ caller knows better: see `held_by`).
 
 from __future__ import annotations
 
+import asyncio
+
+from gateway.objects.cluster import Cluster
 from shardgate.manifest import PartManifest
 
 
@@ -19,6 +22,24 @@ def part_of(row: dict) -> PartManifest:
     """A part row's manifest, as a volume lists it."""
     raw = row["manifest"]
     return PartManifest(**{**raw, "placement": tuple(raw["placement"])})
+
+
+async def read_part_rows(cluster: Cluster, upload_id: str, volumes: list[str] | tuple[str, ...]
+                         ) -> tuple[set[str], dict[str, dict[str, PartManifest]]]:
+    """Ask `volumes` for the upload's part rows: the volumes that answered, and every part
+    version (by archive tag) with each answering volume's copy of its row."""
+    answers = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
+                                     for vid in volumes), return_exceptions=True)
+    answered: set[str] = set()
+    copies: dict[str, dict[str, PartManifest]] = {}
+    for vid, rows in zip(volumes, answers, strict=True):
+        if isinstance(rows, BaseException):
+            continue
+        answered.add(vid)
+        for row in rows:
+            part = part_of(row)
+            copies.setdefault(part.archive_tag, {})[vid] = part
+    return answered, copies
 
 
 def held_by(copies: dict[str, PartManifest], answered: set[str],

@@ -31,7 +31,7 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.heal_refs import HealDeferred, VersionRef
 from gateway.objects.healer import Healer, moved_from
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
-from gateway.objects.part_rows import held_by, part_of
+from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import find_latest
 from gateway.objects.volume_client import VolumeNotFound
 from placement import stable_placement
@@ -47,21 +47,13 @@ async def _parts_held(cluster: Cluster, upload_id: str, volumes: list[str]
     """The newest version of each part the volumes list (by archive tag: a part
     uploaded again replaced the older one, which a Complete would refuse), naming the
     holders of its fragments now; and which volumes list each version."""
-    answers = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
-                                     for vid in volumes), return_exceptions=True)
-    answered = {vid: rows for vid, rows in zip(volumes, answers, strict=True)
-                if not isinstance(rows, BaseException)}
-    copies: dict[str, dict[str, PartManifest]] = {}
-    for vid, rows in answered.items():
-        for row in rows:
-            part = part_of(row)
-            copies.setdefault(part.archive_tag, {})[vid] = part
+    answered, copies = await read_part_rows(cluster, upload_id, volumes)
     newest: dict[int, str] = {}
     for tag, held in copies.items():
         number = next(iter(held.values())).number
         newest[number] = max(tag, newest.get(number, tag))
     parts = {tag: replace(next(iter(copies[tag].values())),
-                          placement=held_by(copies[tag], set(answered)))
+                          placement=held_by(copies[tag], answered))
              for tag in newest.values()}
     return parts, {tag: set(held) for tag, held in copies.items()}
 

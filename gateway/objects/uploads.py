@@ -46,7 +46,7 @@ from gateway.objects.multipart_end import (
     complete_on,
     finish_ended,
 )
-from gateway.objects.part_rows import held_by, part_of
+from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import current_evidence, find_latest
 from gateway.objects.volume_client import VolumeNotFound
 from gateway.objects.writer import abort_staged
@@ -193,21 +193,15 @@ async def _part_versions(cluster: Cluster, upload_id: str, placement: tuple[str,
     """Per part number, every committed version (by archive tag) and how many volumes
     list it, merged over the placement's volumes; each version names the volumes that
     hold its fragments now (part_rows.py: a rebalance may have moved some)."""
-    results = await asyncio.gather(*(cluster.volumes.list_parts(vid, upload_id)
-                                     for vid in placement), return_exceptions=True)
-    answered = {vid: rows for vid, rows in zip(placement, results, strict=True)
-                if not isinstance(rows, BaseException)}
+    answered, copies = await read_part_rows(cluster, upload_id, placement)
     if len(answered) <= cluster.width - cluster.write_quorum:
         raise quorum_lost("Too few storage volumes answered.")
-    copies: dict[int, dict[str, dict[str, PartManifest]]] = {}
-    for vid, rows in answered.items():
-        for row in rows:
-            part = part_of(row)
-            copies.setdefault(part.number, {}).setdefault(part.archive_tag, {})[vid] = part
-    return {number: {tag: (replace(next(iter(held.values())), placement=held_by(
-        held, set(answered), frozenset(placement))), len(held))
-                     for tag, held in tags.items()}
-            for number, tags in copies.items()}
+    versions: dict[int, dict[str, tuple[PartManifest, int]]] = {}
+    for tag, held in copies.items():
+        part = next(iter(held.values()))
+        versions.setdefault(part.number, {})[tag] = (
+            replace(part, placement=held_by(held, answered, frozenset(placement))), len(held))
+    return versions
 
 
 async def _holders_now(cluster: Cluster, upload: Upload,
