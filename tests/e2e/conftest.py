@@ -2,7 +2,8 @@
 
 With `--map-store etcd` every cluster these fixtures start keeps its cluster map and
 bucket records in one real etcd started for the session (each cluster under its own
-prefix), so the same tests run on both map stores.
+prefix), so the same tests run on both map stores; `--server hypercorn` runs every
+process of those clusters under Hypercorn instead of the default, Granian.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from shardgate.config import SERVERS
 from tests.e2e.cluster import DevCluster, free_port
 from tests.e2e.etcd import Etcd
 
@@ -38,9 +40,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--map-store", choices=("embedded", "etcd"), default="embedded",
                      help="where the test clusters keep their map: the embedded store "
                           "(default) or a real etcd started for the session")
+    parser.addoption("--server", choices=SERVERS, default=SERVERS[0],
+                     help="the HTTP server of every process of the fixtures' clusters")
 
 
 _ETCD: list[Etcd] = []
+_SERVER: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _SERVER[:] = [config.getoption("--server")]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,9 +62,11 @@ def map_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         _ETCD.pop().stop()
 
 
-def map_store_args() -> list[str]:
-    """The `shardgate dev` arguments that put a cluster on the session's etcd, if any."""
-    return ["--etcd", ",".join(_ETCD[0].endpoints)] if _ETCD else []
+def session_cluster_args() -> list[str]:
+    """The `shardgate dev` arguments that put a cluster on the session's etcd, if any,
+    and under the session's HTTP server."""
+    etcd = ["--etcd", ",".join(_ETCD[0].endpoints)] if _ETCD else []
+    return etcd + ["--server", _SERVER[0] if _SERVER else SERVERS[0]]
 
 
 @contextlib.contextmanager
@@ -68,7 +79,7 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
                      extra_args=[a for d in durability for a in ("--durability", d)]
                      + [a for g in gateway for a in ("--gateway-setting", g)]
-                     + map_store_args(),
+                     + session_cluster_args(),
                      env=env or {}).start()
     try:
         yield dev
@@ -131,6 +142,6 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("devtls")
     tls = self_signed(root)
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                     tls=tls, extra_args=map_store_args()).start()
+                     tls=tls, extra_args=session_cluster_args()).start()
     yield dev
     dev.stop()
