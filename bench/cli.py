@@ -1,7 +1,7 @@
 """`shardgate bench`: run the workloads against a cluster and its ceilings, print the table,
 write the JSON.
 
-    shardgate bench [--quick] [--repeat N] [--only 1,2,...] [--server hypercorn|granian]
+    shardgate bench [--quick] [--repeat N] [--only 1,2,...] [--server granian|hypercorn]
     shardgate bench --endpoint URL --access-key KEY --secret-key SECRET   (no ceilings)
 
 Without --endpoint it starts its own `shardgate dev` (EC 4+2, 6 volumes) and, beside it,
@@ -38,6 +38,7 @@ from bench.stats import Summary
 from bench.table import Columns, main_table, process_table
 from bench.volumes import Cluster
 from bench.workloads import checkpoint, fanin, kv, listing, ranged, single, small
+from shardgate.config import SERVERS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKLOADS: dict[int, Callable[[Ctx, Recorder, int], None]] = {
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="repeats of each workload (default 3; 1 with --quick)")
     parser.add_argument("--only", default="", metavar="W,...",
                         help="workload numbers to run, 1-9 (default: all)")
-    parser.add_argument("--server", default="hypercorn", choices=("hypercorn", "granian"),
+    parser.add_argument("--server", default=SERVERS[0], choices=SERVERS,
                         help="HTTP server of the dev cluster (and of the hop ceilings)")
     parser.add_argument("--gateway-workers", type=int, default=1, metavar="N")
     parser.add_argument("--endpoint", default="", metavar="URL",

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shardgate.config import SERVERS
+
 REPO = Path(__file__).resolve().parent.parent
 HEALTH_PATH = "/-/health"
 DEFAULT_ACCESS_KEY = "shardgate"
@@ -97,7 +99,7 @@ def _kill_leftovers(pids: list[int]) -> None:
 
 
 @contextlib.contextmanager
-def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = "hypercorn"
+def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = SERVERS[0]
                   ) -> Iterator[Target]:
     """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port, every
     process under `server`."""
@@ -118,7 +120,7 @@ def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = "hyperc
         for child in processes["children"]:
             pids[child["id"]] = child["pid"]
             children.append(child["pid"])
-        yield Target("shardgate" if server == "hypercorn" else f"shardgate-{server}",
+        yield Target("shardgate" if server == SERVERS[0] else f"shardgate-{server}",
                      endpoint, pids)
     finally:
         _terminate(proc)

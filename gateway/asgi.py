@@ -1,8 +1,9 @@
-"""Entry point for Hypercorn worker processes: `gateway.asgi:create()`.
+"""Entry point for gateway worker processes: `gateway.asgi:create()`.
 
-With `[gateway] workers > 1` Hypercorn spawns that many processes sharing the listening
-socket; each builds its own app from the file named by SHARDGATE_CONFIG. pyeclib keeps
-the GIL while encoding, so processes, not threads, are how a gateway uses several cores.
+With `[gateway] workers > 1` the server (Granian or Hypercorn) spawns that many processes
+sharing the listening socket; each builds its own app from the file named by
+SHARDGATE_CONFIG. pyeclib keeps the GIL while encoding, so processes, not threads, are
+how a gateway uses several cores.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run one gateway (one process, or several Hypercorn workers) from the cluster config."""
+"""Run one gateway (one process, or several worker processes) from the cluster config."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gateway.asgi import CONFIG_ENV
 from shardgate.config import ClusterConfig
 from shardgate.memory import raise_mmap_threshold
 from shardgate.metrics_dir import MULTIPROC_ENV
-from shardgate.serving import hypercorn_config, run_app
+from shardgate.serving import hypercorn_config, run_app, run_workers
 
 
 def run(config: ClusterConfig, config_path: Path) -> None:
@@ -29,8 +29,6 @@ def run(config: ClusterConfig, config_path: Path) -> None:
         run_app(create_app(config), hconfig, config.server)
         return
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
-    hconfig.workers = gw.workers
-    hconfig.application_path = "gateway.asgi:create()"
     own_dir = None
     if not os.environ.get(MULTIPROC_ENV):
         # The workers' counters go to files here and /-/metrics sums them (any worker
@@ -38,7 +36,12 @@ def run(config: ClusterConfig, config_path: Path) -> None:
         own_dir = tempfile.mkdtemp(prefix="shardgate-metrics-")
         os.environ[MULTIPROC_ENV] = own_dir
     try:
-        hypercorn_run(hconfig)
+        if config.server == "granian":
+            run_workers("gateway.asgi:create", hconfig, gw.workers)
+        else:
+            hconfig.workers = gw.workers
+            hconfig.application_path = "gateway.asgi:create()"
+            hypercorn_run(hconfig)
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)

@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="override a [rebalance] setting of the cluster file, e.g. "
                           "versions_per_second=50 (repeatable; default: none)")
-    dev.add_argument("--server", default="hypercorn", choices=SERVERS,
-                     help="the HTTP server of every process (granian: see "
-                          "docs/performance.md; needs `pip install granian`)")
+    dev.add_argument("--server", default=SERVERS[0], choices=SERVERS,
+                     help="the HTTP server of every process (docs/performance.md "
+                          "compares them)")
     dev.add_argument("--etcd", default="", metavar="HOST:PORT[,HOST:PORT...]",
                      help="keep the cluster map in this etcd (default: in "
                           "DIR/map.sqlite, with no extra server)")

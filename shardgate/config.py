@@ -154,7 +154,7 @@ class ClusterConfig:
     jwt_secret: str = ""
     token_ttl_seconds: int = 120
     # The HTTP server every gateway and volume process runs under (shardgate.serving).
-    server: str = "hypercorn"
+    server: str = "granian"
     map: MapSpec = field(default_factory=MapSpec)
     rebalance: RebalanceSpec = field(default_factory=RebalanceSpec)
 
@@ -188,7 +188,7 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
               "token_ttl_seconds", "server", "map", "rebalance"}
 MAP_STORES = ("embedded", "etcd")
-SERVERS = ("hypercorn", "granian")
+SERVERS = ("granian", "hypercorn")  # the first is the default
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
@@ -254,12 +254,9 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     secret = raw.get("jwt_secret", "")
     if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigError("jwt_secret must be at least 16 characters")
-    server = raw.get("server", "hypercorn")
+    server = raw.get("server", SERVERS[0])
     if server not in SERVERS:
         raise ConfigError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
-    if server != "hypercorn" and gateway.workers > 1:
-        raise ConfigError(f"server = {server!r} runs one gateway process: [gateway] workers "
-                          "must be 1")
     map_raw = dict(_section(raw, "map"))
     endpoints = map_raw.pop("endpoints", [])
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):

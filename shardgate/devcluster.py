@@ -110,6 +110,23 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
+def _with_descendants(pid: int) -> set[int]:
+    """`pid` and every process below it (a gateway's worker processes hold its socket)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    family, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return family
+
+
 def _pids_holding(inodes: set[str]) -> set[int]:
     """Which processes hold any of these sockets (only used to word an error)."""
     if not inodes:
@@ -267,12 +284,14 @@ def _wait_ready(config: ClusterConfig, children: list[Child], signals: _Signals)
 
 def _check_serves_port(gateway: Child, port: int) -> None:
     """A 200 on the port proves nothing if another process took it first: require our
-    gateway alive and holding the listening socket (where /proc shows sockets)."""
+    gateway alive and it or its worker processes holding the listening socket (where
+    /proc shows sockets)."""
     if gateway.proc.poll() is not None:
         report_exit(gateway)
         raise DevError("gateway failed to start")
     listeners = _listen_inodes(port)
-    if listeners and listeners.isdisjoint(_socket_inodes(gateway.proc.pid)):
+    ours = set().union(*map(_socket_inodes, _with_descendants(gateway.proc.pid)))
+    if listeners and listeners.isdisjoint(ours):
         holders = sorted(_pids_holding(listeners))
         raise DevError(f"port {port} is answered by pid {', '.join(map(str, holders)) or '?'},"
                        f" not by our gateway (pid {gateway.proc.pid}); pass another --port")

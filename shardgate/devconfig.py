@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
-from shardgate.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, User
+from shardgate.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SERVERS, User
 
 CONFIG_NAME = "cluster.toml"
 
@@ -54,7 +54,7 @@ class DevOptions:
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
     gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
     rebalance_settings: tuple[tuple[str, float], ...] = ()  # [rebalance] overrides
-    server: str = "hypercorn"  # the HTTP server of every process
+    server: str = SERVERS[0]  # the HTTP server of every process
     etcd: tuple[str, ...] = ()  # etcd endpoints for the cluster map (none: embedded)
 
 

@@ -1,10 +1,10 @@
 """Serve an ASGI app until SIGTERM/SIGINT; shared by every role.
 
-Hypercorn by default: HTTP/1.1 and h2c (prior knowledge or upgrade) on plain sockets;
-with a certificate, TLS with ALPN offering h2 and http/1.1. `server = "granian"` in the
-cluster file runs the same app under Granian's embedded server instead (Rust HTTP/1.1
-and HTTP/2, in this process's event loop), for measurement: docs/performance.md says what
-it changes and what it must pass before it could become the default.
+Granian by default (Rust HTTP/1.1 and HTTP/2, h2c by prior knowledge, and over TLS by
+ALPN), embedded in this process's event loop; several gateway workers run as Granian's
+worker processes. `server = "hypercorn"` in the cluster file runs the same apps under
+Hypercorn instead. Both take their settings from one Hypercorn `Config` (address, TLS
+files, the keep-alive clock); docs/performance.md measures the two.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from shardgate.config import ConfigError
+from shardgate.config import SERVERS, ConfigError
 
 
 def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str = "",
@@ -51,7 +52,7 @@ def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str =
     return config
 
 
-def run_app(app: Any, config: Config, server: str = "hypercorn") -> None:
+def run_app(app: Any, config: Config, server: str = SERVERS[0]) -> None:
     """Run until a termination signal arrives, then shut down gracefully."""
 
     async def main() -> None:
@@ -68,29 +69,43 @@ def run_app(app: Any, config: Config, server: str = "hypercorn") -> None:
     asyncio.run(main())
 
 
-async def _serve_granian(app: Any, config: Config, stop: asyncio.Event) -> None:
-    """The app under Granian's embedded server, with Hypercorn's address and TLS files."""
-    try:
-        from granian.constants import Interfaces
-        from granian.server.embed import Server
-    except ImportError as exc:
-        raise ConfigError('server = "granian" needs the granian package '
-                          "(pip install 'granian>=2.8,<3')") from exc
+def _granian_settings(config: Config) -> dict[str, Any]:
+    """Granian's arguments from Hypercorn's config: address, TLS files, and Hypercorn's
+    keep-alive clock as Granian's header read timeout (it cuts off a client that sends
+    its headers byte by byte)."""
+    from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
+
     host, _, port = config.bind[0].rpartition(":")
     tls: dict[str, Any] = {}
     if config.certfile:
-        from pathlib import Path
-
         tls = {"ssl_cert": Path(config.certfile), "ssl_key": Path(config.keyfile)}
-    server = Server(app, address=host.strip("[]"), port=int(port),
-                    interface=Interfaces.ASGI, websockets=False, backlog=1024,
-                    log_access=bool(config.accesslog), **tls)
+    return dict(address=host.strip("[]"), port=int(port), interface=Interfaces.ASGI,
+                websockets=False, backlog=1024, log_access=bool(config.accesslog),
+                http1_settings=HTTP1Settings(
+                    header_read_timeout=int(config.keep_alive_timeout * 1000)), **tls)
+
+
+async def _serve_granian(app: Any, config: Config, stop: asyncio.Event) -> None:
+    """The app under Granian's embedded server, in this process's event loop."""
+    from granian.server.embed import Server
+
+    server = Server(app, **_granian_settings(config))
     task = asyncio.create_task(server.serve())
     done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
                                  return_when=asyncio.FIRST_COMPLETED)
     if task not in done:
         server.stop()
     await task
+
+
+def run_workers(factory: str, config: Config, workers: int) -> None:
+    """`workers` processes under Granian sharing the listening socket, each building its
+    app by calling `factory` ("module:function"); returns once a termination signal has
+    stopped them (Granian's main process handles SIGTERM/SIGINT)."""
+    from granian.server import Server
+
+    Server(factory, factory=True, workers=workers, **_granian_settings(config)).serve()
 
 
 def dump_tasks() -> None:
