@@ -1,7 +1,7 @@
 """`shardgate bench`: run the workloads against a cluster and its ceilings, print the table,
 write the JSON.
 
-    shardgate bench [--quick] [--repeat N] [--only 1,2,...] [--server granian|hypercorn]
+    shardgate bench [--quick] [--repeat N] [--only 1,2,...] [--server hypercorn|granian]
     shardgate bench --endpoint URL --access-key KEY --secret-key SECRET   (no ceilings)
 
 Without --endpoint it starts its own `shardgate dev` (EC 4+2, 6 volumes) and, beside it,
@@ -38,7 +38,7 @@ from bench.stats import Summary
 from bench.table import Columns, main_table, process_table
 from bench.volumes import Cluster
 from bench.workloads import checkpoint, fanin, kv, listing, ranged, single, small
-from shardgate.config import SERVERS
+from shardgate.config import SERVERS, ClusterConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKLOADS: dict[int, Callable[[Ctx, Recorder, int], None]] = {
@@ -59,8 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="repeats of each workload (default 3; 1 with --quick)")
     parser.add_argument("--only", default="", metavar="W,...",
                         help="workload numbers to run, 1-9 (default: all)")
-    parser.add_argument("--server", default=SERVERS[0], choices=SERVERS,
-                        help="HTTP server of the dev cluster (and of the hop ceilings)")
+    parser.add_argument("--server", default=None, choices=SERVERS,
+                        help="HTTP server of every process of the dev cluster (default: "
+                             "each role's default) and of the hop ceilings (default: the "
+                             "gateway's)")
     parser.add_argument("--gateway-workers", type=int, default=1, metavar="N")
     parser.add_argument("--endpoint", default="", metavar="URL",
                         help="measure this S3 endpoint instead (plain http); no ceilings")
@@ -95,6 +97,12 @@ def _granian() -> bool:
     return importlib.util.find_spec("granian") is not None
 
 
+def _dev_line(server: str | None) -> str:
+    flag = f" --server {server}" if server else ""
+    return (f" (`shardgate dev{flag}`: gateway under {server or ClusterConfig.gateway_server}"
+            f", volumes under {server or ClusterConfig.volume_server}, EC 4+2, 6 volumes)")
+
+
 def start_targets(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
                   ) -> tuple[list[tuple[servers.Target, bool, Cluster | None]], Columns]:
     """Start (or name) every target; the first is ours."""
@@ -104,23 +112,22 @@ def start_targets(args: argparse.Namespace, workdir: Path, stack: contextlib.Exi
         return [(target, True, None)], Columns("endpoint", None, None, None, "", "")
     ours = stack.enter_context(servers.shardgate_dev(workdir, args.gateway_workers,
                                                      args.server))
-    cluster = Cluster.from_data_dir(workdir / f"shardgate-data-{args.server}")
+    cluster = Cluster.from_data_dir(workdir / servers.dev_data_name(args.server))
     targets: list[tuple[servers.Target, bool, Cluster | None]] = [(ours, True, cluster)]
+    stack_name = args.server or ClusterConfig.gateway_server  # the hops use the gateway's
     if args.no_ceilings:
-        return targets, Columns(ours.name, None, None, None, "", args.server)
+        return targets, Columns(ours.name, None, None, None, "", stack_name)
     fast = _granian()
     s3shape = stack.enter_context(servers.one_hop(workdir, granian=fast))
     targets.append((s3shape, False, None))
     one = s3shape
-    if args.server == "granian" and not fast:
-        raise RuntimeError("--server granian needs granian installed")
-    if (args.server == "granian") != fast:
-        one = stack.enter_context(servers.one_hop(workdir, granian=args.server == "granian"))
+    if (stack_name == "granian") != fast:
+        one = stack.enter_context(servers.one_hop(workdir, granian=stack_name == "granian"))
         targets.append((one, False, None))
-    two = stack.enter_context(servers.two_hop(workdir, granian=args.server == "granian"))
+    two = stack.enter_context(servers.two_hop(workdir, granian=stack_name == "granian"))
     targets.append((two, False, None))
     return targets, Columns(ours.name, s3shape.name, one.name, two.name,
-                            "granian" if fast else "hypercorn", args.server)
+                            "granian" if fast else "hypercorn", stack_name)
 
 
 def prepare(target: servers.Target, real: bool, cluster: Cluster | None, plan: Plan,
@@ -145,8 +152,7 @@ def header(args: argparse.Namespace, plan: Plan, cols: Columns) -> list[str]:
         f"{report._version('granian')}",
         report.source_line(servers.REPO, args.gateway_workers) if not args.endpoint
         else f"endpoint: {args.endpoint}",
-        f"ours = {cols.ours}" + ("" if args.endpoint else
-                                 f" (`shardgate dev --server {args.server}`, EC 4+2, 6 volumes)"),
+        f"ours = {cols.ours}" + ("" if args.endpoint else _dev_line(args.server)),
         "ceilings, same client: s3shape = zero-work S3-shaped server answering from memory "
         f"({cols.s3shape_label}); one-hop / two-hop = trivial app / forwarder -> 6 fragment "
         f"apps under {cols.stack}" if cols.s3shape else "ceilings: not run",

@@ -50,7 +50,8 @@ TARGETS: dict[str, Callable[[Path], AbstractContextManager[servers.Target]]] = {
     "one-hop-granian": functools.partial(servers.one_hop, granian=True),
     "two-hop-granian": functools.partial(servers.two_hop, granian=True),
     "gateway-granian": servers.gateway_granian,
-    "shardgate-hypercorn": functools.partial(servers.shardgate_dev, server="hypercorn")}
+    "shardgate-hypercorn": functools.partial(servers.shardgate_dev, server="hypercorn"),
+    "shardgate-granian": functools.partial(servers.shardgate_dev, server="granian")}
 
 
 class Session:

@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shardgate.config import SERVERS
-
 REPO = Path(__file__).resolve().parent.parent
 HEALTH_PATH = "/-/health"
 DEFAULT_ACCESS_KEY = "shardgate"
@@ -98,15 +96,22 @@ def _kill_leftovers(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def dev_data_name(server: str | None) -> str:
+    """The data directory's name of `shardgate_dev(server=...)`."""
+    return f"shardgate-data-{server or 'default'}"
+
+
 @contextlib.contextmanager
-def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = SERVERS[0]
+def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str | None = None
                   ) -> Iterator[Target]:
     """A fresh `shardgate dev` (one gateway, six volumes, EC 4+2) on a free port, every
-    process under `server`."""
-    data = workdir / f"shardgate-data-{server}"
-    log = workdir / f"shardgate-dev-{server}.log"
+    process under `server` (None: each role under its default server)."""
+    data = workdir / dev_data_name(server)
+    log = workdir / f"shardgate-dev-{server or 'default'}.log"
     port = free_port()
-    args = ["shardgate", "dev", "--data", str(data), "--port", str(port), "--server", server]
+    args = ["shardgate", "dev", "--data", str(data), "--port", str(port)]
+    if server:
+        args += ["--server", server]
     if gateway_workers != 1:
         args += ["--gateway-workers", str(gateway_workers)]
     proc = _spawn(args, log)
@@ -120,7 +125,7 @@ def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str = SERVERS
         for child in processes["children"]:
             pids[child["id"]] = child["pid"]
             children.append(child["pid"])
-        yield Target("shardgate" if server == SERVERS[0] else f"shardgate-{server}",
+        yield Target(f"shardgate-{server}" if server else "shardgate",
                      endpoint, pids)
     finally:
         _terminate(proc)
@@ -154,13 +159,13 @@ def _granian(target: str, port: int, log: Path, env: dict[str, str]) -> subproce
 @contextlib.contextmanager
 def gateway_granian(workdir: Path) -> Iterator[Target]:
     """The gateway app under Granian's own process runner (one worker) in front of a
-    fresh `shardgate dev`'s volumes, which stay under Hypercorn; the dev cluster's own
-    gateway stays idle."""
+    fresh `shardgate dev`'s volumes, all under Hypercorn; the dev cluster's own gateway
+    stays idle."""
     (workdir / "granian").mkdir(exist_ok=True)
-    with shardgate_dev(workdir / "granian") as dev:
+    with shardgate_dev(workdir / "granian", server="hypercorn") as dev:
         port = free_port()
         log = workdir / "gateway-granian.log"
-        env = {"SHARDGATE_CONFIG": str(workdir / "granian" / "shardgate-data-hypercorn" /
+        env = {"SHARDGATE_CONFIG": str(workdir / "granian" / dev_data_name("hypercorn") /
                                        "cluster.toml")}
         proc = _granian("gateway.asgi:create", port, log, env)
         endpoint = f"http://127.0.0.1:{port}"

@@ -26,7 +26,7 @@ def run(config: ClusterConfig, config_path: Path) -> None:
     hconfig = hypercorn_config(gw.host, gw.port, certfile=gw.tls_cert, keyfile=gw.tls_key,
                                keep_alive_timeout=gw.keep_alive_timeout_seconds)
     if gw.workers <= 1:
-        run_app(create_app(config), hconfig, config.server)
+        run_app(create_app(config), hconfig, config.gateway_server)
         return
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     own_dir = None
@@ -36,7 +36,7 @@ def run(config: ClusterConfig, config_path: Path) -> None:
         own_dir = tempfile.mkdtemp(prefix="shardgate-metrics-")
         os.environ[MULTIPROC_ENV] = own_dir
     try:
-        if config.server == "granian":
+        if config.gateway_server == "granian":
             run_workers("gateway.asgi:create", hconfig, gw.workers)
         else:
             hconfig.workers = gw.workers

@@ -95,9 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE",
                      help="override a [rebalance] setting of the cluster file, e.g. "
                           "versions_per_second=50 (repeatable; default: none)")
-    dev.add_argument("--server", default=SERVERS[0], choices=SERVERS,
-                     help="the HTTP server of every process (docs/performance.md "
-                          "compares them)")
+    dev.add_argument("--server", default=None, choices=SERVERS,
+                     help="the HTTP server of every process (default: the two below; "
+                          "docs/performance.md compares them)")
+    dev.add_argument("--gateway-server", default=None, choices=SERVERS,
+                     help=f"the gateway's HTTP server (default: {ClusterConfig.gateway_server})")
+    dev.add_argument("--volume-server", default=None, choices=SERVERS,
+                     help=f"the volume servers' HTTP server (default: "
+                          f"{ClusterConfig.volume_server})")
     dev.add_argument("--etcd", default="", metavar="HOST:PORT[,HOST:PORT...]",
                      help="keep the cluster map in this etcd (default: in "
                           "DIR/map.sqlite, with no extra server)")
@@ -214,7 +219,10 @@ def main(argv: list[str] | None = None) -> None:
                               durability=tuple(args.durability),
                               gateway_settings=tuple(args.gateway_setting),
                               rebalance_settings=tuple(args.rebalance_setting),
-                              server=args.server,
+                              gateway_server=args.gateway_server or args.server
+                              or ClusterConfig.gateway_server,
+                              volume_server=args.volume_server or args.server
+                              or ClusterConfig.volume_server,
                               etcd=tuple(e for e in args.etcd.split(",") if e))
             sys.exit(run_dev(opts))
         config = load_config(args.config)

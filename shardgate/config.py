@@ -153,8 +153,10 @@ class ClusterConfig:
     users: tuple[User, ...] = ()
     jwt_secret: str = ""
     token_ttl_seconds: int = 120
-    # The HTTP server every gateway and volume process runs under (shardgate.serving).
-    server: str = "granian"
+    # The HTTP servers the gateway and the volume processes run under (shardgate.serving;
+    # docs/decisions.md says why these defaults).
+    gateway_server: str = "hypercorn"
+    volume_server: str = "granian"
     map: MapSpec = field(default_factory=MapSpec)
     rebalance: RebalanceSpec = field(default_factory=RebalanceSpec)
 
@@ -186,9 +188,10 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
-              "token_ttl_seconds", "server", "map", "rebalance"}
+              "token_ttl_seconds", "server", "gateway_server", "volume_server", "map",
+              "rebalance"}
 MAP_STORES = ("embedded", "etcd")
-SERVERS = ("granian", "hypercorn")  # the first is the default
+SERVERS = ("hypercorn", "granian")
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
@@ -254,9 +257,14 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     secret = raw.get("jwt_secret", "")
     if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigError("jwt_secret must be at least 16 characters")
-    server = raw.get("server", SERVERS[0])
-    if server not in SERVERS:
-        raise ConfigError(f"server must be one of {', '.join(SERVERS)}, not {server!r}")
+    servers = {}
+    for role, default in (("gateway_server", ClusterConfig.gateway_server),
+                          ("volume_server", ClusterConfig.volume_server)):
+        # `server` sets both roles; a role's own key wins.
+        servers[role] = raw.get(role, raw.get("server", default))
+        if servers[role] not in SERVERS:
+            raise ConfigError(f"{role} must be one of {', '.join(SERVERS)}, "
+                              f"not {servers[role]!r}")
     map_raw = dict(_section(raw, "map"))
     endpoints = map_raw.pop("endpoints", [])
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
@@ -281,7 +289,7 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         users=users,
         jwt_secret=secret,
         token_ttl_seconds=_positive_int(raw.get("token_ttl_seconds", 120), "token_ttl_seconds"),
-        server=server,
+        **servers,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
-from shardgate.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SERVERS, User
+from shardgate.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, ClusterConfig, User
 
 CONFIG_NAME = "cluster.toml"
 
@@ -54,7 +54,8 @@ class DevOptions:
     durability: tuple[tuple[str, float], ...] = ()  # [durability] settings to override
     gateway_settings: tuple[tuple[str, float], ...] = ()  # numeric [gateway] overrides
     rebalance_settings: tuple[tuple[str, float], ...] = ()  # [rebalance] overrides
-    server: str = SERVERS[0]  # the HTTP server of every process
+    gateway_server: str = ClusterConfig.gateway_server  # the gateway's HTTP server
+    volume_server: str = ClusterConfig.volume_server  # the volume servers' HTTP server
     etcd: tuple[str, ...] = ()  # etcd endpoints for the cluster map (none: embedded)
 
 
@@ -79,7 +80,8 @@ def write_config(opts: DevOptions) -> Path:
                     for i, port in enumerate(free_ports(opts.host, opts.volumes, opts.port),
                                              start=1)],
         "users": [u.__dict__ for u in users],
-        "server": opts.server,
+        "gateway_server": opts.gateway_server,
+        "volume_server": opts.volume_server,
     }
     if opts.durability:
         raw["durability"] = dict(opts.durability)

@@ -1,10 +1,12 @@
 """Serve an ASGI app until SIGTERM/SIGINT; shared by every role.
 
-Granian by default (Rust HTTP/1.1 and HTTP/2, h2c by prior knowledge, and over TLS by
-ALPN), embedded in this process's event loop; several gateway workers run as Granian's
-worker processes. `server = "hypercorn"` in the cluster file runs the same apps under
-Hypercorn instead. Both take their settings from one Hypercorn `Config` (address, TLS
-files, the keep-alive clock); docs/performance.md measures the two.
+Two servers, chosen per role in the cluster file: Hypercorn (HTTP/1.1, h2c by prior
+knowledge or upgrade, h2 over TLS by ALPN) and Granian (Rust HTTP/1.1 and HTTP/2, embedded
+in this process's event loop, or as worker processes). Both take their settings from one
+Hypercorn `Config` (address, TLS files, the keep-alive clock). Granian's header read
+timeout starts when a connection opens only in HTTP/1-only mode without TLS; with HTTP/2
+sniffing or a TLS handshake a connection that never sends a byte stays open, which is why
+the client-facing gateway defaults to Hypercorn (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from shardgate.config import SERVERS, ConfigError
+from shardgate.config import ConfigError
 
 
 def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str = "",
@@ -52,8 +54,10 @@ def hypercorn_config(host: str, port: int, *, certfile: str = "", keyfile: str =
     return config
 
 
-def run_app(app: Any, config: Config, server: str = SERVERS[0]) -> None:
-    """Run until a termination signal arrives, then shut down gracefully."""
+def run_app(app: Any, config: Config, server: str = "hypercorn",
+            http1_only: bool = False) -> None:
+    """Run until a termination signal arrives, then shut down gracefully; `http1_only`
+    serves HTTP/1.1 alone (Granian; Hypercorn always offers h2 too)."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -62,18 +66,18 @@ def run_app(app: Any, config: Config, server: str = SERVERS[0]) -> None:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
         if server == "granian":
-            await _serve_granian(app, config, stop)
+            await _serve_granian(app, config, stop, http1_only)
         else:
             await serve(app, config, shutdown_trigger=stop.wait)
 
     asyncio.run(main())
 
 
-def _granian_settings(config: Config) -> dict[str, Any]:
+def _granian_settings(config: Config, http1_only: bool = False) -> dict[str, Any]:
     """Granian's arguments from Hypercorn's config: address, TLS files, and Hypercorn's
     keep-alive clock as Granian's header read timeout (it cuts off a client that sends
     its headers byte by byte)."""
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
 
     host, _, port = config.bind[0].rpartition(":")
@@ -81,16 +85,18 @@ def _granian_settings(config: Config) -> dict[str, Any]:
     if config.certfile:
         tls = {"ssl_cert": Path(config.certfile), "ssl_key": Path(config.keyfile)}
     return dict(address=host.strip("[]"), port=int(port), interface=Interfaces.ASGI,
+                http=HTTPModes.http1 if http1_only else HTTPModes.auto,
                 websockets=False, backlog=1024, log_access=bool(config.accesslog),
                 http1_settings=HTTP1Settings(
                     header_read_timeout=int(config.keep_alive_timeout * 1000)), **tls)
 
 
-async def _serve_granian(app: Any, config: Config, stop: asyncio.Event) -> None:
+async def _serve_granian(app: Any, config: Config, stop: asyncio.Event,
+                         http1_only: bool) -> None:
     """The app under Granian's embedded server, in this process's event loop."""
     from granian.server.embed import Server
 
-    server = Server(app, **_granian_settings(config))
+    server = Server(app, **_granian_settings(config, http1_only))
     task = asyncio.create_task(server.serve())
     done, _ = await asyncio.wait({task, asyncio.create_task(stop.wait())},
                                  return_when=asyncio.FIRST_COMPLETED)

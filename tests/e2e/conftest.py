@@ -2,8 +2,8 @@
 
 With `--map-store etcd` every cluster these fixtures start keeps its cluster map and
 bucket records in one real etcd started for the session (each cluster under its own
-prefix), so the same tests run on both map stores; `--server hypercorn` runs every
-process of those clusters under Hypercorn instead of the default, Granian.
+prefix), so the same tests run on both map stores; `--server granian` (or hypercorn)
+runs every process of those clusters under that server instead of each role's default.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--map-store", choices=("embedded", "etcd"), default="embedded",
                      help="where the test clusters keep their map: the embedded store "
                           "(default) or a real etcd started for the session")
-    parser.addoption("--server", choices=SERVERS, default=SERVERS[0],
-                     help="the HTTP server of every process of the fixtures' clusters")
+    parser.addoption("--server", choices=SERVERS, default=None,
+                     help="the HTTP server of every process of the fixtures' clusters "
+                          "(default: each role's default)")
 
 
 _ETCD: list[Etcd] = []
@@ -49,7 +50,7 @@ _SERVER: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    _SERVER[:] = [config.getoption("--server")]
+    _SERVER[:] = [config.getoption("--server") or ""]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,7 +67,7 @@ def session_cluster_args() -> list[str]:
     """The `shardgate dev` arguments that put a cluster on the session's etcd, if any,
     and under the session's HTTP server."""
     etcd = ["--etcd", ",".join(_ETCD[0].endpoints)] if _ETCD else []
-    return etcd + ["--server", _SERVER[0] if _SERVER else SERVERS[0]]
+    return etcd + (["--server", _SERVER[0]] if _SERVER and _SERVER[0] else [])
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """Bad clients against real gateway processes: a stalled body gets 400 RequestTimeout and
-leaves no staged fragments, stalled uploads do not starve others, slow headers are cut
-off, and past the concurrency limit requests get 503 SlowDown.
+leaves no staged fragments, stalled uploads do not starve others, slow headers and
+silent connections are cut off, and past the concurrency limit requests get 503 SlowDown.
 
 Each test gateway is one more `shardgate gateway` process, started from a copy of the
 dev cluster's file with a few [gateway] settings changed, serving the same volumes.
@@ -262,6 +262,25 @@ def test_slowloris_headers_are_cut_off(quick):
                     closed = True
                 if closed:
                     break
+    assert closed
+    assert time.monotonic() - started < QUICK_KEEP_ALIVE + SLACK
+
+
+def test_a_connection_that_sends_nothing_is_closed(quick):
+    """A client that connects and never sends a byte holds a socket only until the
+    keep-alive clock runs out (Hypercorn's clock starts when the connection opens)."""
+    raw = tomllib.loads(quick.config_path.read_text())
+    if raw.get("gateway_server", raw.get("server", "hypercorn")) == "granian":
+        pytest.skip("Granian with HTTP/2 sniffing keeps a silent connection open "
+                    "(docs/decisions.md): why the gateway defaults to Hypercorn")
+    parts = urlsplit(quick.endpoint)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.settimeout(QUICK_KEEP_ALIVE + SLACK)
+        try:
+            closed = sock.recv(65536) == b""
+        except ConnectionResetError:
+            closed = True
     assert closed
     assert time.monotonic() - started < QUICK_KEEP_ALIVE + SLACK
 

@@ -1,7 +1,8 @@
-"""The HTTP server is selectable: a cluster under Hypercorn (`shardgate dev --server
-hypercorn`), and one under the default, Granian, with two gateway worker processes,
-serve the S3 paths a client uses byte for byte, including a read with a volume killed.
-Every other end-to-end module runs under the default server (or `--server hypercorn`).
+"""The HTTP servers are selectable per role: the default cluster (gateway under
+Hypercorn, volumes under Granian), one all under Hypercorn, and one all under Granian with
+two gateway worker processes serve the S3 paths a client uses byte for byte, including a
+read with a volume killed. Every other end-to-end module runs under the defaults (or
+the server its `--server` option names).
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from tests.e2e.helpers import placement
 
 pytestmark = pytest.mark.e2e
 
-SETUPS = {"hypercorn": ["--server", "hypercorn"],
-          "granian-2-workers": ["--server", "granian", "--gateway-workers", "2"]}
+# setup -> (`shardgate dev` options, the gateway's server, the volumes' server)
+SETUPS = {"default": ([], "hypercorn", "granian"),
+          "hypercorn": (["--server", "hypercorn"], "hypercorn", "hypercorn"),
+          "granian-2-workers": (["--server", "granian", "--gateway-workers", "2"],
+                                "granian", "granian")}
+MARKERS = {"granian": "Starting granian", "hypercorn": "Running on"}
 
 
 @pytest.fixture(scope="module", params=sorted(SETUPS))
 def gcluster(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     dev = DevCluster(root / "data", free_port(), write_users(root / "users.toml"),
-                     extra_args=SETUPS[request.param]).start()
+                     extra_args=SETUPS[request.param][0]).start()
     dev.setup = request.param
     try:
         yield dev
@@ -38,9 +43,10 @@ def gcluster(request, tmp_path_factory):
 
 def test_every_process_runs_the_chosen_server(gcluster):
     logs = gcluster.data / "logs"
-    marker = "Starting granian" if gcluster.setup.startswith("granian") else "Running on"
-    for name in ["gateway", *gcluster.volume_ids]:
-        assert marker in (logs / f"{name}.log").read_text(), name
+    _, gateway, volumes = SETUPS[gcluster.setup]
+    assert MARKERS[gateway] in (logs / "gateway.log").read_text()
+    for name in gcluster.volume_ids:
+        assert MARKERS[volumes] in (logs / f"{name}.log").read_text(), name
     if gcluster.setup == "granian-2-workers":
         gateway_log = (logs / "gateway.log").read_text()
         assert "Started worker-1" in gateway_log and "Started worker-2" in gateway_log

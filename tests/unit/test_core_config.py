@@ -217,8 +217,14 @@ def test_min_write_fragments_between_k_and_k_plus_m(value: int, ok: bool) -> Non
 
 
 def test_server_choice() -> None:
-    assert parse_config(raw_config()).server == "granian"
-    assert parse_config(raw_config(server="hypercorn")).server == "hypercorn"
-    assert parse_config(raw_config(server="granian", gateway={"workers": 2})).gateway.workers == 2
-    with pytest.raises(ConfigError, match="server must be one of"):
-        parse_config(raw_config(server="uvicorn"))
+    """Defaults per role; `server` sets both; a role's own key wins."""
+    default = parse_config(raw_config())
+    assert (default.gateway_server, default.volume_server) == ("hypercorn", "granian")
+    both = parse_config(raw_config(server="granian", gateway={"workers": 2}))
+    assert (both.gateway_server, both.volume_server, both.gateway.workers) == (
+        "granian", "granian", 2)
+    mixed = parse_config(raw_config(server="hypercorn", gateway_server="granian"))
+    assert (mixed.gateway_server, mixed.volume_server) == ("granian", "hypercorn")
+    for key in ("server", "gateway_server", "volume_server"):
+        with pytest.raises(ConfigError, match="must be one of"):
+            parse_config(raw_config(**{key: "uvicorn"}))
