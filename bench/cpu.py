@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from shardgate.procs import descendants
+
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 FRONT_ROLES = ("gateway", "forwarder", "store")
 
@@ -28,21 +30,7 @@ def _process_seconds(pid: int | str, children: bool = False) -> float:
 
 def _tree_seconds(pid: int) -> float:
     """CPU seconds of a process and its live descendants (e.g. Hypercorn workers)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rpartition(")")[2].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += _process_seconds(current)
-        todo.extend(parents.get(current, ()))
-    return total
+    return sum(_process_seconds(p) for p in [pid, *descendants(pid)])
 
 
 def _machine_seconds() -> tuple[float, float]:

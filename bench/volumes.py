@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.cpu import _process_seconds
+from shardgate.procs import descendants
 
 FRAGMENT_ROUTE = "GET /archives"  # the volume route that serves fragment bytes
 _SAMPLE = re.compile(r'^(\w+)\{(.*)\}\s+(\S+)$')  # label values may hold braces
@@ -46,30 +47,9 @@ class Cluster:
         descendants, 'volume'), read fresh since workers can be restarted."""
         kinds = {pid: "volume" for _, pid in self.volumes.values()}
         kinds[self.gateway_pid] = "gateway"
-        for pid in _descendants(self.gateway_pid):
+        for pid in descendants(self.gateway_pid):
             kinds[pid] = "gateway worker"
         return kinds
-
-
-def _children_map() -> dict[int, list[int]]:
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    return parents
-
-
-def _descendants(pid: int) -> list[int]:
-    children, found, todo = _children_map(), [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def scrape(url: str, metric: str, timeout: float = 10) -> dict[str, float]:

@@ -27,6 +27,7 @@ from pathlib import Path
 from shardgate.config import ClusterConfig, load_config
 from shardgate.devconfig import DevOptions, write_config
 from shardgate.metrics_dir import MULTIPROC_ENV, prepare
+from shardgate.procs import descendants
 from shardgate.tokens import mint_token
 
 PROCESSES_NAME = "processes.json"
@@ -108,23 +109,6 @@ def _socket_inodes(pid: int) -> set[str]:
         if target.startswith("socket:["):
             found.add(target[len("socket:["):-1])
     return found
-
-
-def _with_descendants(pid: int) -> set[int]:
-    """`pid` and every process below it (a gateway's worker processes hold its socket)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    family, grew = {pid}, True
-    while grew:
-        more = {child for child, parent in parents.items() if parent in family} - family
-        family |= more
-        grew = bool(more)
-    return family
 
 
 def _pids_holding(inodes: set[str]) -> set[int]:
@@ -290,7 +274,8 @@ def _check_serves_port(gateway: Child, port: int) -> None:
         report_exit(gateway)
         raise DevError("gateway failed to start")
     listeners = _listen_inodes(port)
-    ours = set().union(*map(_socket_inodes, _with_descendants(gateway.proc.pid)))
+    pids = [gateway.proc.pid, *descendants(gateway.proc.pid)]
+    ours = set().union(*map(_socket_inodes, pids))
     if listeners and listeners.isdisjoint(ours):
         holders = sorted(_pids_holding(listeners))
         raise DevError(f"port {port} is answered by pid {', '.join(map(str, holders)) or '?'},"
