@@ -1,6 +1,7 @@
 """The map store's contract, the same on a real etcd and on the embedded SQLite file:
 compare-and-set, prefix reads at a revision, watches that resume or say compacted,
-leases that expire their keys, and an etcd member killed (of three) changing nothing."""
+leases that expire their keys, and an etcd member killed (of three): a follower changes
+nothing, the leader costs one election."""
 
 from __future__ import annotations
 
@@ -158,14 +159,52 @@ def test_an_unreachable_etcd_is_unavailable_not_a_hang(tmp_path):
     run(scenario())
 
 
-def test_one_etcd_member_of_three_killed_changes_nothing(tmp_path):
+def test_a_dead_follower_first_in_the_channel_changes_nothing(tmp_path):
+    """The channel's first endpoint dies (a follower, so no election): every write goes on
+    through the next address without one failure."""
     trio = Etcd(tmp_path, members=3).start()
     try:
+        leader = trio.leader()
+        follower = next(n for n in trio.names if n != leader)
+        first = [trio.endpoints[trio.names.index(follower)]]
+        rest = [e for e in trio.endpoints if e not in first]
+
         async def scenario():
-            store: MapStore = EtcdStore(tuple(trio.endpoints))
+            store: MapStore = EtcdStore(tuple(first + rest))
             try:
                 assert await store.put("/t/trio/k", b"before", if_revision=0)
-                trio.kill_member("m0")  # the first endpoint the channel knows
+                trio.kill_member(follower)
+                for i in range(20):
+                    assert await store.put("/t/trio/k", f"after {i}".encode())
+                assert (await store.read("/t/trio/")).entries["/t/trio/k"].value == b"after 19"
+            finally:
+                await store.close()
+        run(scenario())
+    finally:
+        trio.stop()
+
+
+def test_a_dead_leader_costs_one_election_then_writes_go_on(tmp_path):
+    """The leader dies: writes during the election may say MapUnavailable (never anything
+    else, never a false success), then go on against the two left."""
+    trio = Etcd(tmp_path, members=3).start()
+    try:
+        leader = trio.leader()
+
+        async def scenario():
+            store: MapStore = EtcdStore(tuple(trio.endpoints), timeout_seconds=1.0)
+            try:
+                assert await store.put("/t/trio/k", b"before", if_revision=0)
+                trio.kill_member(leader)
+                failures, deadline = 0, asyncio.get_running_loop().time() + 30
+                while True:
+                    try:
+                        await store.put("/t/trio/k", b"elected")
+                        break
+                    except MapUnavailable:
+                        failures += 1
+                        assert asyncio.get_running_loop().time() < deadline, failures
+                        await asyncio.sleep(0.1)
                 for i in range(20):
                     assert await store.put("/t/trio/k", f"after {i}".encode())
                 assert (await store.read("/t/trio/")).entries["/t/trio/k"].value == b"after 19"
