@@ -72,7 +72,7 @@ async def _fenced_commits(cluster: Cluster, manifest: ObjectManifest,
                        strict=True))
     committed = list(answered(results))
     refused = [vid for vid, r in results.items()
-               if isinstance(r, VolumeRejected) and r.status == 409]
+               if isinstance(r, VolumeRejected) and r.conflict]
     if refused:
         log.info("conditional write of %s/%s refused by %s: a newer version is there",
                  manifest.incarnation, manifest.key, refused)

@@ -31,7 +31,6 @@ log = logging.getLogger("shardgate.gateway.multipart")
 
 ROUNDS = 4
 BACKOFF = 0.05  # seconds, doubled every round and jittered, so racing ops fall apart
-CONFLICT = 409
 
 
 class UploadGone(Exception):
@@ -58,7 +57,7 @@ async def _claim_round(cluster: Cluster, volumes: list[str], upload_id: str, tok
             claims.held.append(vid)
         elif isinstance(result, VolumeNotFound):
             claims.missing.append(vid)
-        elif isinstance(result, VolumeRejected) and result.status == CONFLICT:
+        elif isinstance(result, VolumeRejected) and result.conflict:
             claims.contended.append(vid)
         else:
             claims.down.append(vid)
@@ -154,7 +153,7 @@ async def complete_on(cluster: Cluster, volumes: list[str], manifest: ObjectMani
         cluster.volumes.complete_upload(vid, manifest.upload_id,
                         {**commit_payload(manifest, vid, heal), "token": token, **extra})
         for vid in volumes), return_exceptions=True)
-    if any(isinstance(r, VolumeRejected) and r.status == 409 for r in results):
+    if any(isinstance(r, VolumeRejected) and r.conflict for r in results):
         done = [vid for vid, r in zip(volumes, results, strict=True)
                 if not isinstance(r, BaseException)]
         await conditional.roll_back(cluster, manifest, done)

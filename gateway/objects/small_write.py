@@ -112,7 +112,7 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
                                   cancel_rest=False)
     landed = answered(results)
     refused = [vid for vid, r in results.items()
-               if isinstance(r, VolumeRejected) and r.status == 409]
+               if isinstance(r, VolumeRejected) and r.conflict]
     voting = [vid for vid, answer in landed.items() if not answer.get("rebuilding")]
     if refused or len(voting) < cluster.ack_quorum:
         for vid, result in results.items():

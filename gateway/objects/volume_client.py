@@ -65,6 +65,21 @@ class VolumeRejected(Exception):
         super().__init__(f"volume {volume_id} answered {status}: {text}")
         self.status = status
 
+    @property
+    def conflict(self) -> bool:
+        """409 for the volume's state: a newer version there, a claim another holds."""
+        return self.status == 409
+
+
+class StaleEpoch(VolumeRejected):
+    """409 because the volume knows a newer ring epoch than ours: not a conflict of the
+    object's state, a request placed by a ring that is gone (counts as a failed volume;
+    the map is re-read, and the client's retry is placed by the new ring)."""
+
+    @property
+    def conflict(self) -> bool:
+        return False
+
 
 class ArchiveStream:
     """An open ranged read of one fragment archive; `read_exactly` pulls framed fragments."""
@@ -185,6 +200,7 @@ class VolumeClient:
                 if resp.status == 409 and isinstance(value, dict) \
                         and value.get("code") == "StaleEpoch":
                     self._stale_epoch(value.get("epoch"))
+                    raise StaleEpoch(volume_id, resp.status, body.decode(errors="replace"))
                 if resp.status >= 400:
                     raise VolumeRejected(volume_id, resp.status, body.decode(errors="replace"))
                 if resp.status == 204 or not body:

@@ -1,7 +1,8 @@
 """Open multipart uploads across a rebalance, against real processes: uploads started
 before a 7th volume is added, and before it is drained and removed, move with their keys
 (record and part fragments on exactly the new placement, the leaving volume's copy
-gone), complete afterwards byte-exact, and read with two volumes down. Part fragments
+gone), are refused to a gateway whose ring lags (create, claim, Complete: StaleEpoch),
+complete afterwards byte-exact, and read with two volumes down. Part fragments
 corrupted on the draining volume are rebuilt from the others, never copied; a rebalancer
 SIGKILLed between a part's move and the leaving volume's drop resumes, and nothing of
 the uploads is lost; uploads completed or aborted before the rebalancer reaches them
@@ -156,6 +157,39 @@ def add_v7(dev: DevCluster) -> None:
     assert added.returncode == 0, added.stderr
 
 
+def stale_write(dev: DevCluster, vid: str, method: str, path: str, body: dict) -> dict:
+    """A write as a gateway still on ring epoch 1 sends it: the volume's JSON answer."""
+    request = urllib.request.Request(f"{map_urls(dev)[vid]}{path}", method=method,
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              "x-shardgate-epoch": "1"})
+    request.add_header("Authorization", f"Bearer {dev.token(vid, 'write')}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return {"status": resp.status, **json.loads(resp.read())}
+    except urllib.error.HTTPError as exc:
+        return {"status": exc.code, **json.loads(exc.read())}
+
+
+def assert_lagging_ring_refused(dev: DevCluster, inc: str, bucket: str,
+                                opened: dict[str, dict]) -> None:
+    """Once the volumes know epoch 2, a gateway whose map lags can neither create an
+    upload record, nor claim or complete an open upload, where ring 1 placed it."""
+    key, upload = next(iter(opened.items()))
+    ghost = uuid.uuid4().hex
+    record = {"incarnation": inc, "bucket": bucket, "key": "ghost", "upload_id": ghost,
+              "initiated": time.time(), "owner": "alice", "manifest": {}}
+    for vid in sorted(map_urls(dev)):
+        for method, path, body in (
+                ("PUT", f"/uploads/{ghost}", record),
+                ("POST", f"/uploads/{upload['id']}/claim", {"token": "lag", "op": "complete"}),
+                ("POST", f"/uploads/{upload['id']}/complete", {"token": "lag"})):
+            answer = stale_write(dev, vid, method, path, body)
+            assert (answer["status"], answer.get("code")) == (409, "StaleEpoch"), \
+                (vid, path, answer)
+        assert volume_answer(dev, vid, f"/uploads/{ghost}") is None, vid
+
+
 def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
     with six_volumes(tmp_path) as (dev, s3, bucket, inc):
         # 1. A volume added: uploads opened before it move to the keys' new placement.
@@ -164,6 +198,7 @@ def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
         wait_moved(dev)
         assert_on_placement(dev, inc, before_add)
         assert "fragments [" in logs_of(dev, "rebalancer"), logs_of(dev, "rebalancer")[-3000:]
+        assert_lagging_ring_refused(dev, inc, bucket, before_add)
 
         # 2. v7 drained, its part fragments corrupted first: those are rebuilt, not copied.
         before_drain = open_uploads(s3, bucket, 6)
