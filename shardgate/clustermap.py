@@ -59,6 +59,15 @@ class ClusterMap:
     def ids(self, states: tuple[str, ...] = SERVING) -> list[str]:
         return [v.id for v in self.volumes if v.state in states]
 
+    def placed_ids(self) -> list[str]:
+        """Serving volumes some key's placement can name: the ring's, and the previous
+        ring's while a move lasts. Once a drain's move has finished the drained volume
+        holds nothing that counts, and what it kept while down through the drain (an
+        ended upload, an old version) must not show in a listing."""
+        named = {v.id for v in self.volumes if v.state in IN_RING}
+        named |= {node.id for node in self.previous or ()}
+        return [vid for vid in self.ids() if vid in named]
+
     def ring(self) -> Ring:
         return Ring([v.node for v in self.volumes if v.state in IN_RING], self.epoch)
 

@@ -137,5 +137,10 @@ class Cluster:
         return self.map.ids()
 
     @property
+    def placed_ids(self) -> list[str]:
+        """The volumes listings ask (ClusterMap.placed_ids)."""
+        return self.map.placed_ids()
+
+    @property
     def majority(self) -> int:
         return len(self.volume_ids) // 2 + 1

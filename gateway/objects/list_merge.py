@@ -62,7 +62,7 @@ class _Incomplete(Exception):
 def listing_volumes(cluster: Cluster) -> list[str]:
     """The volumes a page asks first: all but write quorum - 1, those that just failed to
     answer left out first, the others in turn from page to page (spreading the load)."""
-    ids = cluster.volume_ids
+    ids = cluster.placed_ids
     need = len(ids) - (cluster.write_quorum - 1)
     if need >= len(ids):
         return list(ids)
@@ -78,20 +78,20 @@ async def merge_list(cluster: Cluster, incarnation: str, prefix: str, delimiter:
                      start_after: str, max_keys: int) -> ListPage:
     """One page of at most max_keys keys + prefixes after `start_after`."""
     chosen = listing_volumes(cluster)
-    if len(chosen) < len(cluster.volume_ids):
+    if len(chosen) < len(cluster.placed_ids):
         try:
             return await _merge(cluster, chosen, incarnation, prefix, delimiter,
                                 start_after, max_keys)
         except _Incomplete:
             pass
-    return await _merge(cluster, cluster.volume_ids, incarnation, prefix, delimiter,
+    return await _merge(cluster, cluster.placed_ids, incarnation, prefix, delimiter,
                         start_after, max_keys)
 
 
 async def _merge(cluster: Cluster, volume_ids: list[str], incarnation: str, prefix: str,
                  delimiter: str, start_after: str, max_keys: int) -> ListPage:
-    partial = len(volume_ids) < len(cluster.volume_ids)
-    unasked = set(cluster.volume_ids) - set(volume_ids)
+    partial = len(volume_ids) < len(cluster.placed_ids)
+    unasked = set(cluster.placed_ids) - set(volume_ids)
     cursors = [_Cursor(vid, start_after) for vid in volume_ids]
     down = 0
     limit = min(PAGE, max(max_keys + 1, 10))

@@ -368,11 +368,12 @@ async def abort(cluster: Cluster, bucket: BucketRecord, key: str, upload_id: str
 
 
 async def list_all(cluster: Cluster, incarnation: str, prefix: str) -> list[dict]:
-    """Every open upload under `prefix`, merged over all volumes, sorted by key and then
-    upload id: ids come from the hybrid clock, so that is initiation order, and it needs no
-    lookup of an upload-id-marker that has since ended."""
+    """Every open upload under `prefix`, merged over the volumes placements can name,
+    sorted by key and then upload id: ids come from the hybrid clock, so that is
+    initiation order, and it needs no lookup of an upload-id-marker that has since
+    ended."""
     results = await asyncio.gather(*(cluster.volumes.list_uploads(vid, incarnation, prefix)
-                                     for vid in cluster.volume_ids), return_exceptions=True)
+                                     for vid in cluster.placed_ids), return_exceptions=True)
     found: dict[str, dict] = {}
     for rows in results:
         if isinstance(rows, BaseException):

@@ -62,7 +62,7 @@ class _Cursor:
 async def merge_versions(cluster: Cluster, incarnation: str, prefix: str, delimiter: str,
                          key_marker: str, version_marker: str, max_keys: int) -> VersionPage:
     """One page of at most `max_keys` versions, delete markers and common prefixes."""
-    cursors = [_Cursor(vid, key_marker, version_marker) for vid in cluster.volume_ids]
+    cursors = [_Cursor(vid, key_marker, version_marker) for vid in cluster.placed_ids]
     limit = min(PAGE, max(max_keys + 1, 10))
 
     async def refill(cursor: _Cursor) -> None:

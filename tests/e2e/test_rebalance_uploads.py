@@ -7,7 +7,8 @@ corrupted on the draining volume are rebuilt from the others, never copied; a re
 SIGKILLed between a part's move and the leaving volume's drop resumes, and nothing of
 the uploads is lost; uploads completed or aborted before the rebalancer reaches them
 leave no copy behind on the volumes that left their placement; an upload whose create
-and parts missed a volume (down then) moves whole too."""
+and parts missed a volume (down then) moves whole too, and what a volume down through
+its whole drain kept is never listed once it is back."""
 
 from __future__ import annotations
 
@@ -82,6 +83,34 @@ def open_uploads(s3, bucket: str, count: int) -> dict[str, dict]:
             parts.append({"PartNumber": number, "ETag": etag})
         opened[key] = {"id": upload, "parts": parts, "md5": whole.hexdigest()}
     return opened
+
+
+def test_a_volume_down_through_its_whole_drain_shows_nothing_it_kept(tmp_path):
+    """v7 is SIGKILLed, then drained: its uploads move whole from the others and are
+    completed, but v7 still holds its copies when it comes back (draining, not yet
+    removed). Listings no longer ask it once the move has finished: no ended upload
+    shows, the objects list once, and removing it changes nothing."""
+    with six_volumes(tmp_path) as (dev, s3, bucket, inc):
+        add_v7(dev)
+        wait_moved(dev)
+        opened = open_uploads(s3, bucket, 6)
+        on_v7 = {k for k in opened if "v7" in key_placement(dev, inc, k)}
+        assert on_v7
+        dev.kill_volume("v7")
+        drained = admin(dev, "volume", "drain", "v7")
+        assert drained.returncode == 0, drained.stderr
+        wait_moved(dev)
+        complete_all(s3, bucket, opened)
+        start_volume(dev, "v7")  # back on its data, on a new port, still draining
+        kept = volume_answer(dev, "v7", "/uploads?incarnation=&prefix=")["uploads"]
+        assert {row["key"] for row in kept} == on_v7
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert listed == sorted(opened)
+        versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+        assert sorted(v["Key"] for v in versions) == sorted(opened)
+        assert admin(dev, "volume", "remove", "v7").returncode == 0
+        assert unreadable(s3, bucket, opened) == []
 
 
 def assert_on_placement(dev: DevCluster, inc: str, opened: dict[str, dict],

@@ -39,6 +39,17 @@ def test_adding_publishes_the_next_epoch_and_keeps_the_previous_ring_until_moved
     assert done.volume("v7").state == "active" and not done.moving and done.epoch == 2
 
 
+def test_listings_ask_a_draining_volume_only_while_its_move_lasts():
+    m = drain_volume(finish_move(add_volume(six(), "v7", "http://h:7")), "v7")
+    assert m.volume("v7").state == "draining" and m.moving
+    assert m.placed_ids() == [f"v{i}" for i in range(1, 8)]
+    done = finish_move(m)
+    assert done.volume("v7").state == "draining" and "v7" in done.ids()
+    assert done.placed_ids() == [f"v{i}" for i in range(1, 7)]
+    joining = add_volume(done, "v8", "http://h:8")
+    assert "v8" in joining.placed_ids() and "v7" not in joining.placed_ids()
+
+
 def test_a_second_change_is_refused_while_a_move_runs():
     m = add_volume(six(), "v7", "http://h:1")
     with pytest.raises(MapRefused, match="still moving"):

@@ -20,7 +20,7 @@ from gateway.objects.list_merge import PAGE, ListedKey, ListPage, merge_list
 
 @pytest.fixture(autouse=True)
 def every_volume(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(list_merge, "listing_volumes", lambda c: list(c.volume_ids))
+    monkeypatch.setattr(list_merge, "listing_volumes", lambda c: list(c.placed_ids))
 
 
 def row(version: int, deleted: bool = False, durable: bool = True) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class FakeVolumes:
 def cluster(data: dict[str, list[dict[str, Any]]], k: int = 4, m: int = 2,
             page_size: int = PAGE) -> SimpleNamespace:
     ids = sorted(data)
-    return SimpleNamespace(volumes=FakeVolumes(data, page_size), volume_ids=ids, width=k + m,
+    return SimpleNamespace(volumes=FakeVolumes(data, page_size), placed_ids=ids, width=k + m,
                            write_quorum=k if k > m else k + 1, suspect=lambda vid: False,
                            placement=lambda incarnation, name: tuple(ids[:k + m]))
 
