@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import shutil
 import sys
@@ -38,7 +37,7 @@ from bench.stats import Summary
 from bench.table import Columns, main_table, process_table
 from bench.volumes import Cluster
 from bench.workloads import checkpoint, fanin, kv, listing, ranged, single, small
-from shardgate.config import SERVERS, ClusterConfig
+from shardgate.config import SERVERS, role_servers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKLOADS: dict[int, Callable[[Ctx, Recorder, int], None]] = {
@@ -93,14 +92,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return dataclasses.replace(plan, slow_repeats=dict(FULL_SLOW_REPEATS))
 
 
-def _granian() -> bool:
-    return importlib.util.find_spec("granian") is not None
-
-
 def _dev_line(server: str | None) -> str:
     flag = f" --server {server}" if server else ""
-    return (f" (`shardgate dev{flag}`: gateway under {server or ClusterConfig.gateway_server}"
-            f", volumes under {server or ClusterConfig.volume_server}, EC 4+2, 6 volumes)")
+    roles = role_servers(server)
+    return (f" (`shardgate dev{flag}`: gateway under {roles['gateway_server']}"
+            f", volumes under {roles['volume_server']}, EC 4+2, 6 volumes)")
 
 
 def start_targets(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack
@@ -114,20 +110,21 @@ def start_targets(args: argparse.Namespace, workdir: Path, stack: contextlib.Exi
                                                      args.server))
     cluster = Cluster.from_data_dir(workdir / servers.dev_data_name(args.server))
     targets: list[tuple[servers.Target, bool, Cluster | None]] = [(ours, True, cluster)]
-    stack_name = args.server or ClusterConfig.gateway_server  # the hops use the gateway's
+    stack_name = role_servers(args.server)["gateway_server"]  # the hops use the gateway's
     if args.no_ceilings:
         return targets, Columns(ours.name, None, None, None, "", stack_name)
-    fast = _granian()
-    s3shape = stack.enter_context(servers.one_hop(workdir, granian=fast))
+    # The zero-work server runs on the fastest stack there is (Granian); the one-hop and
+    # two-hop limits on the gateway's own.
+    s3shape = stack.enter_context(servers.one_hop(workdir, granian=True))
     targets.append((s3shape, False, None))
     one = s3shape
-    if (stack_name == "granian") != fast:
-        one = stack.enter_context(servers.one_hop(workdir, granian=stack_name == "granian"))
+    if stack_name != "granian":
+        one = stack.enter_context(servers.one_hop(workdir, granian=False))
         targets.append((one, False, None))
     two = stack.enter_context(servers.two_hop(workdir, granian=stack_name == "granian"))
     targets.append((two, False, None))
-    return targets, Columns(ours.name, s3shape.name, one.name, two.name,
-                            "granian" if fast else "hypercorn", stack_name)
+    return targets, Columns(ours.name, s3shape.name, one.name, two.name, "granian",
+                            stack_name)
 
 
 def prepare(target: servers.Target, real: bool, cluster: Cluster | None, plan: Plan,

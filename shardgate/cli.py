@@ -8,7 +8,14 @@ from importlib import metadata
 from pathlib import Path
 
 from erasure.params import check_params
-from shardgate.config import SERVERS, ClusterConfig, ConfigError, load_config, load_users
+from shardgate.config import (
+    SERVERS,
+    ClusterConfig,
+    ConfigError,
+    load_config,
+    load_users,
+    role_servers,
+)
 from shardgate.metrics_dir import leave_multiprocess_mode, prepare_from_env
 
 
@@ -219,10 +226,8 @@ def main(argv: list[str] | None = None) -> None:
                               durability=tuple(args.durability),
                               gateway_settings=tuple(args.gateway_setting),
                               rebalance_settings=tuple(args.rebalance_setting),
-                              gateway_server=args.gateway_server or args.server
-                              or ClusterConfig.gateway_server,
-                              volume_server=args.volume_server or args.server
-                              or ClusterConfig.volume_server,
+                              **role_servers(args.server, args.gateway_server,
+                                             args.volume_server),
                               etcd=tuple(e for e in args.etcd.split(",") if e))
             sys.exit(run_dev(opts))
         config = load_config(args.config)

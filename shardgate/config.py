@@ -194,6 +194,17 @@ MAP_STORES = ("embedded", "etcd")
 SERVERS = ("hypercorn", "granian")
 
 
+def role_servers(server: str | None, gateway: str | None = None,
+                 volume: str | None = None) -> dict[str, str]:
+    """The HTTP server of each role: a role's own setting wins over `server` (both
+    roles), which wins over the role's default."""
+    def pick(own: str | None, default: str) -> str:
+        return own if own is not None else server if server is not None else default
+
+    return {"gateway_server": pick(gateway, ClusterConfig.gateway_server),
+            "volume_server": pick(volume, ClusterConfig.volume_server)}
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     """Instantiate a config dataclass, refusing unknown keys and wrongly typed values."""
     if not isinstance(raw, dict):
@@ -257,14 +268,11 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
     secret = raw.get("jwt_secret", "")
     if not isinstance(secret, str) or len(secret) < 16:
         raise ConfigError("jwt_secret must be at least 16 characters")
-    servers = {}
-    for role, default in (("gateway_server", ClusterConfig.gateway_server),
-                          ("volume_server", ClusterConfig.volume_server)):
-        # `server` sets both roles; a role's own key wins.
-        servers[role] = raw.get(role, raw.get("server", default))
-        if servers[role] not in SERVERS:
-            raise ConfigError(f"{role} must be one of {', '.join(SERVERS)}, "
-                              f"not {servers[role]!r}")
+    servers = role_servers(raw.get("server"), raw.get("gateway_server"),
+                           raw.get("volume_server"))
+    for role, name in servers.items():
+        if name not in SERVERS:
+            raise ConfigError(f"{role} must be one of {', '.join(SERVERS)}, not {name!r}")
     map_raw = dict(_section(raw, "map"))
     endpoints = map_raw.pop("endpoints", [])
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):

@@ -15,6 +15,7 @@ from shardgate.config import (
     load_config,
     load_users,
     parse_config,
+    role_servers,
 )
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -228,3 +229,9 @@ def test_server_choice() -> None:
     for key in ("server", "gateway_server", "volume_server"):
         with pytest.raises(ConfigError, match="must be one of"):
             parse_config(raw_config(**{key: "uvicorn"}))
+        with pytest.raises(ConfigError, match="must be one of"):
+            parse_config(raw_config(**{key: ""}))
+    # The same rule for `shardgate dev`'s flags (None: not given).
+    assert role_servers(None) == {"gateway_server": "hypercorn", "volume_server": "granian"}
+    assert role_servers("hypercorn", None, "granian") == {"gateway_server": "hypercorn",
+                                                          "volume_server": "granian"}
