@@ -115,13 +115,15 @@ def start_targets(args: argparse.Namespace, workdir: Path, stack: contextlib.Exi
         return targets, Columns(ours.name, None, None, None, "", stack_name)
     # The zero-work server runs on the fastest stack there is (Granian); the one-hop and
     # two-hop limits on the gateway's own.
-    s3shape = stack.enter_context(servers.one_hop(workdir, granian=True))
+    workers = args.gateway_workers
+    s3shape = stack.enter_context(servers.one_hop(workdir, granian=True, workers=workers))
     targets.append((s3shape, False, None))
     one = s3shape
     if stack_name != "granian":
-        one = stack.enter_context(servers.one_hop(workdir, granian=False))
+        one = stack.enter_context(servers.one_hop(workdir, granian=False, workers=workers))
         targets.append((one, False, None))
-    two = stack.enter_context(servers.two_hop(workdir, granian=stack_name == "granian"))
+    two = stack.enter_context(servers.two_hop(workdir, granian=stack_name == "granian",
+                                              workers=workers))
     targets.append((two, False, None))
     return targets, Columns(ours.name, s3shape.name, one.name, two.name, "granian",
                             stack_name)

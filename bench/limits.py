@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs
 
 import aiohttp
+from hypercorn.run import run as hypercorn_run
 
 from bench.s3shape import (
     BLOCK,
@@ -250,7 +251,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("role", choices=["store", "forward", "fragments"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--backends", default="", help="comma-separated URLs (forward)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (Hypercorn's, as the gateway runs them)")
     args = parser.parse_args(argv)
+    if args.workers > 1:
+        os.environ[BACKENDS_ENV] = args.backends
+        factory = {"store": "store_app", "forward": "forward_app",
+                   "fragments": "fragments_app"}[args.role]
+        config = hypercorn_config("127.0.0.1", args.port)
+        config.workers = args.workers
+        config.application_path = f"bench.limits:{factory}()"
+        hypercorn_run(config)
+        return
     raise_mmap_threshold()
     app: S3Shape | Fragments
     if args.role == "store":

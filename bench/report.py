@@ -63,7 +63,8 @@ def source_line(repo: os.PathLike[str] | str, gateway_workers: int) -> str:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench")
     return (f"source: shardgate at git {commit}"
-            f"{' plus uncommitted changes' if dirty else ''}; gateway workers: "
+            f"{' plus uncommitted changes' if dirty else ''}; gateway workers (and the "
+            f"ceilings' store and forwarder processes): "
             f"{gateway_workers}")
 
 

@@ -134,13 +134,13 @@ def shardgate_dev(workdir: Path, gateway_workers: int = 1, server: str | None = 
 
 
 @contextlib.contextmanager
-def one_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
-    """The trivial S3-shaped store under Hypercorn, or Granian (one worker, asyncio loop):
-    what one hop of each serving stack reaches."""
+def one_hop(workdir: Path, granian: bool = False, workers: int = 1) -> Iterator[Target]:
+    """The trivial S3-shaped store under Hypercorn, or Granian (asyncio loop), with as
+    many worker processes as the gateway: what one hop of each serving stack reaches."""
     name = "one-hop-granian" if granian else "one-hop"
     port = free_port()
     log = workdir / f"{name}.log"
-    proc = _limit_app("store", port, log, granian)
+    proc = _limit_app("store", port, log, granian, workers=workers)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(endpoint + HEALTH_PATH, proc, log)
@@ -149,11 +149,12 @@ def one_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
         _terminate(proc)
 
 
-def _granian(target: str, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen:
+def _granian(target: str, port: int, log: Path, env: dict[str, str], workers: int = 1
+             ) -> subprocess.Popen:
     """An ASGI app factory `module:callable` under Granian's own process runner."""
     return _spawn(["granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", "1", "--loop", "asyncio", "--no-ws",
-                   target], log, env)
+                   "--port", str(port), "--workers", str(workers), "--loop", "asyncio",
+                   "--no-ws", target], log, env)
 
 
 @contextlib.contextmanager
@@ -176,20 +177,21 @@ def gateway_granian(workdir: Path) -> Iterator[Target]:
             _terminate(proc)
 
 
-def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[str, ...] = ()
-               ) -> subprocess.Popen:
+def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[str, ...] = (),
+               workers: int = 1) -> subprocess.Popen:
     """One bench.limits app, under Hypercorn (its own CLI) or Granian (by factory)."""
     if not granian:
-        return _spawn(["bench.limits", role, "--port", str(port),
+        return _spawn(["bench.limits", role, "--port", str(port), "--workers", str(workers),
                        *(["--backends", ",".join(backends)] if backends else [])], log)
     factory = {"store": "store_app", "fragments": "fragments_app", "forward": "forward_app"}
     return _granian(f"bench.limits:{factory[role]}", port, log,
-                    {"BENCH_BACKENDS": ",".join(backends)})
+                    {"BENCH_BACKENDS": ",".join(backends)}, workers)
 
 
 @contextlib.contextmanager
-def two_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
-    """The trivial forwarder in front of six trivial fragment stores."""
+def two_hop(workdir: Path, granian: bool = False, workers: int = 1) -> Iterator[Target]:
+    """The trivial forwarder (with as many worker processes as the gateway) in front of
+    six trivial fragment stores."""
     name = "two-hop-granian" if granian else "two-hop"
     procs: list[subprocess.Popen] = []
     pids: dict[str, int] = {}
@@ -205,7 +207,7 @@ def two_hop(workdir: Path, granian: bool = False) -> Iterator[Target]:
             wait_healthy(url + HEALTH_PATH, proc, workdir / f"{name}-v*.log")
         port = free_port()
         log = workdir / f"{name}-forwarder.log"
-        procs.append(_limit_app("forward", port, log, granian, tuple(backends)))
+        procs.append(_limit_app("forward", port, log, granian, tuple(backends), workers))
         pids["forwarder"] = procs[-1].pid
         endpoint = f"http://127.0.0.1:{port}"
         wait_healthy(endpoint + HEALTH_PATH, procs[-1], log)
