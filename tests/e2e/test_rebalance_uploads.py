@@ -101,7 +101,11 @@ def test_a_volume_down_through_its_whole_drain_shows_nothing_it_kept(tmp_path):
         assert drained.returncode == 0, drained.stderr
         wait_moved(dev)
         complete_all(s3, bucket, opened)
-        start_volume(dev, "v7")  # back on its data, on a new port, still draining
+        url = start_volume(dev, "v7")  # back on its data, on a new port, still draining
+        deadline = time.monotonic() + 30
+        while map_urls(dev)["v7"] != url:  # the gateway knows where it is again
+            assert time.monotonic() < deadline, map_urls(dev)
+            time.sleep(0.2)
         kept = volume_answer(dev, "v7", "/uploads?incarnation=&prefix=")["uploads"]
         assert {row["key"] for row in kept} == on_v7
         assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
