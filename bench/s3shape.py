@@ -15,12 +15,13 @@ import random
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 from xml.sax.saxutils import escape
 
 from awscrt import checksums as crt
+
+from bench.catalog import StoredObject, catalog
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -110,16 +111,6 @@ async def stream(send: Send, status: int, headers: dict[str, str],
     await send({"type": "http.response.body", "body": b""})
 
 
-@dataclass
-class StoredObject:
-    parts: list[tuple[str, int]]  # (storage name, size) of each part, in order
-    checksum: str | None  # the CRC algorithm asked for by a single PUT
-
-    @property
-    def size(self) -> int:
-        return sum(size for _, size in self.parts)
-
-
 def _xml(root: str, **fields: str) -> bytes:
     inner = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items())
     return (f'<?xml version="1.0" encoding="UTF-8"?><{root} '
@@ -138,9 +129,7 @@ class S3Shape:
     """PUT/GET/HEAD objects, multipart uploads, buckets (accepted, never checked)."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, StoredObject] = {}
-        self.uploads: dict[str, dict[int, tuple[str, int]]] = {}
-        self._sorted_keys: list[str] | None = None  # for listings; reset by any change
+        self.catalog = catalog()  # shared by the workers, when there are several
 
     async def store(self, name: str, body: AsyncIterator[bytes]) -> int:
         """Consume an uploaded body under `name`; return its size."""
@@ -186,15 +175,13 @@ class S3Shape:
             await self._put(key, query, headers, receive, send)
         elif method == "POST" and "uploads" in query:
             upload_id = uuid.uuid4().hex
-            self.uploads[upload_id] = {}
             await respond(send, 200, {"content-type": "application/xml"},
                           _xml("InitiateMultipartUploadResult", Key=key, UploadId=upload_id))
         elif method == "POST" and "uploadId" in query:
             async for _ in body_chunks(receive):
                 pass
-            parts = self.uploads.pop(query["uploadId"], {})
-            self.objects[key] = StoredObject([parts[n] for n in sorted(parts)], None)
-            self._sorted_keys = None
+            parts = self.catalog.take_parts(query["uploadId"])
+            self.catalog.put(key, StoredObject(parts, None))
             await respond(send, 200, {"content-type": "application/xml"},
                           _xml("CompleteMultipartUploadResult", Key=key,
                                ETag=f'"bench-{len(parts)}"'))
@@ -203,9 +190,8 @@ class S3Shape:
         elif method in ("GET", "HEAD") and key:
             await self._get(method, key, headers, send)
         elif method == "DELETE":
-            self.uploads.pop(query.get("uploadId", ""), None)
-            self.objects.pop(key, None)
-            self._sorted_keys = None
+            self.catalog.take_parts(query.get("uploadId", ""))
+            self.catalog.delete(key)
             await respond(send, 204)
         else:  # CreateBucket, HeadBucket and anything else the bench does not measure
             async for _ in body_chunks(receive):
@@ -217,19 +203,15 @@ class S3Shape:
         name = uuid.uuid4().hex
         size = await self.store(name, body_chunks(receive))
         if "uploadId" in query and "partNumber" in query:
-            self.uploads.setdefault(query["uploadId"], {})[int(query["partNumber"])] = (
-                name, size)
+            self.catalog.add_part(query["uploadId"], int(query["partNumber"]), name, size)
         else:
-            self.objects[key] = StoredObject([(name, size)], _requested_crc(headers))
-            self._sorted_keys = None
+            self.catalog.put(key, StoredObject([(name, size)], _requested_crc(headers)))
         await respond(send, 200, {"etag": f'"{name}"'})
 
     def _list(self, query: dict[str, str]) -> bytes:
         """ListObjectsV2 from memory: prefix, delimiter, max-keys, continuation-token (the
         last key or prefix returned). Buckets are not told apart."""
-        if self._sorted_keys is None:
-            self._sorted_keys = sorted(self.objects)
-        keys = self._sorted_keys
+        keys = self.catalog.sorted_keys()
         prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
         max_keys = int(query.get("max-keys", "1000"))
         after = query.get("continuation-token") or query.get("start-after", "")
@@ -258,7 +240,7 @@ class S3Shape:
             i += 1
         truncated = i < len(keys) and keys[i].startswith(prefix)
         body = "".join(
-            f"<Contents><Key>{escape(k)}</Key><Size>{self.objects[k].size}</Size>"
+            f"<Contents><Key>{escape(k)}</Key><Size>{self.catalog.size(k)}</Size>"
             '<ETag>"bench"</ETag><LastModified>2024-01-01T00:00:00.000Z</LastModified>'
             "<StorageClass>STANDARD</StorageClass></Contents>" for k in contents)
         body += "".join(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>"
@@ -273,7 +255,7 @@ class S3Shape:
                 "</ListBucketResult>").encode()
 
     async def _get(self, method: str, key: str, headers: dict[str, str], send: Send) -> None:
-        obj = self.objects.get(key)
+        obj = self.catalog.get(key)
         if obj is None:
             await respond(send, 404, {"content-type": "application/xml"},
                           _xml("Error", Code="NoSuchKey"))

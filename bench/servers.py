@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.catalog import SHARED_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 HEALTH_PATH = "/-/health"
 DEFAULT_ACCESS_KEY = "shardgate"
@@ -179,13 +181,21 @@ def gateway_granian(workdir: Path) -> Iterator[Target]:
 
 def _limit_app(role: str, port: int, log: Path, granian: bool, backends: tuple[str, ...] = (),
                workers: int = 1) -> subprocess.Popen:
-    """One bench.limits app, under Hypercorn (its own CLI) or Granian (by factory)."""
+    """One bench.limits app, under Hypercorn (its own CLI) or Granian (by factory); its
+    workers, if several, share one catalog of what was stored (bench/catalog.py)."""
+    shared = {}
+    if workers > 1:
+        path = log.with_suffix(".catalog.sqlite")
+        for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        shared[SHARED_ENV] = str(path)
     if not granian:
         return _spawn(["bench.limits", role, "--port", str(port), "--workers", str(workers),
-                       *(["--backends", ",".join(backends)] if backends else [])], log)
+                       *(["--backends", ",".join(backends)] if backends else [])], log,
+                      shared)
     factory = {"store": "store_app", "fragments": "fragments_app", "forward": "forward_app"}
     return _granian(f"bench.limits:{factory[role]}", port, log,
-                    {"BENCH_BACKENDS": ",".join(backends)}, workers)
+                    {"BENCH_BACKENDS": ",".join(backends), **shared}, workers)
 
 
 @contextlib.contextmanager
