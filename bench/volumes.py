@@ -16,8 +16,8 @@ from pathlib import Path
 from bench.cpu import _process_seconds
 from shardgate.procs import descendants
 
-FRAGMENT_ROUTE = "GET /archives"  # the volume route that serves fragment bytes
-_SAMPLE = re.compile(r'^(\w+)\{(.*)\}\s+(\S+)$')  # label values may hold braces
+FRAGMENT_BYTES = "shardgate_fragment_sent_bytes_total"  # a volume's fragment bytes, any route
+_SAMPLE = re.compile(r'^(\w+)(?:\{(.*)\})?\s+(\S+)$')  # label values may hold braces
 SAMPLE_SECONDS = 0.2
 
 
@@ -60,18 +60,14 @@ def scrape(url: str, metric: str, timeout: float = 10) -> dict[str, float]:
     for line in text.splitlines():
         match = _SAMPLE.match(line)
         if match and match.group(1) == metric:
-            out[match.group(2)] = float(match.group(3))
+            out[match.group(2) or ""] = float(match.group(3))
     return out
 
 
 def fragment_bytes(cluster: Cluster) -> float:
     """Fragment bytes sent so far, summed over every volume."""
-    total = 0.0
-    for url, _ in cluster.volumes.values():
-        for labels, value in scrape(url + "/metrics", "shardgate_response_bytes_total").items():
-            if f'operation="{FRAGMENT_ROUTE}' in labels:
-                total += value
-    return total
+    return sum(sum(scrape(url + "/metrics", FRAGMENT_BYTES).values())
+               for url, _ in cluster.volumes.values())
 
 
 def gateway_status_count(gateway_url: str, status: str) -> float:

@@ -44,7 +44,7 @@ from gateway.metrics import METRICS_PATH, instrument, serve_metrics
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.cluster import Cluster
 from gateway.objects.layer import ObjectLayer
-from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from gateway.router import route
 from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document

@@ -13,6 +13,7 @@ from gateway.checksums import Checksum, algorithm_from_headers, trailer_checksum
 from gateway.errors import S3Error
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.layer import ObjectLayer
+from gateway.objects.read_ahead import ReadAhead
 from gateway.router import Endpoint
 from shardgate.config import ClusterConfig, User
 from shardgate.manifest import ObjectManifest
@@ -54,13 +55,15 @@ class RequestContext:
 
     async def readable_version(self, bucket: BucketRecord, key: str,
                                version_id: str | None, permission: str | None = None,
-                               inline: dict[int, bytes] | None = None) -> ObjectManifest:
+                               inline: dict[int, bytes] | None = None,
+                               ahead: ReadAhead | None = None) -> ObjectManifest:
         """The version asked for, if this request may do its operation to it. A missing
         one is AccessDenied rather than 404 to whoever may not list the bucket, as S3
         answers (a 404 would tell them the key is absent). `inline` collects a small
-        object's fragments while its version is looked up (a GET)."""
+        object's fragments while its version is looked up (a GET), `ahead` opens the
+        first reads of a ranged GET along."""
         try:
-            manifest = await self.objects.version(bucket, key, version_id, inline)
+            manifest = await self.objects.version(bucket, key, version_id, inline, ahead)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion") and not access.bucket_allows(
                     bucket, self.requester, access.READ):

@@ -11,6 +11,7 @@ from gateway.conditions import NOT_MODIFIED, evaluate
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
+from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.reader import ObjectReader
 from gateway.query import int_in_range
 from gateway.versioning import object_version_header
@@ -32,14 +33,15 @@ _OVERRIDES = {
 }
 
 
-async def _manifest(ctx: RequestContext, inline: dict[int, bytes] | None = None
-                    ) -> tuple[dict[str, str], ObjectManifest]:
+async def _manifest(ctx: RequestContext, inline: dict[int, bytes] | None = None,
+                    ahead: ReadAhead | None = None) -> tuple[dict[str, str], ObjectManifest]:
     """The version asked for (the current one without ?versionId) and its version
     header; a delete marker asked for by id is 405, as S3 answers. `inline` collects
-    a small object's fragments on the way."""
+    a small object's fragments on the way, `ahead` opens a ranged GET's first reads."""
     bucket = await ctx.bucket()
     manifest = await ctx.readable_version(bucket, ctx.endpoint.key,
-                                          ctx.endpoint.param("versionId"), inline=inline)
+                                          ctx.endpoint.param("versionId"), inline=inline,
+                                          ahead=ahead)
     if manifest.deleted:
         raise S3Error("MethodNotAllowed", headers={
             "x-amz-delete-marker": "true", "x-amz-version-id": manifest.public_version_id,
@@ -165,14 +167,27 @@ async def head_object(ctx: RequestContext) -> Response:
 async def get_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
     inline: dict[int, bytes] = {}
-    version, manifest = await _manifest(ctx, inline)
-    status, headers, wanted = _plan(ctx, manifest, number)
-    headers = {**headers, **version}
-    if status == 304 or (number is not None and wanted is None):  # 304, or an empty part
-        return Response(status_code=status, headers=headers)
-    start, end = wanted if wanted is not None else (0, manifest.size - 1)
-    reader = await ctx.objects.open(manifest, start, end, inline)
+    ahead = await _read_ahead(ctx) if number is None else None
+    try:
+        version, manifest = await _manifest(ctx, inline, ahead)
+        status, headers, wanted = _plan(ctx, manifest, number)
+        headers = {**headers, **version}
+        if status == 304 or (number is not None and wanted is None):  # 304, or empty part
+            return Response(status_code=status, headers=headers)
+        start, end = wanted if wanted is not None else (0, manifest.size - 1)
+        reader = await ctx.objects.open(manifest, start, end, inline, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()  # the reads the reader did not take
     return ObjectResponse(reader, status, headers)
+
+
+async def _read_ahead(ctx: RequestContext) -> ReadAhead | None:
+    """For a ranged GET of the current version, the reads to open with `latest`."""
+    range_header = ctx.headers.get("range")
+    if not range_header or ctx.endpoint.param("versionId") is not None:
+        return None
+    return ctx.objects.read_ahead(await ctx.bucket(), ctx.endpoint.key, range_header)
 
 
 class ObjectResponse(StreamingResponse):

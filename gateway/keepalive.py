@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable
 from starlette.responses import Response, StreamingResponse
 
 from gateway.errors import S3Error
-from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from gateway.xml import XML_DECLARATION, error_document
 
 WHITESPACE_EVERY = 5.0

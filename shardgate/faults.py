@@ -35,6 +35,8 @@ POINTS = (
     "gateway.after_tombstones",  # gateway: a version delete's tombstones on the quorum,
                                  # the volumes not yet told to drop the row
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
+    "latest.after_rows",      # volume: a `latest` answer's rows sent, the fragment bytes
+                              # read along with them (a GET's read-ahead) not yet
     "rebalance.after_part_moved",  # rebalancer: an open upload's part fragment committed
                                    # on its new volume, the leaving copy not yet dropped
 )

@@ -1,7 +1,9 @@
 """Reading fragment archives: one byte range, streamed in bounded chunks.
 
 A gateway asks for whole fragments inside an archive, often from large archives and
-many at once, so a read never loads more than CHUNK bytes of a file at a time.
+many at once, so a read never loads more than CHUNK bytes of a file at a time. Every
+fragment byte sent is counted (`shardgate_fragment_sent_bytes_total`), whichever route
+sends it: read amplification is measured from the volumes' own counters.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+from prometheus_client import Counter
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from shardgate.faults import kill_point
 from volume_server.fileio import LockedFd
 
 CHUNK = 1024 * 1024
+
+FRAGMENT_BYTES = Counter("shardgate_fragment_sent_bytes_total",
+                         "Fragment archive bytes sent to gateways, by any route.")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -65,26 +72,34 @@ def bytes_response(data: bytes, range_header: str | None, head: bool) -> Respons
     span = parse_range(range_header, len(data))
     status, headers = _headers(span, len(data))
     body = data if span is None else data[span[0]: span[1] + 1]
+    if not head:
+        FRAGMENT_BYTES.inc(len(body))
     return Response(b"" if head else body, status, headers,
                     media_type="application/octet-stream")
 
 
 class _FileStream(StreamingResponse):
-    """Streams one span of an open file and closes it however the response ends."""
+    """Streams one span of an open file (after `prefix`, if any) and closes the file
+    however the response ends."""
 
     def __init__(self, fd: LockedFd, first: int, length: int, status: int,
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], prefix: bytes = b"") -> None:
         self._fd = fd
-        super().__init__(self._chunks(first, length), status, headers,
+        super().__init__(self._chunks(first, length, prefix), status, headers,
                          media_type="application/octet-stream")
 
-    async def _chunks(self, offset: int, remaining: int) -> AsyncIterator[bytes]:
+    async def _chunks(self, offset: int, remaining: int, prefix: bytes
+                      ) -> AsyncIterator[bytes]:
+        if prefix:
+            yield prefix
+            kill_point("latest.after_rows")
         while remaining > 0:
             data = await self._fd.aread(min(CHUNK, remaining), offset)
             if not data:
                 raise OSError("archive shrank while being read")
             offset += len(data)
             remaining -= len(data)
+            FRAGMENT_BYTES.inc(len(data))
             yield data
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,3 +123,35 @@ def file_response(fd: LockedFd, size: int, range_header: str | None, head: bool)
         return Response(b"", status, headers, media_type="application/octet-stream")
     first, last = span if span is not None else (0, size - 1)
     return _FileStream(fd, first, last - first + 1, status, headers)
+
+
+def prefixed_response(prefix: bytes, found: LockedFd | bytes | None, first: int,
+                      last: int) -> Response:
+    """`prefix` (the rows of a `latest` answer), then archive bytes [first, last] when
+    `found` holds them all; takes ownership of an open file. The `x-rows-length` header
+    says where the rows end, `x-archive-bytes` how many archive bytes follow (0: none)."""
+    size = 0 if found is None else (len(found) if isinstance(found, bytes) else -1)
+    if size == -1:
+        assert isinstance(found, LockedFd)
+        try:
+            size = found.size()
+        except BaseException:
+            found.close()
+            raise
+    if found is None or not 0 <= first <= last < size:
+        if isinstance(found, LockedFd):
+            found.close()
+        return Response(prefix, 200, _prefix_headers(prefix, 0),
+                        media_type="application/octet-stream")
+    length = last - first + 1
+    headers = _prefix_headers(prefix, length)
+    if isinstance(found, bytes):
+        FRAGMENT_BYTES.inc(length)
+        return Response(prefix + found[first:last + 1], 200, headers,
+                        media_type="application/octet-stream")
+    return _FileStream(found, first, length, 200, headers, prefix)
+
+
+def _prefix_headers(prefix: bytes, length: int) -> dict[str, str]:
+    return {"content-length": str(len(prefix) + length), "x-rows-length": str(len(prefix)),
+            "x-archive-bytes": str(length)}

@@ -263,6 +263,24 @@ class Store:
                      ) -> list[dict[str, Any]]:
         return await self.index.read(catalog.latest, incarnation, key, with_inline)
 
+    async def latest_and_archive(self, incarnation: str, key: str, with_inline: bool,
+                                 version_id: str, archive_id: str
+                                 ) -> tuple[list[dict[str, Any]], LockedFd | bytes | None]:
+        """`latest`, and the archive opened (as `open_archive`) when the newest row is
+        `version_id`: a ranged GET's first fragment read rides on its `latest` request.
+        One reader-thread job for both."""
+        return await self.index.read(self._latest_and_archive, incarnation, key, with_inline,
+                                     version_id, archive_id)
+
+    def _latest_and_archive(self, conn: sqlite3.Connection, incarnation: str, key: str,
+                            with_inline: bool, version_id: str, archive_id: str
+                            ) -> tuple[list[dict[str, Any]], LockedFd | bytes | None]:
+        versions = catalog.latest(conn, incarnation, key, with_inline)
+        newest = next((v for v in versions if not v.get("forgotten")), None)
+        if newest is None or newest["version_id"] != version_id:
+            return versions, None
+        return versions, self._open_archive(conn, archive_id)
+
     async def version(self, incarnation: str, key: str,
                       version_id: str) -> dict[str, Any] | None:
         return await self.index.read(catalog.version, incarnation, key, version_id)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from erasure import Codec
 from gateway.objects.notices import DurableNotices
+from gateway.objects.read_ahead import ReadHints
 from gateway.objects.shared_reads import SegmentExchange
 from gateway.objects.volume_client import VolumeClient
 from placement import Ring
@@ -33,6 +34,7 @@ class Cluster:
     previous_ring: Ring | None = field(init=False, default=None)
     notices: DurableNotices = field(init=False)
     segments: SegmentExchange = field(init=False)
+    read_hints: ReadHints = field(default_factory=ReadHints)
     _codecs: dict[tuple, Codec] = field(default_factory=dict)
     _suspect_until: dict[str, float] = field(default_factory=dict)
     _background: set[asyncio.Task] = field(default_factory=set)

@@ -19,7 +19,7 @@ from gateway.errors import quorum_lost
 from gateway.objects.cluster import Cluster
 from gateway.objects.conditional import Fence, conflict, roll_back
 from gateway.objects.fanout import answered, first_answers
-from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from gateway.objects.writer import Staged, abort_staged
 from shardgate.faults import kill_point
 from shardgate.manifest import ObjectManifest

@@ -12,7 +12,7 @@ import logging
 
 from gateway.objects.cluster import Cluster
 from gateway.objects.heal_refs import Heal, VersionRef, heal_each, walk_rows
-from gateway.objects.volume_client import VolumeUnavailable
+from gateway.objects.volume_errors import VolumeUnavailable
 
 log = logging.getLogger("shardgate.gateway.comparison")
 

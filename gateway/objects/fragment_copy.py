@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from erasure import ArchiveLayout, Codec, FragmentCorrupt
 from gateway.objects.cluster import Cluster
-from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 
 
 class CopyFailed(Exception):

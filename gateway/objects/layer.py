@@ -35,6 +35,7 @@ from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.list_merge import ListPage, merge_list
+from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.reader import ObjectReader, current_evidence, find_current, find_latest
 from gateway.objects.version_merge import VersionPage, merge_versions
 from gateway.objects.writer import Staged, abort_staged
@@ -170,23 +171,32 @@ class ObjectLayer:
     # reads
 
     async def head(self, bucket: BucketRecord, key: str,
-                   inline: dict[int, bytes] | None = None) -> ObjectManifest:
+                   inline: dict[int, bytes] | None = None,
+                   ahead: ReadAhead | None = None) -> ObjectManifest:
         """The key's current version by the read rule (NoSuchKey if absent or deleted;
         when its newest version is a delete marker, with that marker's headers).
-        `inline` collects a small object's fragments on the way (reader.find_current)."""
+        `inline` collects a small object's fragments on the way, `ahead` opens a ranged
+        GET's first reads along (reader.find_current)."""
         return _live(bucket, key, await find_current(self.cluster, bucket.incarnation, key,
-                                                     inline))
+                                                     inline, ahead))
+
+    def read_ahead(self, bucket: BucketRecord, key: str, range_header: str
+                   ) -> ReadAhead | None:
+        """The reads a ranged GET of the current version can open with its `latest`
+        requests, if this process has read the key before (read_ahead.py)."""
+        return ReadAhead.plan(self.cluster, bucket.incarnation, key, range_header)
 
     async def current(self, bucket: BucketRecord, key: str) -> ObjectManifest | None:
         """The key's newest version, a delete marker included (None: no version)."""
         return await find_current(self.cluster, bucket.incarnation, key)
 
     async def version(self, bucket: BucketRecord, key: str, version_id: str | None,
-                      inline: dict[int, bytes] | None = None) -> ObjectManifest:
+                      inline: dict[int, bytes] | None = None,
+                      ahead: ReadAhead | None = None) -> ObjectManifest:
         """The version `version_id` names (None: the current one, as `head`), a delete
         marker included (NoSuchVersion, NoSuchKey, InvalidArgument for a malformed id)."""
         if version_id is None:
-            return await self.head(bucket, key, inline)
+            return await self.head(bucket, key, inline, ahead)
         found = await versions.find_version(self.cluster, bucket.incarnation, key,
                                             version_id)
         if found is None:
@@ -213,10 +223,12 @@ class ObjectLayer:
         await self.buckets.set_setting(bucket, "versioning", state)
 
     async def open(self, manifest: ObjectManifest, start: int, end: int,
-                   inline: dict[int, bytes] | None = None) -> ObjectReader:
+                   inline: dict[int, bytes] | None = None,
+                   ahead: ReadAhead | None = None) -> ObjectReader:
         """A reader of bytes [start, end]; the first segment is fetched now, so a failure
-        is an error before any header goes out. `inline`: fragments already in hand."""
-        reader = ObjectReader(self.cluster, manifest, start, end, inline)
+        is an error before any header goes out. `inline`: fragments already in hand;
+        `ahead`: reads already opened."""
+        reader = ObjectReader(self.cluster, manifest, start, end, inline, ahead)
         await reader.prepare()
         return reader
 

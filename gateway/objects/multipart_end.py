@@ -24,7 +24,7 @@ from gateway.errors import quorum_lost
 from gateway.objects import conditional
 from gateway.objects.cluster import Cluster
 from gateway.objects.conditional import Fence
-from gateway.objects.volume_client import VolumeNotFound, VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeNotFound, VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest
 
 log = logging.getLogger("shardgate.gateway.multipart")

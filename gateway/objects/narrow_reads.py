@@ -17,43 +17,39 @@ import contextlib
 import logging
 
 from erasure import FragmentCorrupt
+from gateway.objects.range_shape import RangeShape
+from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.shared_reads import PartSource
-from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_client import ArchiveStream
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 
-NARROW_SEGMENTS = 4  # ranges over at most this many segments are read narrowly
 log = logging.getLogger("shardgate.gateway.reader")
 
 
 class NarrowRange:
-    """Segments first..last of one part, each wanted between `wanted[s]` (lo, hi)."""
+    """A narrow range of one part (range_shape.py); reads its GET's read-ahead opened
+    are used, the others opened here."""
 
-    def __init__(self, source: PartSource, wanted: dict[int, tuple[int, int]]) -> None:
+    def __init__(self, source: PartSource, shape: RangeShape,
+                 ahead: ReadAhead | None = None) -> None:
         self.source = source
-        self.wanted = wanted
-        layout = source.layout
-        self.needs = {s: source.codec.data_indexes(layout.segment_length(s), lo, hi)
-                      for s, (lo, hi) in wanted.items()}
+        self.shape = shape
+        self.ahead = ahead
+        self.needs = shape.narrow_needs(source.codec)
         self.streams: dict[int, ArchiveStream] = {}
 
     @classmethod
-    def usable(cls, source: PartSource, segments: int) -> bool:
-        part = source.part
-        holders = part.placement[: source.k]
-        return (source.codec.systematic and not part.inline and segments <= NARROW_SEGMENTS
-                and all(h is not None and not source.cluster.suspect(h) for h in holders))
+    def usable(cls, source: PartSource, shape: RangeShape) -> bool:
+        return shape.narrow and ReadAhead.healthy_data(source.cluster, source.codec,
+                                                        source.part)
 
     async def open(self) -> bool:
         """Open one read per data fragment the range needs; False (nothing left open)
         if any fails."""
-        layout = self.source.layout
-        runs: dict[int, list[int]] = {}
-        for segment, indexes in sorted(self.needs.items()):
-            for index in indexes:
-                runs.setdefault(index, []).append(segment)
-        results = await asyncio.gather(*(
-            self._open(index, layout.archive_offset(segs[0]),
-                       layout.archive_offset(segs[-1]) + layout.framed_length(segs[-1]) - 1)
-            for index, segs in runs.items()), return_exceptions=True)
+        reads = self.shape.narrow_reads(self.source.codec)
+        results = await asyncio.gather(*(self._open(index, start, end)
+                                         for index, (start, end) in reads.items()),
+                                       return_exceptions=True)
         if any(isinstance(r, BaseException) for r in results):
             self.close()
             for result in results:
@@ -68,7 +64,8 @@ class NarrowRange:
         volume_id = part.placement[index]
         assert volume_id is not None
         archive = part.archive_id(manifest.incarnation, manifest.key, index)
-        self.streams[index] = await self.source.cluster.volumes.open_archive(
+        ahead = self.ahead.take(index, start, end) if self.ahead else None
+        self.streams[index] = ahead or await self.source.cluster.volumes.open_archive(
             volume_id, archive, start, end)
 
     async def segment(self, segment: int) -> bytes | None:
@@ -82,7 +79,7 @@ class NarrowRange:
         except (VolumeUnavailable, VolumeRejected):
             self.close()
             return None
-        lo, hi = self.wanted[segment]
+        lo, hi = self.shape.wanted(segment)
         try:
             return self.source.codec.join_data(
                 dict(zip(indexes, framed, strict=True)),

@@ -10,14 +10,15 @@ that fails or fails its checksum.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from erasure import segment_span
 from gateway.errors import key_busy, quorum_lost
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.fanout import first_answers
 from gateway.objects.narrow_reads import NarrowRange
+from gateway.objects.range_shape import RangeShape
+from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.read_rule import Decision, Undecided, decide_placements
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import observe_version_id
@@ -38,23 +39,36 @@ async def find_latest(cluster: Cluster, incarnation: str, key: str) -> ObjectMan
 
 
 async def find_current(cluster: Cluster, incarnation: str, key: str,
-                       inline: dict[int, bytes] | None = None) -> ObjectManifest | None:
+                       inline: dict[int, bytes] | None = None,
+                       ahead: ReadAhead | None = None) -> ObjectManifest | None:
     """The key's newest proven version, a delete marker included (None: no version).
 
     Given an `inline` dict (a GET about to read the bytes), the first volumes asked are
     k, not just enough to decide, and each sends the fragment it keeps inline for its
     newest row: for a small object the fragments of the version decided on land in
-    `inline` by index, and the read needs no second round trip.
+    `inline` by index, and the read needs no second round trip. Given `ahead` (a ranged
+    GET of a key this process has read before), the volumes it names are asked too,
+    each opening its fragment read along (read_ahead.py). The decision is remembered
+    as the key's next hint.
     """
     if inline is None:
-        return await decided(cluster, incarnation, key,
-                             lambda vid: cluster.volumes.latest(vid, incarnation, key))
-    current, _, answers = await _decided_with_answers(
-        cluster, incarnation, key,
-        lambda vid: cluster.volumes.latest(vid, incarnation, key, with_inline=True),
-        first=cluster.codec.k)
-    if current is not None and not current.deleted:
-        inline.update(inline_fragments(current, answers))
+        current = await decided(cluster, incarnation, key,
+                                lambda vid: cluster.volumes.latest(vid, incarnation, key))
+    else:
+        def fetch(vid: str) -> Awaitable[list[dict]]:
+            if ahead is not None and vid in ahead.by_volume:
+                return ahead.latest(cluster, vid, with_inline=True)
+            return cluster.volumes.latest(vid, incarnation, key, with_inline=True)
+
+        current, _, answers = await _decided_with_answers(
+            cluster, incarnation, key, fetch, first=cluster.codec.k,
+            prefer=list(ahead.by_volume) if ahead else ())
+        if current is not None and not current.deleted:
+            inline.update(inline_fragments(current, answers))
+    if ahead is not None:
+        ahead.confirm(current)
+    if current is not None:
+        cluster.read_hints.remember(current)
     return current
 
 
@@ -101,16 +115,17 @@ async def _decided(cluster: Cluster, incarnation: str, key: str,
 
 async def _decided_with_answers(cluster: Cluster, incarnation: str, key: str,
                                 fetch: Callable[[str], Awaitable[list[dict]]],
-                                first: int = 0
+                                first: int = 0, prefer: Sequence[str] = ()
                                 ) -> tuple[ObjectManifest | None, list[str], list[list[dict]]]:
     """The decision, the versions it skipped, and every answer it weighed; `first` asks
-    that many volumes at once when more than the fewest that can decide."""
+    that many volumes at once when more than the fewest that can decide, `prefer` asks
+    those of them in the placement in the first batch in any case."""
     placements = cluster.placements(incarnation, key)
     width = cluster.width
     enough = max(width - cluster.write_quorum + 1, min(first, width))
     # Ask just enough volumes of each placement first (healthy ones, data-fragment
     # holders first: the read goes to them next); the others only if those cannot decide.
-    batch: list[str] = []
+    batch = [vid for vid in prefer if any(vid in placement for placement in placements)]
     for placement in placements:
         for vid in sorted(placement, key=cluster.suspect)[:enough]:
             if vid not in batch:
@@ -161,46 +176,30 @@ def answered_of(results: dict) -> list:
 
 class _PartReader:
     """Streams object bytes [start, end] (part-local, inclusive) of one part, its
-    segments fetched through the process's shared source of that part."""
+    segments fetched through the process's shared source of that part; the reads its
+    GET's read-ahead opened (if any) are used first."""
 
     def __init__(self, cluster: Cluster, manifest: ObjectManifest, part: PartManifest,
-                 start: int, end: int, inline: dict[int, bytes] | None = None) -> None:
+                 start: int, end: int, inline: dict[int, bytes] | None = None,
+                 ahead: ReadAhead | None = None) -> None:
         self.exchange = cluster.segments
         self.source = self.exchange.acquire(manifest, part, inline)
         self.layout = self.source.layout
-        self.span = segment_span(self.layout, start, end)
-        self.start, self.end = start, end
+        self.shape = RangeShape(self.layout, start, end)
+        self.span = self.shape.span
+        self.ahead = ahead
         self._ready: bytes | None = None
         self._released = False
         self._narrow: NarrowRange | None = None
         self._narrow_tried = False
-
-    def _wanted(self, segment: int) -> tuple[int, int]:
-        """The segment-local bytes [lo, hi) of `segment` the range wants."""
-        offset = self.layout.segment_offset(segment)
-        length = self.layout.segment_length(segment)
-        return max(self.start, offset) - offset, min(self.end + 1, offset + length) - offset
-
-    def _whole_end(self) -> int:
-        """The last archive byte of the segments this range reads whole: an edge segment
-        it wants only part of is cut from its data fragments, so streams stop before."""
-        last = self.span.last_segment
-        lo, hi = self._wanted(last)
-        if last > self.span.first_segment and hi - lo < self.layout.segment_length(last):
-            last -= 1
-        return self.layout.archive_offset(last) + self.layout.framed_length(last) - 1
 
     async def _narrow_read(self, segment: int) -> bytes | None:
         """The wanted bytes of `segment` from the range's narrow reads (a short range
         with a partial edge: narrow_reads.py), or None once they are not to be had."""
         if not self._narrow_tried:
             self._narrow_tried = True
-            wanted = {s: self._wanted(s)
-                      for s in range(self.span.first_segment, self.span.last_segment + 1)}
-            partial = any(hi - lo < self.layout.segment_length(s)
-                          for s, (lo, hi) in wanted.items())
-            if partial and NarrowRange.usable(self.source, len(wanted)):
-                narrow = NarrowRange(self.source, wanted)
+            if NarrowRange.usable(self.source, self.shape):
+                narrow = NarrowRange(self.source, self.shape, self.ahead)
                 if await narrow.open():
                     self._narrow = narrow
         if self._narrow is None:
@@ -217,12 +216,16 @@ class _PartReader:
         data = await self._narrow_read(segment)
         if data is not None:
             return data
-        lo, hi = self._wanted(segment)
-        if hi - lo < self.layout.segment_length(segment):
+        lo, hi = self.shape.wanted(segment)
+        if not self.shape.whole(segment):
             cut = await self.source.cut(segment, lo, hi)
             if cut is not None:
                 return cut
-        data = await self.source.segment(segment, self._whole_end())
+        whole_end = self.shape.whole_end()
+        if self.ahead is not None and segment == self.span.first_segment:
+            self.source.adopt(segment, whole_end, self.ahead.take_from(
+                self.span.archive_start, whole_end, range(self.source.k)))
+        data = await self.source.segment(segment, whole_end)
         return data if (lo == 0 and hi == len(data)) else data[lo:hi]
 
     async def decode_first(self) -> None:
@@ -257,10 +260,12 @@ class ObjectReader:
     """Bytes [start, end] of an object across its parts; `prepare` fails fast with 503."""
 
     def __init__(self, cluster: Cluster, manifest: ObjectManifest, start: int, end: int,
-                 inline: dict[int, bytes] | None = None) -> None:
+                 inline: dict[int, bytes] | None = None,
+                 ahead: ReadAhead | None = None) -> None:
         self.cluster = cluster
         self.manifest = manifest
         self.inline = inline
+        self.ahead = ahead
         self.pieces: list[tuple[PartManifest, int, int]] = []
         offset = 0
         for part in manifest.parts:
@@ -273,7 +278,8 @@ class ObjectReader:
     async def prepare(self) -> None:
         if self.pieces:
             part, lo, hi = self.pieces[0]
-            self._first = _PartReader(self.cluster, self.manifest, part, lo, hi, self.inline)
+            self._first = _PartReader(self.cluster, self.manifest, part, lo, hi, self.inline,
+                                      self.ahead)
             await self._first.decode_first()
 
     def close(self) -> None:

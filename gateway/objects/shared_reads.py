@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from erasure import FragmentCorrupt
 from gateway.errors import quorum_lost
 from gateway.metrics import CHECKSUM_FAILURES
-from gateway.objects.volume_client import ArchiveStream, VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_client import ArchiveStream
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from shardgate.manifest import ObjectManifest, PartManifest
 
 if TYPE_CHECKING:
@@ -162,9 +163,26 @@ class PartSource:
             if cursor.position == segment:
                 self._idle.remove(cursor)
                 return cursor
-        order = sorted((i for i, holder in enumerate(self.part.placement) if holder),
-                       key=lambda i: (self.cluster.suspect(self.part.placement[i]), i))
-        return Cursor(segment, end, order)
+        return Cursor(segment, end, self._holder_order())
+
+    def adopt(self, segment: int, end: int, streams: dict[int, ArchiveStream]) -> None:
+        """Reads a GET opened ahead (read_ahead.py), positioned at `segment` and reaching
+        `end`: an idle cursor for the fetch of `segment`, unless that segment is already
+        decoded or being fetched (then they are closed: nothing would read them)."""
+        if not streams:
+            return
+        cursor = Cursor(segment, end, [], dict(streams))
+        if self.closed or segment in self._fetching or \
+                self.exchange.recent(self.key, segment) is not None:
+            cursor.close()
+            return
+        cursor.untried = [i for i in self._holder_order() if i not in streams]
+        self._idle.append(cursor)
+
+    def _holder_order(self) -> list[int]:
+        """Fragment indexes with a holder, healthy ones first, data before parity."""
+        return sorted((i for i, holder in enumerate(self.part.placement) if holder),
+                      key=lambda i: (self.cluster.suspect(self.part.placement[i]), i))
 
     def _park(self, cursor: Cursor) -> None:
         """Keep a cursor for the next fetch of the segment it now stands at, while its

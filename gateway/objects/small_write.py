@@ -37,7 +37,7 @@ from gateway.objects.conditional import roll_back
 from gateway.objects.digests import BodyDigests
 from gateway.objects.fanout import answered, first_answers
 from gateway.objects.ingest import Expectations, Payload, new_digests, verify_body
-from gateway.objects.volume_client import VolumeRejected
+from gateway.objects.volume_errors import VolumeRejected
 from shardgate.faults import kill_point
 from shardgate.manifest import ObjectManifest
 

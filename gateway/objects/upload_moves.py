@@ -33,7 +33,7 @@ from gateway.objects.healer import Healer, moved_from
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
 from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import find_latest
-from gateway.objects.volume_client import VolumeNotFound
+from gateway.objects.volume_errors import VolumeNotFound
 from placement import stable_placement
 from shardgate.faults import kill_point
 from shardgate.manifest import PartManifest

@@ -48,7 +48,7 @@ from gateway.objects.multipart_end import (
 )
 from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import current_evidence, find_latest
-from gateway.objects.volume_client import VolumeNotFound
+from gateway.objects.volume_errors import VolumeNotFound
 from gateway.objects.writer import abort_staged
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
 from shardgate.versionid import new_version_id

@@ -15,6 +15,13 @@ from urllib.parse import quote
 
 import aiohttp
 
+from gateway.objects.volume_errors import (
+    StaleEpoch,
+    VolumeNotFound,
+    VolumeRebuilding,
+    VolumeRejected,
+    VolumeUnavailable,
+)
 from shardgate import jsonio
 from shardgate.config import ClusterConfig
 from shardgate.mapview import EPOCH_HEADER
@@ -42,43 +49,6 @@ def _decoded(body: bytes) -> Any:
 def _stale_connection(exc: BaseException | None) -> bool:
     return (isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError)
             and not isinstance(exc, aiohttp.ClientConnectorError))
-
-
-class VolumeUnavailable(Exception):
-    def __init__(self, volume_id: str, reason: str) -> None:
-        super().__init__(f"volume {volume_id}: {reason}")
-        self.volume_id = volume_id
-
-
-class VolumeRebuilding(VolumeUnavailable):
-    """The volume answered, but it is rebuilding lost data: its answer must not count."""
-
-
-class VolumeNotFound(Exception):
-    pass
-
-
-class VolumeRejected(Exception):
-    """The volume answered 4xx: our request was wrong, not the volume down."""
-
-    def __init__(self, volume_id: str, status: int, text: str) -> None:
-        super().__init__(f"volume {volume_id} answered {status}: {text}")
-        self.status = status
-
-    @property
-    def conflict(self) -> bool:
-        """409 for the volume's state: a newer version there, a claim another holds."""
-        return self.status == 409
-
-
-class StaleEpoch(VolumeRejected):
-    """409 because the volume knows a newer ring epoch than ours: not a conflict of the
-    object's state, a request placed by a ring that is gone (counts as a failed volume;
-    the map is re-read, and the client's retry is placed by the new ring)."""
-
-    @property
-    def conflict(self) -> bool:
-        return False
 
 
 class ArchiveStream:
@@ -240,19 +210,60 @@ class VolumeClient:
         params = {"incarnation": incarnation, "key": key}
         if with_inline:
             params["inline"] = "1"
-        rows = await self._evidence(volume_id, "/objects/latest", params)
-        for row in rows:
-            if "inline" in row:
-                row["inline"] = {archive: base64.b64decode(data)
-                                 for archive, data in row["inline"].items()}
-        return rows
+        return await self._evidence(volume_id, "/objects/latest", params)
+
+    async def latest_and_read(self, volume_id: str, incarnation: str, key: str,
+                              version_id: str, archive_id: str, start: int, end: int,
+                              with_inline: bool = False
+                              ) -> tuple[list[dict], ArchiveStream | None]:
+        """`latest`, and an open read of archive bytes [start, end] (inclusive) when the
+        volume's newest row is `version_id` (else None): one round trip where a ranged
+        GET that expects that version would take two. The caller closes the stream."""
+        params = {"incarnation": incarnation, "key": key, "version": version_id,
+                  "archive": archive_id, "first": str(start), "last": str(end)}
+        if with_inline:
+            params["inline"] = "1"
+        resp = await self._open(volume_id, "/objects/latest", params, {})
+        try:
+            if resp.status != 200:
+                raise VolumeUnavailable(volume_id, f"latest: HTTP {resp.status}")
+            try:
+                rows_length = int(resp.headers["x-rows-length"])
+                following = int(resp.headers["x-archive-bytes"])
+                prefix = await asyncio.wait_for(resp.content.readexactly(rows_length),
+                                                self._metadata_timeout.total)
+            except (KeyError, ValueError) as exc:
+                raise VolumeUnavailable(volume_id, "latest: no rows length") from exc
+            except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                raise VolumeUnavailable(volume_id, f"latest: {exc!r}") from exc
+            rows = self._rows(volume_id, _decoded(prefix))
+        except BaseException:
+            resp.release()
+            resp.close()
+            raise
+        if following != end - start + 1:
+            resp.release()
+            if following:  # not what was asked (cannot be used): drop the connection
+                resp.close()
+            return rows, None
+        return rows, ArchiveStream(volume_id, resp)
 
     async def _evidence(self, volume_id: str, path: str, params: dict[str, str]
                         ) -> list[dict]:
         """Rows the read rule weighs; a rebuilding volume's answer does not count."""
-        answer = await self._request(volume_id, "GET", path, params=params)
+        return self._rows(volume_id, await self._request(volume_id, "GET", path,
+                                                         params=params))
+
+    @staticmethod
+    def _rows(volume_id: str, answer: Any) -> list[dict]:
+        if not isinstance(answer, dict) or "versions" not in answer:
+            raise VolumeUnavailable(volume_id, "answer is not the rows")
         if answer.get("rebuilding"):
             raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
+        for row in answer["versions"]:
+            if "inline" in row:
+                row["inline"] = {archive: base64.b64decode(data)
+                                 for archive, data in row["inline"].items()}
         return answer["versions"]
 
     async def scan(self, volume_id: str, after: int, limit: int) -> dict:
@@ -366,22 +377,28 @@ class VolumeClient:
     async def open_archive(self, volume_id: str, archive_id: str, start: int,
                            end: int) -> ArchiveStream:
         """Open a ranged read of [start, end] (inclusive) of one archive."""
-        assert self._session is not None
-        headers = self._headers(volume_id, "read")
-        headers["Range"] = f"bytes={start}-{end}"
-        url = f"{self._url(volume_id)}/archives/{archive_id}"
-        for attempt in (1, 2):
-            try:
-                resp = await self._session.get(url, headers=headers,
-                                               timeout=self._open_timeout)
-                break
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                if attempt == 2 or not _stale_connection(exc):
-                    raise VolumeUnavailable(volume_id, repr(exc)) from exc
+        resp = await self._open(volume_id, f"/archives/{archive_id}", None,
+                                {"Range": f"bytes={start}-{end}"})
         if resp.status not in (200, 206):
             resp.release()
             raise VolumeUnavailable(volume_id, f"archive {archive_id}: HTTP {resp.status}")
         return ArchiveStream(volume_id, resp)
+
+    async def _open(self, volume_id: str, path: str, params: dict[str, str] | None,
+                    headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """A read whose body the caller streams: its headers, after one retry on a
+        pooled connection the volume had closed."""
+        assert self._session is not None
+        headers = {**self._headers(volume_id, "read"), **headers}
+        url = self._url(volume_id) + path
+        for attempt in (1, 2):
+            try:
+                return await self._session.get(url, params=params, headers=headers,
+                                               timeout=self._open_timeout)
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                if attempt == 2 or not _stale_connection(exc):
+                    raise VolumeUnavailable(volume_id, repr(exc)) from exc
+        raise AssertionError("unreachable")
 
     async def delete_archive(self, volume_id: str, archive_id: str) -> None:
         await self._request(volume_id, "DELETE", f"/archives/{archive_id}", allow_404=True)

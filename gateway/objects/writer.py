@@ -22,7 +22,7 @@ from erasure import Segmenter
 from gateway.errors import S3Error, quorum_lost
 from gateway.objects.cluster import Cluster
 from gateway.objects.digests import BodyDigests
-from gateway.objects.volume_client import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 
 log = logging.getLogger("shardgate.gateway.objects.writer")
 

@@ -15,7 +15,8 @@ from hypercorn.asyncio import serve
 
 from gateway.app import create_app
 from gateway.objects.cluster import Cluster
-from gateway.objects.volume_client import VolumeClient, VolumeUnavailable
+from gateway.objects.volume_client import VolumeClient
+from gateway.objects.volume_errors import VolumeUnavailable
 from shardgate.serving import hypercorn_config
 from tests.e2e.cluster import REGION, free_port, wait_http
 from tests.e2e.conftest import USERS

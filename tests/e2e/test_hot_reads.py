@@ -41,8 +41,7 @@ def s3(cluster):
 
 def fragment_bytes_sent(cluster) -> float:
     """Bytes of fragment archives the volumes served, by their own counters."""
-    return volume_counter(cluster, "shardgate_response_bytes_total",
-                          {"operation": "GET /archives/{archive_id}"})
+    return volume_counter(cluster, "shardgate_fragment_sent_bytes_total", {})
 
 
 def read_all(s3, bucket: str, key: str, readers: int) -> list[bytes]:

@@ -10,31 +10,23 @@ from __future__ import annotations
 import asyncio
 
 from gateway.objects.narrow_reads import NarrowRange
+from gateway.objects.range_shape import RangeShape
 from tests.unit.test_gateway_shared_reads import SEG, K, setup
-
-
-def wanted_of(first: int, last: int, size: int) -> dict[int, tuple[int, int]]:
-    """Segment-local [lo, hi) of object bytes [first, last] per segment."""
-    out = {}
-    for segment in range(first // SEG, last // SEG + 1):
-        offset = segment * SEG
-        out[segment] = (max(first, offset) - offset, min(last + 1, offset + SEG, size) - offset)
-    return out
 
 
 def test_one_read_per_needed_fragment_over_its_own_segments() -> None:
     exchange, manifest, part, data, volumes, codec = setup(4 * SEG)
     quarter = SEG // K
     first, last = SEG + 3 * quarter + 5, 3 * SEG + quarter - 7  # 3 segments, two edges
-    wanted = wanted_of(first, last, len(data))
 
     async def main() -> bytes:
         source = exchange.acquire(manifest, part)
-        narrow = NarrowRange(source, wanted)
+        shape = RangeShape(source.layout, first, last)
+        narrow = NarrowRange(source, shape)
         try:
-            assert NarrowRange.usable(source, len(wanted))
+            assert NarrowRange.usable(source, shape)
             assert await narrow.open()
-            pieces = [await narrow.segment(s) for s in sorted(wanted)]
+            pieces = [await narrow.segment(s) for s in shape.segments]
             assert all(p is not None for p in pieces)
             return b"".join(p for p in pieces if p is not None)
         finally:
@@ -56,11 +48,10 @@ def test_a_rotten_fragment_ends_the_narrow_read_and_is_reported() -> None:
     spoiled = bytearray(volumes.archives[archive])
     spoiled[200] ^= 0xFF
     volumes.archives[archive] = bytes(spoiled)
-    wanted = wanted_of(10, SEG + 10, len(data))
 
     async def main() -> bytes | None:
         source = exchange.acquire(manifest, part)
-        narrow = NarrowRange(source, wanted)
+        narrow = NarrowRange(source, RangeShape(source.layout, 10, SEG + 10))
         try:
             assert await narrow.open()
             return await narrow.segment(0)

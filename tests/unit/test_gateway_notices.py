@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gateway.objects.notices import MAX_BATCH, DurableNotices
-from gateway.objects.volume_client import VolumeUnavailable
+from gateway.objects.volume_errors import VolumeUnavailable
 
 pytestmark = pytest.mark.anyio
 

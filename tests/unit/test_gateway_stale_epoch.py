@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.objects.volume_client import StaleEpoch, VolumeClient, VolumeRejected
+from gateway.objects.volume_client import VolumeClient
+from gateway.objects.volume_errors import StaleEpoch, VolumeRejected
 from shardgate.config import ClusterConfig, VolumeSpec
 
 pytestmark = pytest.mark.anyio

@@ -7,10 +7,13 @@ import time
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
+from shardgate import jsonio
 from shardgate.jsonio import JSONResponse
 from volume_server import attributes, catalog, claims, version_listing
+from volume_server.archives import FRAGMENT_BYTES, prefixed_response
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id, check_stage_id
@@ -29,6 +32,7 @@ from volume_server.store import MAX_INLINE_BYTES
 from volume_server.tombstones import scan_durable
 
 MAX_VERSION_ID = 64
+MAX_ARCHIVE_OFFSET = 2**62
 MAX_CLAIM_SECONDS = 300.0  # a claim outliving its holder blocks conditional writes this long
 
 
@@ -146,18 +150,33 @@ async def release_key(request: Request) -> JSONResponse:
     return JSONResponse({"released": True})
 
 
-async def latest(request: Request) -> JSONResponse:
+async def latest(request: Request) -> Response:
+    """The key's rows for the read rule. With `archive`, `first`, `last` and `version`
+    (a ranged GET that expects `version` to be current), archive bytes [first, last]
+    follow the rows when this volume's newest row is that version (docs/volume-api.md)."""
     incarnation = query_text(request, "incarnation", required=True)
     key = query_text(request, "key", required=True)
     store = store_of(request)
     with_inline = query_flag(request, "inline", False)
-    versions = await store.latest(incarnation, key, with_inline)
+    archive_id = request.query_params.get("archive")
+    found = None
+    if archive_id is None:
+        versions = await store.latest(incarnation, key, with_inline)
+    else:
+        first = query_int(request, "first", 0, 0, MAX_ARCHIVE_OFFSET)
+        last = query_int(request, "last", 0, 0, MAX_ARCHIVE_OFFSET)
+        versions, found = await store.latest_and_archive(
+            incarnation, key, with_inline, query_text(request, "version", required=True),
+            check_archive_id(archive_id))
     for row in versions:
         if "inline" in row:
+            FRAGMENT_BYTES.inc(sum(len(data) for data in row["inline"].values()))
             row["inline"] = {archive: base64.b64encode(data).decode("ascii")
                              for archive, data in row["inline"].items()}
-    return JSONResponse({"versions": versions, "clock": store.clock,
-                         "rebuilding": store.rebuilding})
+    answer = {"versions": versions, "clock": store.clock, "rebuilding": store.rebuilding}
+    if archive_id is None:
+        return JSONResponse(answer)
+    return prefixed_response(jsonio.dumps(answer), found, first, last)
 
 
 async def repair(request: Request) -> JSONResponse:
