@@ -30,26 +30,36 @@ if TYPE_CHECKING:
     from gateway.objects.cluster import Cluster
 
 HINTS = 4096  # keys remembered per gateway process
+HINT_PARTS = 20_000  # and parts in all (a manifest of many parts weighs as many)
 READ_AHEAD_SEGMENTS = 16  # longer ranges gain nothing measurable from one round trip
 
 
 class ReadHints:
-    """Per process: the manifest each recently read key was last decided to be (LRU)."""
+    """Per process: the manifest each recently read key was last decided to be (LRU,
+    within `capacity` keys and `parts` parts)."""
 
-    def __init__(self, capacity: int = HINTS) -> None:
+    def __init__(self, capacity: int = HINTS, parts: int = HINT_PARTS) -> None:
         self.capacity = capacity
+        self.parts = parts
+        self._held_parts = 0
         self._manifests: OrderedDict[tuple[str, str], ObjectManifest] = OrderedDict()
 
     def remember(self, manifest: ObjectManifest) -> None:
         """Keep a decided version whose bytes live in archives (not inline, not a marker)."""
         where = (manifest.incarnation, manifest.key)
-        if manifest.deleted or any(part.inline for part in manifest.parts):
-            self._manifests.pop(where, None)
+        self._forget(where)
+        if manifest.deleted or len(manifest.parts) > self.parts or \
+                any(part.inline for part in manifest.parts):
             return
         self._manifests[where] = manifest
-        self._manifests.move_to_end(where)
-        while len(self._manifests) > self.capacity:
-            self._manifests.popitem(last=False)
+        self._held_parts += len(manifest.parts)
+        while len(self._manifests) > self.capacity or self._held_parts > self.parts:
+            self._forget(next(iter(self._manifests)))
+
+    def _forget(self, where: tuple[str, str]) -> None:
+        dropped = self._manifests.pop(where, None)
+        if dropped is not None:
+            self._held_parts -= len(dropped.parts)
 
     def get(self, incarnation: str, key: str) -> ObjectManifest | None:
         return self._manifests.get((incarnation, key))

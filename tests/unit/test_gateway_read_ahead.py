@@ -88,6 +88,10 @@ def test_hints_keep_archived_versions_only_and_forget_the_oldest() -> None:
     inline = replace(manifest, key="c", parts=(replace(part, inline=True),))
     hints.remember(inline)
     assert hints.get("inc", "c") is None
+    by_parts = ReadHints(capacity=10, parts=5)
+    for key, parts in (("a", 2), ("b", 2), ("c", 2), ("d", 6)):
+        by_parts.remember(replace(manifest, key=key, parts=(part,) * parts))
+    assert [by_parts.get("inc", k) is not None for k in "abcd"] == [False, True, True, False]
 
 
 def opened(ahead: ReadAhead) -> dict[int, Stream]:
