@@ -229,7 +229,11 @@ class ObjectLayer:
         is an error before any header goes out. `inline`: fragments already in hand;
         `ahead`: reads already opened."""
         reader = ObjectReader(self.cluster, manifest, start, end, inline, ahead)
-        await reader.prepare()
+        try:
+            await reader.prepare()
+        except BaseException:
+            reader.close()
+            raise
         return reader
 
     async def list(self, bucket: BucketRecord, prefix: str, delimiter: str, after: str,

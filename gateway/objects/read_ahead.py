@@ -84,6 +84,7 @@ class ReadAhead:
         self.by_volume = {read.volume_id: read for read in reads}
         self._streams: dict[int, tuple[PlannedRead, ArchiveStream]] = {}
         self._confirmed = False
+        self._closed = False
 
     @staticmethod
     def healthy_data(cluster: Cluster, codec: Codec, part: PartManifest) -> bool:
@@ -145,7 +146,10 @@ class ReadAhead:
             volume_id, hint.incarnation, hint.key, hint.version_id, read.archive,
             read.start, read.end, with_inline)
         if stream is not None:
-            self._streams[read.index] = (read, stream)
+            if self._closed:  # the GET ended while this answer was on its way
+                stream.close()
+            else:
+                self._streams[read.index] = (read, stream)
         return rows
 
     def confirm(self, current: ObjectManifest | None) -> None:
@@ -177,7 +181,8 @@ class ReadAhead:
         return {i: stream for i, stream in taken.items() if stream is not None}
 
     def close(self) -> None:
-        """Close every read nobody took."""
+        """Close every read nobody took (and any that is still to arrive)."""
+        self._closed = True
         for _, stream in self._streams.values():
             with contextlib.suppress(Exception):
                 stream.close()

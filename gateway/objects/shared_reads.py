@@ -168,16 +168,19 @@ class PartSource:
     def adopt(self, segment: int, end: int, streams: dict[int, ArchiveStream]) -> None:
         """Reads a GET opened ahead (read_ahead.py), positioned at `segment` and reaching
         `end`: an idle cursor for the fetch of `segment`, unless that segment is already
-        decoded or being fetched (then they are closed: nothing would read them)."""
+        decoded or being fetched, or another idle cursor stands there (then they are
+        closed: nothing would read them)."""
         if not streams:
             return
         cursor = Cursor(segment, end, [], dict(streams))
         if self.closed or segment in self._fetching or \
-                self.exchange.recent(self.key, segment) is not None:
+                self.exchange.recent(self.key, segment) is not None or \
+                any(idle.position == segment for idle in self._idle):
             cursor.close()
             return
         cursor.untried = [i for i in self._holder_order() if i not in streams]
         self._idle.append(cursor)
+        self._trim_idle()
 
     def _holder_order(self) -> list[int]:
         """Fragment indexes with a holder, healthy ones first, data before parity."""
@@ -195,6 +198,9 @@ class PartSource:
             cursor.close()
             return
         self._idle.append(cursor)
+        self._trim_idle()
+
+    def _trim_idle(self) -> None:
         while len(self._idle) > max(self.users, 1):
             self._idle.pop(0).close()
 

@@ -225,15 +225,21 @@ class VolumeClient:
             params["inline"] = "1"
         resp = await self._open(volume_id, "/objects/latest", params, {})
         try:
-            if resp.status != 200:
-                raise VolumeUnavailable(volume_id, f"latest: HTTP {resp.status}")
             try:
-                rows_length = int(resp.headers["x-rows-length"])
-                following = int(resp.headers["x-archive-bytes"])
-                prefix = await asyncio.wait_for(resp.content.readexactly(rows_length),
-                                                self._metadata_timeout.total)
-            except (KeyError, ValueError) as exc:
-                raise VolumeUnavailable(volume_id, "latest: no rows length") from exc
+                if resp.status >= 400:
+                    text = (await resp.read()).decode(errors="replace")
+                    if resp.status >= 500:
+                        raise VolumeUnavailable(volume_id, f"latest: HTTP {resp.status}")
+                    raise VolumeRejected(volume_id, resp.status, text)
+                if "x-rows-length" not in resp.headers:  # a volume that reads nothing along
+                    following, prefix = 0, await resp.read()
+                else:
+                    following = int(resp.headers.get("x-archive-bytes", "0"))
+                    prefix = await asyncio.wait_for(
+                        resp.content.readexactly(int(resp.headers["x-rows-length"])),
+                        self._metadata_timeout.total)
+            except ValueError as exc:
+                raise VolumeUnavailable(volume_id, "latest: bad rows length") from exc
             except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
                 raise VolumeUnavailable(volume_id, f"latest: {exc!r}") from exc
             rows = self._rows(volume_id, _decoded(prefix))

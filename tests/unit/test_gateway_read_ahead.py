@@ -151,3 +151,34 @@ def test_a_part_source_reads_its_segment_from_adopted_streams() -> None:
         exchange.release(source)
 
     asyncio.run(main())
+
+
+def test_a_read_arriving_after_the_get_ended_is_closed() -> None:
+    cluster, exchange, manifest, part, data, volumes, codec = hinted(8 * SEG)
+    ahead = ReadAhead.plan(cluster, "inc", "key", "bytes=0-100")
+    assert ahead is not None
+    late = Stream(b"x")
+
+    async def latest_and_read(*args: object) -> tuple[list, Stream]:
+        return [], late
+
+    cluster.volumes = SimpleNamespace(latest_and_read=latest_and_read)
+    ahead.close()
+    asyncio.run(ahead.latest(cluster, next(iter(ahead.by_volume)), False))
+    assert late.closed
+
+
+def test_an_adopted_cursor_where_one_already_stands_is_closed() -> None:
+    exchange, manifest, part, data, volumes, codec = setup(6 * SEG)
+    layout = codec.layout(part.size)
+    end = layout.archive_size - 1
+
+    async def main() -> None:
+        source = exchange.acquire(manifest, part)
+        await source.segment(0, end)  # leaves its cursor idle at segment 1
+        second = {0: Stream(b"")}
+        source.adopt(1, end, second)
+        assert second[0].closed
+        exchange.release(source)
+
+    asyncio.run(main())

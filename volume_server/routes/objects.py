@@ -16,6 +16,7 @@ from volume_server import attributes, catalog, claims, version_listing
 from volume_server.archives import FRAGMENT_BYTES, prefixed_response
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError
+from volume_server.fileio import LockedFd
 from volume_server.layout import check_archive_id, check_stage_id
 from volume_server.listing import MAX_LIMIT
 from volume_server.params import (
@@ -168,15 +169,21 @@ async def latest(request: Request) -> Response:
         versions, found = await store.latest_and_archive(
             incarnation, key, with_inline, query_text(request, "version", required=True),
             check_archive_id(archive_id))
-    for row in versions:
-        if "inline" in row:
-            FRAGMENT_BYTES.inc(sum(len(data) for data in row["inline"].values()))
-            row["inline"] = {archive: base64.b64encode(data).decode("ascii")
-                             for archive, data in row["inline"].items()}
-    answer = {"versions": versions, "clock": store.clock, "rebuilding": store.rebuilding}
-    if archive_id is None:
-        return JSONResponse(answer)
-    return prefixed_response(jsonio.dumps(answer), found, first, last)
+    try:
+        for row in versions:
+            if "inline" in row:
+                FRAGMENT_BYTES.inc(sum(len(data) for data in row["inline"].values()))
+                row["inline"] = {archive: base64.b64encode(data).decode("ascii")
+                                 for archive, data in row["inline"].items()}
+        answer = {"versions": versions, "clock": store.clock, "rebuilding": store.rebuilding}
+        if archive_id is None:
+            return JSONResponse(answer)
+        rows = jsonio.dumps(answer)
+    except BaseException:
+        if isinstance(found, LockedFd):
+            found.close()
+        raise
+    return prefixed_response(rows, found, first, last)
 
 
 async def repair(request: Request) -> JSONResponse:
