@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import time
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -53,6 +54,7 @@ from gateway.objects.writer import abort_staged
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
 from shardgate.versionid import new_version_id
 
+log = logging.getLogger("shardgate.gateway.uploads")
 MIN_PART_SIZE = 5 * 1024**2
 
 
@@ -127,7 +129,16 @@ async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
     placement = cluster.placement(bucket.incarnation, key)
     results = await asyncio.gather(*(cluster.volumes.put_upload(vid, record)
                                      for vid in placement), return_exceptions=True)
-    if sum(not isinstance(r, BaseException) for r in results) < cluster.write_quorum:
+    accepted = [vid for vid, r in zip(placement, results, strict=True)
+                if not isinstance(r, BaseException)]
+    if len(accepted) < cluster.write_quorum:
+        # Nobody learns this upload id: its records would only be listed until aborted.
+        dropped = await asyncio.gather(*(cluster.volumes.abort_upload(vid, upload_id)
+                                         for vid in accepted), return_exceptions=True)
+        for vid, outcome in zip(accepted, dropped, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("upload %s missed its quorum; its record on %s stays: %r",
+                            upload_id, vid, outcome)
         raise quorum_lost("Too few storage volumes accepted the upload record.")
     return upload_id
 

@@ -465,10 +465,12 @@ class VolumeClient:
         return await self._request(volume_id, "POST", f"/uploads/{upload_id}/complete",
                                    json_body=payload)
 
-    async def abort_upload(self, volume_id: str, upload_id: str, token: str) -> None:
-        """Delete a claimed upload and free its archives; VolumeNotFound if it is gone."""
+    async def abort_upload(self, volume_id: str, upload_id: str,
+                           token: str | None = None) -> None:
+        """Delete an upload (claimed by `token`, or not claimed) and free its archives;
+        VolumeNotFound if it is gone."""
         await self._request(volume_id, "DELETE", f"/uploads/{upload_id}",
-                            params={"token": token})
+                            params={"token": token} if token else None)
 
     async def list_uploads(self, volume_id: str, incarnation: str, prefix: str) -> list[dict]:
         return (await self._request(volume_id, "GET", "/uploads",

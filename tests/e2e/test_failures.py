@@ -52,12 +52,16 @@ def test_degraded_then_lost_quorum_then_recovery(cluster, s3, bucket):
                                                      Body=os.urandom(MIB))) == 503
         assert status_of(lambda: no_retry.put_object(Bucket=bucket, Key="never",
                                                      Body=b"x")) == 503
+        assert status_of(lambda: no_retry.create_multipart_upload(
+            Bucket=bucket, Key="never-in-parts")) == 503
     finally:
         for vid in killed:
             cluster.restart_volume(vid)
     time.sleep(1.2)
     assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == newer
     assert status_of(lambda: s3.head_object(Bucket=bucket, Key="never")) == 404
+    # The upload that missed its quorum left no record where it landed.
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["small", "victim"]
     # The healer met these writes while three volumes were down: too few fragments to
