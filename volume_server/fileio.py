@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class LockedFd:
@@ -60,3 +64,24 @@ class LockedFd:
 
     async def awrite(self, data: bytes | bytearray) -> None:
         await asyncio.to_thread(self.write_all, data)
+
+
+async def owning_opened(job: Awaitable[T]) -> T:
+    """Await a thread job that may open files (a LockedFd, alone or in a tuple). If the
+    awaiting request is cancelled first, the job still runs to its end in its thread, and
+    whatever it opened is closed then instead of leaking."""
+    task = asyncio.ensure_future(job)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(task: asyncio.Future) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    result = task.result()
+    for item in result if isinstance(result, tuple) else (result,):
+        if isinstance(item, LockedFd):
+            item.close()

@@ -29,7 +29,7 @@ from typing import Any
 from shardgate.faults import kill_point
 from volume_server import catalog, claims, listing, records, staging, tombstones, uploads
 from volume_server.catalog import ObjectCommit
-from volume_server.fileio import LockedFd
+from volume_server.fileio import LockedFd, owning_opened
 from volume_server.index import Index
 from volume_server.layout import FORMAT_VERSION, Layout
 
@@ -244,7 +244,7 @@ class Store:
         One reader-thread job tries the file, then the inline table, so a small object's
         GET costs a single thread hand-off.
         """
-        return await self.index.read(self._open_archive, archive_id)
+        return await owning_opened(self.index.read(self._open_archive, archive_id))
 
     def _open_archive(self, conn: sqlite3.Connection, archive_id: str
                       ) -> LockedFd | bytes | None:
@@ -269,8 +269,8 @@ class Store:
         """`latest`, and the archive opened (as `open_archive`) when the newest row is
         `version_id`: a ranged GET's first fragment read rides on its `latest` request.
         One reader-thread job for both."""
-        return await self.index.read(self._latest_and_archive, incarnation, key, with_inline,
-                                     version_id, archive_id)
+        return await owning_opened(self.index.read(self._latest_and_archive, incarnation,
+                                                   key, with_inline, version_id, archive_id))
 
     def _latest_and_archive(self, conn: sqlite3.Connection, incarnation: str, key: str,
                             with_inline: bool, version_id: str, archive_id: str
