@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from erasure import Codec, RangeNotSatisfiable, resolve_range
 from gateway.objects.range_shape import RangeShape
+from gateway.objects.shared_reads import PartKey
 from gateway.objects.volume_client import ArchiveStream
 from shardgate.manifest import ObjectManifest, PartManifest
 
@@ -85,6 +87,7 @@ class ReadAhead:
         self._streams: dict[int, tuple[PlannedRead, ArchiveStream]] = {}
         self._confirmed = False
         self._closed = False
+        self._release: Callable[[], None] | None = None  # a claim on shared segments
 
     @staticmethod
     def healthy_data(cluster: Cluster, codec: Codec, part: PartManifest) -> bool:
@@ -121,10 +124,13 @@ class ReadAhead:
             return None
         shape = RangeShape(codec.layout(part.size), start - offset,
                            min(end, offset + part.size - 1) - offset)
-        if shape.narrow:
+        shared: tuple[PartKey, int] | None = None
+        if shape.narrow:  # narrow reads are a GET's own, never shared
             spans = shape.narrow_reads(codec)
         elif shape.whole(shape.span.first_segment) and \
                 len(shape.segments) <= READ_AHEAD_SEGMENTS:
+            shared = ((incarnation, key, hint.version_id, part.number),
+                      shape.span.first_segment)
             first = shape.span.archive_start
             spans = {index: (first, shape.whole_end()) for index in range(codec.k)}
         else:
@@ -135,7 +141,12 @@ class ReadAhead:
                  if (volume_id := part.placement[index]) is not None]
         if len({read.volume_id for read in reads}) != len(reads):
             return None  # a volume holding two of them: not worth the bookkeeping
-        return cls(hint, part, reads)
+        if shared is not None and not cluster.segments.claim_ahead(*shared):
+            return None  # another GET here reads those segments: share theirs
+        ahead = cls(hint, part, reads)
+        if shared is not None:
+            ahead._release = lambda: cluster.segments.release_ahead(*shared)
+        return ahead
 
     async def latest(self, cluster: Cluster, volume_id: str, with_inline: bool
                      ) -> list[dict]:
@@ -183,6 +194,9 @@ class ReadAhead:
     def close(self) -> None:
         """Close every read nobody took (and any that is still to arrive)."""
         self._closed = True
+        if self._release is not None:
+            self._release()
+            self._release = None
         for _, stream in self._streams.values():
             with contextlib.suppress(Exception):
                 stream.close()

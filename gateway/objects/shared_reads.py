@@ -173,14 +173,18 @@ class PartSource:
         if not streams:
             return
         cursor = Cursor(segment, end, [], dict(streams))
-        if self.closed or segment in self._fetching or \
-                self.exchange.recent(self.key, segment) is not None or \
-                any(idle.position == segment for idle in self._idle):
+        if self.closed or self.busy_at(segment):
             cursor.close()
             return
         cursor.untried = [i for i in self._holder_order() if i not in streams]
         self._idle.append(cursor)
         self._trim_idle()
+
+    def busy_at(self, segment: int) -> bool:
+        """Whether `segment` is being fetched, kept decoded, or has a cursor waiting."""
+        return (segment in self._fetching
+                or self.exchange.recent(self.key, segment) is not None
+                or any(cursor.position == segment for cursor in self._idle))
 
     def _holder_order(self) -> list[int]:
         """Fragment indexes with a holder, healthy ones first, data before parity."""
@@ -308,6 +312,7 @@ class SegmentExchange:
         self.cluster = cluster
         self.budget = budget
         self._sources: dict[PartKey, PartSource] = {}
+        self._ahead: dict[tuple[PartKey, int], int] = {}
         self._recent: OrderedDict[tuple[PartKey, int], bytes] = OrderedDict()
         self._recent_bytes = 0
 
@@ -329,6 +334,20 @@ class SegmentExchange:
         source.users += 1
         source.add_inline(inline)
         return source
+
+    def claim_ahead(self, key: PartKey, segment: int) -> bool:
+        """Whether a GET may open reads of `segment` of a part ahead of its decision
+        (read_ahead.py): not while another GET here is about to read that segment,
+        reads it, or keeps it, since it would then take it from them and the reads
+        opened ahead would be thrown away. Pair a True with `release_ahead`."""
+        source = self._sources.get(key)
+        if (key, segment) in self._ahead or (source is not None and source.busy_at(segment)):
+            return False
+        self._ahead[(key, segment)] = 1
+        return True
+
+    def release_ahead(self, key: PartKey, segment: int) -> None:
+        self._ahead.pop((key, segment), None)
 
     def release(self, source: PartSource) -> None:
         source.users -= 1

@@ -15,15 +15,17 @@ a range needs for those bytes in the same request as `latest`. What must hold:
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
 
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import volume_requests
+from tests.e2e.helpers import volume_counter, volume_requests
 from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
 from tests.e2e.test_kill_points import arm_volume, disarm_live
@@ -33,6 +35,7 @@ KIB = 1 << 10
 MIB = 1 << 20
 ARCHIVE_GET = "GET /archives/{archive_id}"
 CHECKSUM_FAILURES = "shardgate_checksum_failures_total"
+READERS = 20
 QUARTER = 256 * KIB  # one data fragment's share of a 1 MiB segment (k = 4)
 
 
@@ -52,6 +55,11 @@ def new_bucket(s3, versioned: bool = False) -> str:
         s3.put_bucket_versioning(Bucket=bucket,
                                  VersioningConfiguration={"Status": "Enabled"})
     return bucket
+
+
+def fragment_bytes_sent(dev) -> float:
+    """Fragment bytes the volumes sent, by any route, by their own counters."""
+    return volume_counter(dev, "shardgate_fragment_sent_bytes_total", {})
 
 
 def get_range(s3, bucket: str, key: str, first: int, last: int) -> bytes:
@@ -79,6 +87,30 @@ def test_a_key_read_before_is_read_without_a_second_round_trip(two):
             assert get_range(s3, bucket, "k", first, last) == data[first:last + 1]
     # Not one archive read of its own: every fragment came with a `latest` answer.
     assert volume_requests(dev, ARCHIVE_GET, None) == before
+
+
+def test_many_readers_of_one_range_share_its_reads(two):
+    """Read-ahead must not undo shared reads: readers of the same 8 MiB range in step
+    cost the volumes about one reader's fragment bytes, not one read-ahead each."""
+    dev, _, _ = two
+    s3 = dev.client(*USERS["alice"], max_pool_connections=READERS + 4)
+    bucket = new_bucket(s3)
+    data = os.urandom(16 * MIB)
+    s3.put_object(Bucket=bucket, Key="hot", Body=data)
+    get_range(s3, bucket, "hot", 0, 0)
+    first, last = 8 * MIB, 16 * MIB - 1
+    start = threading.Barrier(READERS)
+
+    def one(_: int) -> bytes:
+        start.wait()
+        return get_range(s3, bucket, "hot", first, last)
+
+    before = fragment_bytes_sent(dev)
+    with ThreadPoolExecutor(READERS) as pool:
+        bodies = list(pool.map(one, range(READERS)))
+    sent = fragment_bytes_sent(dev) - before
+    assert all(body == data[first:last + 1] for body in bodies)
+    assert sent <= 2 * (last - first + 1) * 1.01, sent / (last - first + 1)
 
 
 def test_an_overwrite_through_another_gateway_is_read_at_once(two):

@@ -24,7 +24,7 @@ def hinted(size: int, suspect: frozenset[str] = frozenset()):
     hints = ReadHints()
     hints.remember(manifest)
     cluster = SimpleNamespace(read_hints=hints, codec_for=lambda params: codec,
-                              suspect=lambda vid: vid in suspect)
+                              suspect=lambda vid: vid in suspect, segments=exchange)
     return cluster, exchange, manifest, part, data, volumes, codec
 
 
@@ -182,3 +182,24 @@ def test_an_adopted_cursor_where_one_already_stands_is_closed() -> None:
         exchange.release(source)
 
     asyncio.run(main())
+
+
+def test_whole_segments_another_get_reads_are_not_read_ahead() -> None:
+    cluster, exchange, manifest, part, data, volumes, codec = hinted(8 * SEG)
+    whole = f"bytes={2 * SEG}-{4 * SEG - 1}"
+    first = ReadAhead.plan(cluster, "inc", "key", whole)
+    assert first is not None
+    assert ReadAhead.plan(cluster, "inc", "key", whole) is None  # planned by the first
+    assert ReadAhead.plan(cluster, "inc", "key", f"bytes={4 * SEG}-{6 * SEG - 1}")
+    assert ReadAhead.plan(cluster, "inc", "key", "bytes=5-100") is not None  # narrow: own
+    first.close()
+    layout = codec.layout(part.size)
+
+    async def main() -> None:
+        source = exchange.acquire(manifest, part)
+        await source.segment(1, layout.archive_size - 1)  # a cursor now waits at 2
+        assert ReadAhead.plan(cluster, "inc", "key", whole) is None
+        exchange.release(source)
+
+    asyncio.run(main())
+    assert ReadAhead.plan(cluster, "inc", "key", whole) is not None  # nobody reads it now
