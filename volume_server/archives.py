@@ -130,14 +130,14 @@ def prefixed_response(prefix: bytes, found: LockedFd | bytes | None, first: int,
     """`prefix` (the rows of a `latest` answer), then archive bytes [first, last] when
     `found` holds them all; takes ownership of an open file. The `x-rows-length` header
     says where the rows end, `x-archive-bytes` how many archive bytes follow (0: none)."""
-    size = 0 if found is None else (len(found) if isinstance(found, bytes) else -1)
-    if size == -1:
-        assert isinstance(found, LockedFd)
+    if isinstance(found, LockedFd):
         try:
             size = found.size()
         except BaseException:
             found.close()
             raise
+    else:
+        size = len(found) if found is not None else 0
     if found is None or not 0 <= first <= last < size:
         if isinstance(found, LockedFd):
             found.close()

@@ -312,7 +312,7 @@ class SegmentExchange:
         self.cluster = cluster
         self.budget = budget
         self._sources: dict[PartKey, PartSource] = {}
-        self._ahead: dict[tuple[PartKey, int], int] = {}
+        self._ahead: set[tuple[PartKey, int]] = set()
         self._recent: OrderedDict[tuple[PartKey, int], bytes] = OrderedDict()
         self._recent_bytes = 0
 
@@ -343,11 +343,11 @@ class SegmentExchange:
         source = self._sources.get(key)
         if (key, segment) in self._ahead or (source is not None and source.busy_at(segment)):
             return False
-        self._ahead[(key, segment)] = 1
+        self._ahead.add((key, segment))
         return True
 
     def release_ahead(self, key: PartKey, segment: int) -> None:
-        self._ahead.pop((key, segment), None)
+        self._ahead.discard((key, segment))
 
     def release(self, source: PartSource) -> None:
         source.users -= 1

@@ -160,19 +160,11 @@ class VolumeClient:
             async with self._session.request(method, url, params=params, data=data,
                                              headers=all_headers, timeout=timeout) as resp:
                 body = await resp.read()
-                value = _decoded(body) if body else None
                 if resp.status == 404 and allow_404:
                     return None
-                if resp.status >= 500:
-                    raise VolumeUnavailable(volume_id, f"HTTP {resp.status}")
-                if resp.status == 404:
-                    raise VolumeNotFound(body.decode(errors="replace"))
-                if resp.status == 409 and isinstance(value, dict) \
-                        and value.get("code") == "StaleEpoch":
-                    self._stale_epoch(value.get("epoch"))
-                    raise StaleEpoch(volume_id, resp.status, body.decode(errors="replace"))
                 if resp.status >= 400:
-                    raise VolumeRejected(volume_id, resp.status, body.decode(errors="replace"))
+                    raise self._failure(volume_id, resp.status, body)
+                value = _decoded(body) if body else None
                 if resp.status == 204 or not body:
                     return {}
                 if value is None:
@@ -180,6 +172,20 @@ class VolumeClient:
                 return value
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise VolumeUnavailable(volume_id, repr(exc)) from exc
+
+    def _failure(self, volume_id: str, status: int, body: bytes) -> Exception:
+        """What an answer of `status` >= 400 is: a volume down (5xx), a missing thing
+        (404), a ring epoch we lag (409 StaleEpoch: the map is re-read), or a refusal."""
+        text = body.decode(errors="replace")
+        value = _decoded(body) if body else None  # a refusal may carry the volume's clock
+        if status >= 500:
+            return VolumeUnavailable(volume_id, f"HTTP {status}")
+        if status == 404:
+            return VolumeNotFound(text)
+        if status == 409 and isinstance(value, dict) and value.get("code") == "StaleEpoch":
+            self._stale_epoch(value.get("epoch"))
+            return StaleEpoch(volume_id, status, text)
+        return VolumeRejected(volume_id, status, text)
 
     # -- fragment archives ---------------------------------------------------------------
 
@@ -227,10 +233,7 @@ class VolumeClient:
         try:
             try:
                 if resp.status >= 400:
-                    text = (await resp.read()).decode(errors="replace")
-                    if resp.status >= 500:
-                        raise VolumeUnavailable(volume_id, f"latest: HTTP {resp.status}")
-                    raise VolumeRejected(volume_id, resp.status, text)
+                    raise self._failure(volume_id, resp.status, await resp.read())
                 if "x-rows-length" not in resp.headers:  # a volume that reads nothing along
                     following, prefix = 0, await resp.read()
                 else:

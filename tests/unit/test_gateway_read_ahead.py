@@ -39,8 +39,8 @@ def test_range_shape_wants_what_the_range_covers_of_each_segment() -> None:
         got = b"".join(data[layout.segment_offset(s):][slice(*shape.wanted(s))]
                        for s in shape.segments)
         assert got == data[start:end + 1]
-        assert shape.partial == (start % SEG != 0 or (end + 1) % SEG != 0
-                                 and end + 1 != part.size)
+        assert shape.partial == (start % SEG != 0
+                                 or ((end + 1) % SEG != 0 and end + 1 != part.size))
 
 
 def test_a_narrow_range_plans_one_read_per_needed_fragment() -> None:
