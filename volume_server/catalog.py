@@ -347,6 +347,13 @@ def latest(conn: sqlite3.Connection, incarnation: str, key: str, with_inline: bo
     return versions
 
 
+def latest_many(conn: sqlite3.Connection, keys: list[tuple[str, str, bool]]
+                ) -> list[list[dict[str, Any]]]:
+    """`latest` of each (incarnation, key, with_inline), read in one transaction."""
+    return [latest(conn, incarnation, key, with_inline)
+            for incarnation, key, with_inline in keys]
+
+
 def attach_inline(conn: sqlite3.Connection, incarnation: str, key: str,
                   versions: list[dict[str, Any]]) -> None:
     """Give the newest row (not a tombstone, not a delete marker) an `inline` map of

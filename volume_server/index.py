@@ -175,6 +175,7 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
 
 
 _Op = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, asyncio.Future]
+_Outcome = tuple[asyncio.Future, bool, Any]  # a write's future, ok, its value or error
 
 
 class Index:
@@ -313,20 +314,29 @@ class Index:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [(False, exc)] * len(batch)
+        # One wake-up of each waiting loop for the whole batch, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for (_, _, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-            _notify(loop, future, ok, value)
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, settled in by_loop.items():
+            _wake(loop, settled)
 
 
 def _notify(loop: asyncio.AbstractEventLoop, future: asyncio.Future, ok: bool,
             value: Any) -> None:
+    _wake(loop, [(future, ok, value)])
+
+
+def _wake(loop: asyncio.AbstractEventLoop, settled: list[_Outcome]) -> None:
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-        loop.call_soon_threadsafe(_settle, future, ok, value)
+        loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(settled: list[_Outcome]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

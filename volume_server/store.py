@@ -263,6 +263,11 @@ class Store:
                      ) -> list[dict[str, Any]]:
         return await self.index.read(catalog.latest, incarnation, key, with_inline)
 
+    async def latest_many(self, keys: list[tuple[str, str, bool]]
+                          ) -> list[list[dict[str, Any]]]:
+        """`latest` of many keys in one reader-thread job (a gateway's batch)."""
+        return await self.index.read(catalog.latest_many, keys)
+
     async def latest_and_archive(self, incarnation: str, key: str, with_inline: bool,
                                  version_id: str, archive_id: str
                                  ) -> tuple[list[dict[str, Any]], LockedFd | bytes | None]:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from gateway.objects.volume_batches import VolumeBatches
 from gateway.objects.volume_errors import (
     StaleEpoch,
     VolumeNotFound,
@@ -27,6 +28,8 @@ from shardgate.config import ClusterConfig
 from shardgate.mapview import EPOCH_HEADER
 from shardgate.tokens import TokenCache
 from shardgate.versionid import observe_version_id
+
+LATEST_BATCH = 256  # keys per batched `latest` (the volume takes up to 1000)
 
 
 def _decoded(body: bytes) -> Any:
@@ -93,6 +96,8 @@ class VolumeClient:
             total=None, connect=connect_timeout, sock_connect=connect_timeout,
             sock_read=metadata_timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._latest_batches: VolumeBatches[tuple[str, str, bool], list[dict]] = (
+            VolumeBatches(self._latest_many, LATEST_BATCH))
 
     def follow(self, urls: dict[str, str], epoch: int) -> None:
         """The volumes' addresses and the ring epoch from a newer cluster map: every
@@ -127,12 +132,15 @@ class VolumeClient:
     async def _request(self, volume_id: str, method: str, path: str, *,
                        params: dict[str, Any] | None = None, json_body: Any = None,
                        data: Any = None, headers: dict[str, str] | None = None,
-                       allow_404: bool = False) -> Any:
+                       allow_404: bool = False, reads_only: bool = False) -> Any:
+        """One request; one that only reads (every GET, and a POST said to) is sent
+        again once on a new connection when the pooled one turns out closed."""
         assert self._session is not None, "VolumeClient.start() was not awaited"
-        if method in ("GET", "HEAD"):
+        if method in ("GET", "HEAD") or reads_only:
             try:
                 return await self._request_once(volume_id, method, path, params=params,
-                                                headers=headers, allow_404=allow_404)
+                                                json_body=json_body, headers=headers,
+                                                allow_404=allow_404)
             except VolumeUnavailable as exc:
                 if not _stale_connection(exc.__cause__):
                     raise
@@ -212,7 +220,38 @@ class VolumeClient:
                      with_inline: bool = False) -> list[dict]:
         """The key's rows from the newest down to the newest durable one, newest first;
         `with_inline`: the newest row's inline fragments held there, as `"inline"`:
-        {archive id: bytes}."""
+        {archive id: bytes}. Asked in a batch with the other keys queued meanwhile for
+        the same volume (volume_batches.py)."""
+        return await self._latest_batches.send(volume_id, (incarnation, key, with_inline))
+
+    async def _latest_many(self, volume_id: str, keys: list[tuple[str, str, bool]]
+                           ) -> list[list[dict] | BaseException]:
+        """`latest` of each (incarnation, key, with_inline), in one request."""
+        if len(keys) == 1:
+            return [await self._latest_one(volume_id, *keys[0])]
+        try:
+            answer = await self._request(volume_id, "POST", "/objects/latest",
+                                         json_body={"keys": [list(k) for k in keys]},
+                                         reads_only=True)
+        except VolumeRejected as exc:
+            if exc.status != 405:
+                raise
+            # A volume that predates batches (mid-upgrade): one request per key.
+            return await asyncio.gather(*(self._latest_one(volume_id, *k) for k in keys),
+                                        return_exceptions=True)
+        answers = answer.get("answers") if isinstance(answer, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(keys):
+            raise VolumeUnavailable(volume_id, "answer is not the rows of each key")
+        found: list[list[dict] | BaseException] = []
+        for rows in answers:
+            try:
+                found.append(self._rows(volume_id, answer | {"versions": rows}))
+            except VolumeUnavailable as exc:
+                found.append(exc)
+        return found
+
+    async def _latest_one(self, volume_id: str, incarnation: str, key: str,
+                          with_inline: bool) -> list[dict]:
         params = {"incarnation": incarnation, "key": key}
         if with_inline:
             params["inline"] = "1"
@@ -265,7 +304,7 @@ class VolumeClient:
 
     @staticmethod
     def _rows(volume_id: str, answer: Any) -> list[dict]:
-        if not isinstance(answer, dict) or "versions" not in answer:
+        if not isinstance(answer, dict) or not isinstance(answer.get("versions"), list):
             raise VolumeUnavailable(volume_id, "answer is not the rows")
         if answer.get("rebuilding"):
             raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")

@@ -1,6 +1,8 @@
 """Small objects read in one round trip: the volumes' `latest` answers carry the fragments
 they keep inline, and the gateway decodes from those.
 
+Concurrent GETs ask each volume for the rows of every key queued meanwhile in one request.
+
 What must hold however the fragments come: the bytes served are the bytes stored. A
 fragment that rots in a volume's SQLite is decoded around (a stream from another volume
 stands in) and queued for healing; with more than m of them rotten the GET fails, it
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -128,3 +132,30 @@ def test_data_volume_killed_after_the_put(cluster, s3, bucket):
             assert s3.get_object(Bucket=bucket, Key="down")["Body"].read() == data
     finally:
         cluster.restart_volume(first)
+
+
+def test_concurrent_gets_share_latest_requests_and_survive_a_kill(cluster, s3, bucket):
+    objects = {f"many/{i}": os.urandom(2000 + i) for i in range(24)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def read_all(rounds: int) -> None:
+        for _ in range(rounds):
+            for key, data in objects.items():
+                assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+    batched = volume_requests(cluster, "POST /objects/latest")
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(read_all, [2] * 16))
+    assert volume_requests(cluster, "POST /objects/latest") > batched
+    # A volume killed while batches are on their way: the GETs decide from the others.
+    victim = placement(cluster, bucket, "many/0")[0]
+    with ThreadPoolExecutor(16) as pool:
+        running = [pool.submit(read_all, 3) for _ in range(16)]
+        time.sleep(0.5)
+        cluster.kill_volume(victim)
+        try:
+            for future in running:
+                future.result()
+        finally:
+            cluster.restart_volume(victim)

@@ -1,5 +1,5 @@
 """Volume answers that save the gateway round trips: `latest` carrying a small object's
-inline fragments, and durable notices in batches."""
+inline fragments, `latest` of many keys in one request, and durable notices in batches."""
 
 from __future__ import annotations
 
@@ -94,3 +94,32 @@ async def test_durable_notices_in_a_batch(client) -> None:
     for bad in ([], ["not an object"], [{"key": "no incarnation"}]):
         r = await client.post("/objects/durable", json={"notices": bad})
         assert r.status_code == 400, (bad, r.text)
+
+
+async def test_latest_of_many_keys_in_one_request(client) -> None:
+    small = await commit_inline(client, "small", vid(1), b"fragment one")
+    await commit_inline(client, "other", vid(2), b"two")
+    r = await client.post("/objects/latest", json={"keys": [
+        [INC, "small", True], [INC, "missing", True], [INC, "other", False]]})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    single = (await client.get("/objects/latest", params={"incarnation": INC,
+                                                          "key": "small"})).json()
+    assert answer["clock"] == single["clock"] >= vid(2)
+    assert answer["rebuilding"] == single["rebuilding"]
+    small_rows, missing_rows, other_rows = answer["answers"]
+    assert small_rows == await latest_rows(client, "small")
+    assert {a: base64.b64decode(d) for a, d in small_rows[0]["inline"].items()} == {
+        small: b"fragment one"}
+    assert missing_rows == []
+    assert [r["version_id"] for r in other_rows] == [vid(2)]
+    assert "inline" not in other_rows[0]
+
+
+@pytest.mark.parametrize("keys", [
+    None, "k", [["i", "k"]], [["i", "k", "yes"]], [["", "k", True]], [["i", "", True]],
+    [[INC, "k", True]] * 1001])
+async def test_latest_of_many_keys_refuses_bad_input(client, keys) -> None:
+    r = await client.post("/objects/latest", json={} if keys is None else {"keys": keys})
+    assert r.status_code == 400, r.text
+    assert "error" in r.json()

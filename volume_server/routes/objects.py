@@ -170,11 +170,7 @@ async def latest(request: Request) -> Response:
             incarnation, key, with_inline, query_text(request, "version", required=True),
             check_archive_id(archive_id))
     try:
-        for row in versions:
-            if "inline" in row:
-                FRAGMENT_BYTES.inc(sum(len(data) for data in row["inline"].values()))
-                row["inline"] = {archive: base64.b64encode(data).decode("ascii")
-                                 for archive, data in row["inline"].items()}
+        _inline_as_text(versions)
         answer = {"versions": versions, "clock": store.clock, "rebuilding": store.rebuilding}
         if archive_id is None:
             return JSONResponse(answer)
@@ -184,6 +180,36 @@ async def latest(request: Request) -> Response:
             found.close()
         raise
     return prefixed_response(rows, found, first, last)
+
+
+MAX_LATEST_KEYS = 1000
+
+
+async def latest_batch(request: Request) -> JSONResponse:
+    """Body {"keys": [[incarnation, key, inline], ...]} (at most 1000) -> {"answers":
+    [rows of each key, as GET /objects/latest gives them], "clock", "rebuilding"}: the
+    rows of many keys a gateway's concurrent requests asked for, in one request."""
+    raw = field(await json_body(request), "keys", list)
+    if len(raw) > MAX_LATEST_KEYS or not all(
+            isinstance(k, list) and len(k) == 3 and isinstance(k[0], str) and k[0]
+            and isinstance(k[1], str) and k[1] and isinstance(k[2], bool) for k in raw):
+        raise ApiError(400, f"keys: at most {MAX_LATEST_KEYS} [incarnation, key, inline]"
+                            " triples")
+    store = store_of(request)
+    answers = await store.latest_many([(a, b, c) for a, b, c in raw])
+    for versions in answers:
+        _inline_as_text(versions)
+    return JSONResponse({"answers": answers, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
+
+
+def _inline_as_text(versions: list[dict[str, Any]]) -> None:
+    """Inline fragments as base64 for the JSON answer, counted as fragment bytes sent."""
+    for row in versions:
+        if "inline" in row:
+            FRAGMENT_BYTES.inc(sum(len(data) for data in row["inline"].values()))
+            row["inline"] = {archive: base64.b64encode(data).decode("ascii")
+                             for archive, data in row["inline"].items()}
 
 
 async def repair(request: Request) -> JSONResponse:
@@ -341,6 +367,7 @@ async def list_objects(request: Request) -> JSONResponse:
 routes = [
     Route("/objects/commit", commit_object, methods=["POST"]),
     Route("/objects/latest", latest, methods=["GET"]),
+    Route("/objects/latest", latest_batch, methods=["POST"]),
     Route("/objects/durable", durable, methods=["POST"]),
     Route("/objects/repair", repair, methods=["POST"]),
     Route("/objects/rollback", roll_back, methods=["POST"]),

@@ -1,0 +1,124 @@
+"""gateway/objects/volume_batches.py and the volume client's batched `latest`: items
+queued behind a request go in the next one, each answer to its own caller, a failed item
+fails alone, a failed request fails its batch, and a caller that gave up is not asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from gateway.objects.volume_batches import VolumeBatches
+from gateway.objects.volume_client import VolumeClient
+from gateway.objects.volume_errors import VolumeRebuilding, VolumeUnavailable
+from shardgate.config import ClusterConfig, VolumeSpec
+
+pytestmark = pytest.mark.anyio
+
+
+class Volume:
+    """Answers each item with its square (an item of -1 fails alone) when released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.release = asyncio.Event()
+        self.answers_short = False
+
+    async def send(self, volume_id: str, items: list[int]) -> list[int | BaseException]:
+        self.batches.append(items)
+        await self.release.wait()
+        if self.answers_short:
+            return [1]
+        return [VolumeUnavailable(volume_id, "bad item") if i < 0 else i * i for i in items]
+
+
+async def test_per_item_answers_and_failures_and_given_up_callers() -> None:
+    volume = Volume()
+    batches: VolumeBatches[int, int] = VolumeBatches(volume.send, max_batch=3)
+    first = batches.send("v1", 2)
+    await asyncio.sleep(0)
+    queued = [batches.send("v1", i) for i in (3, -1, 4, 5)]
+    queued[2].cancel()  # its caller gave up before the batch went
+    volume.release.set()
+    assert await first == 4
+    assert await queued[0] == 9
+    with pytest.raises(VolumeUnavailable):
+        await queued[1]
+    assert await queued[3] == 25
+    assert volume.batches == [[2], [3, -1], [5]]
+
+
+async def test_a_miscounted_answer_fails_the_batch() -> None:
+    volume = Volume()
+    volume.answers_short = True
+    volume.release.set()
+    batches: VolumeBatches[int, int] = VolumeBatches(volume.send, max_batch=8)
+    futures = [batches.send("v1", i) for i in (1, 2)]
+    with pytest.raises(RuntimeError):
+        await futures[0]
+    with pytest.raises(RuntimeError):
+        await futures[1]
+
+
+ROWS_JSON = json.dumps([{"version_id": "v2", "deleted": False, "durable": True,
+                         "manifest": {}, "inline": {"a": "aGVsbG8="}}])
+
+
+async def test_the_client_asks_latest_of_queued_keys_in_one_request() -> None:
+    seen: list[tuple[str, object]] = []
+    gate = asyncio.Event()
+
+    async def single(request: web.Request) -> web.Response:
+        seen.append(("GET", request.query["key"]))
+        await gate.wait()
+        rows = json.loads(ROWS_JSON) if request.query["key"] != "none" else []
+        return web.json_response({"versions": rows, "clock": "", "rebuilding": False})
+
+    async def many(request: web.Request) -> web.Response:
+        keys = (await request.json())["keys"]
+        seen.append(("POST", keys))
+        answers = [json.loads(ROWS_JSON) if k[1] == "k" else "junk" if k[1] == "junk"
+                   else [] for k in keys]
+        return web.Response(body=json.dumps({"answers": answers, "clock": "",
+                                             "rebuilding": keys[0][1] == "rebuild"}),
+                            content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/objects/latest", single)
+    app.router.add_post("/objects/latest", many)
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url(""))
+        client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
+                                            jwt_secret="x" * 32))
+        client.follow({"v1": url}, epoch=1)
+        await client.start()
+        try:
+            alone = asyncio.ensure_future(client.latest("v1", "i", "k", with_inline=True))
+            await asyncio.sleep(0.05)
+            rest = [asyncio.ensure_future(client.latest("v1", "i", key, with_inline=True))
+                    for key in ("k", "none", "junk")]
+            await asyncio.sleep(0)
+            gate.set()
+            assert (await alone)[0]["inline"] == {"a": b"hello"}
+            assert (await rest[0])[0]["inline"] == {"a": b"hello"}
+            assert await rest[1] == []
+            with pytest.raises(VolumeUnavailable):
+                await rest[2]
+            assert seen == [("GET", "k"), ("POST", [["i", "k", True], ["i", "none", True],
+                                                    ["i", "junk", True]])]
+            gate.clear()
+            blocker = asyncio.ensure_future(client.latest("v1", "i", "k"))
+            await asyncio.sleep(0.05)
+            rebuilding = [asyncio.ensure_future(client.latest("v1", "i", key))
+                          for key in ("rebuild", "k")]
+            await asyncio.sleep(0)
+            gate.set()
+            await blocker
+            for future in rebuilding:
+                with pytest.raises(VolumeRebuilding):
+                    await future
+        finally:
+            await client.close()
