@@ -44,6 +44,18 @@ _STATUS: dict[type[Exception], int] = {
 }
 
 
+def error_status(exc: Exception) -> tuple[int, str]:
+    """The status and message an exception is answered with (500 if unforeseen)."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message
+    if isinstance(exc, HTTPException):
+        return exc.status_code, str(exc.detail)
+    for kind, code in _STATUS.items():
+        if isinstance(exc, kind):
+            return code, str(exc)
+    return 500, f"internal error: {type(exc).__name__}"
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.message)
@@ -55,8 +67,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _known_error(request: Request, exc: Exception) -> Response:
-    status = next(code for kind, code in _STATUS.items() if isinstance(exc, kind))
-    return error_response(status, str(exc))
+    return error_response(*error_status(exc))
 
 
 async def _unsatisfiable(request: Request, exc: Exception) -> Response:

@@ -71,20 +71,22 @@ def status_of(call) -> int:  # noqa: ANN001 - any boto3 call wrapped in a lambda
     return 200
 
 
-def volume_requests(cluster: DevCluster, operation: str, status: str | None = "200"
-                    ) -> float:
-    """How many `operation` requests the volumes answered with `status` (None: any), by
-    their own counters (`GET /metrics`)."""
+def volume_requests(cluster: DevCluster, operation: str, status: str | None = "200",
+                    volume_ids: list[str] | None = None) -> float:
+    """How many `operation` requests the volumes (all, or `volume_ids`) answered with
+    `status` (None: any), by their own counters (`GET /metrics`)."""
     labels = {"operation": operation} | ({"status": status} if status else {})
-    return volume_counter(cluster, "shardgate_requests_total", labels)
+    return volume_counter(cluster, "shardgate_requests_total", labels, volume_ids)
 
 
-def volume_counter(cluster: DevCluster, sample: str, labels: dict[str, str]) -> float:
-    """A counter summed over every volume's `/metrics`, over the samples with `labels`."""
+def volume_counter(cluster: DevCluster, sample: str, labels: dict[str, str],
+                   volume_ids: list[str] | None = None) -> float:
+    """A counter summed over the volumes' `/metrics` (all, or `volume_ids`), over the
+    samples with `labels`."""
     from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
-    for volume_id in cluster.volume_ids:
+    for volume_id in volume_ids or cluster.volume_ids:
         url = f"{cluster.config.volume(volume_id).url}/metrics"
         with urllib.request.urlopen(url, timeout=5) as resp:
             for family in text_string_to_metric_families(resp.read().decode()):

@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -34,7 +35,7 @@ from urllib3.exceptions import ProtocolError
 from shardgate.faults import ENV
 from tests.e2e.cluster import REGION, DevCluster, free_port, wait_http
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import placement
+from tests.e2e.helpers import placement, volume_requests
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
@@ -133,6 +134,18 @@ def settled(cluster: DevCluster, key: str) -> bool:
     return True
 
 
+def wait_noticed(cluster: DevCluster, keys: list[str]) -> None:
+    """Until no row of `keys` is pending: the durable notices of the versions written
+    before a point is armed have landed, so none of them trips a durable.* point meant
+    for the write under test (such a point would fire early, even while being armed)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while any(db_rows(cluster, vid, "SELECT COUNT(*) FROM objects WHERE key=? AND"
+                      " durable=0", (key,))[0][0]
+              for vid in cluster.volume_ids for key in keys):
+        assert time.monotonic() < deadline, f"notices for {keys} never landed"
+        time.sleep(0.05)
+
+
 def orphans(cluster: DevCluster, vid: str) -> tuple[list[str], set[str]]:
     """(staging files, archive files nothing owns or keeps) on one volume."""
     root = Path(cluster.config.volume(vid).data_dir)
@@ -193,6 +206,7 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
     new = os.urandom(5000 if small else MIB + 4321)
     if op == "copy":  # the new version comes from another key, streamed server-side
         s3.put_object(Bucket=bucket, Key=key + ".src", Body=new)
+    wait_noticed(cluster, [key, key + ".src"])
     endpoint = arm()
     writer = client(endpoint)
     if op in ("put", "put-small"):
@@ -276,3 +290,91 @@ def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
         return []
 
     run_case(fcluster, fbucket, key, op, arm, back)
+
+
+def run_batch_case(cluster: DevCluster, bucket: str, prefix: str, arm, victims_back) -> None:
+    """Small overwrites of 24 keys from 12 threads at once, so that commits to each
+    volume go in batches, while a point fires inside one; afterwards every acknowledged
+    overwrite reads back new, every other one old or new."""
+    keys = [f"{prefix}/{i}" for i in range(24)]
+    s3 = client(cluster.endpoint)
+    before = {vid: orphans(cluster, vid)[1] for vid in cluster.volume_ids}
+    old = {key: os.urandom(3000) for key in keys}
+    new = {key: os.urandom(4000) for key in keys}
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=old[key])
+    wait_noticed(cluster, keys)
+    endpoint = arm()
+    writers = [client(endpoint) for _ in range(12)]
+
+    def overwrite(n: int) -> list[tuple[str, str]]:
+        mine = keys[n::len(writers)]
+        return [(key, attempt(lambda key=key: writers[n].put_object(
+            Bucket=bucket, Key=key, Body=new[key]))) for key in mine]
+
+    with ThreadPoolExecutor(len(writers)) as pool:
+        outcomes = dict(pair for done in pool.map(overwrite, range(len(writers)))
+                        for pair in done)
+    restarted = victims_back()
+    untouched = [v for v in cluster.volume_ids if v not in restarted]
+    for key in keys:
+        wait_settled(cluster, key, untouched, before)
+    for key in keys:
+        got = read(s3, bucket, key)
+        if outcomes[key] == "ok":
+            assert got == new[key], f"{key} acknowledged but reads otherwise"
+        else:
+            assert got in (old[key], new[key]), f"{key} reads neither version"
+
+
+@pytest.mark.parametrize("count", [1, 3])
+@pytest.mark.parametrize("point", ["commit.mid_txn", "commit.after_txn"])
+def test_volumes_killed_inside_a_batch_of_commits(fcluster, fbucket, point, count):
+    prefix = f"kb/{point}/{count}"
+    victims = list(placement(fcluster, fbucket, f"{prefix}/0")[:count])
+    survivors = [v for v in fcluster.volume_ids if v not in victims]
+    batched = volume_requests(fcluster, "POST /objects/commits", None, survivors)
+
+    def arm() -> str:
+        for vid in victims:  # the 8th commit each takes: with others of its batch
+            post(f"{fcluster.config.volume(vid).url}/faults", {"point": point, "at_hit": 8},
+                 fcluster.token(vid, "write"))
+        return fcluster.endpoint
+
+    def back() -> list[str]:
+        disarm_live(fcluster)
+        dead = [vid for vid in fcluster.volume_ids if not fcluster.volume_alive(vid)]
+        assert set(victims) <= set(dead)
+        for vid in dead:
+            fcluster.restart_volume(vid)
+        return dead
+
+    run_batch_case(fcluster, fbucket, prefix, arm, back)
+    assert volume_requests(fcluster, "POST /objects/commits", None, survivors) > batched
+
+
+def test_gateway_killed_inside_a_batch_of_commits(fcluster, fbucket):
+    port = free_port()
+    config = fcluster.data / f"gateway-{port}.toml"
+    text = (fcluster.data / "cluster.toml").read_text()
+    config.write_text(text.replace(f"port = {fcluster.port}", f"port = {port}"))
+    proc: subprocess.Popen | None = None
+
+    def arm() -> str:
+        nonlocal proc
+        proc = subprocess.Popen([sys.executable, "-m", "shardgate", "gateway", "--config",
+                                 str(config)], env={**os.environ, ENV: "1"},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        wait_http(f"{endpoint}/-/health")
+        # the 40th commit answered: some overwrites acknowledged, others part-committed
+        post(f"{endpoint}/-/faults", {"point": "gateway.after_one_commit", "at_hit": 40})
+        return endpoint
+
+    def back() -> list[str]:
+        assert proc is not None
+        proc.wait(30)
+        assert proc.returncode == -9
+        return []
+
+    run_batch_case(fcluster, fbucket, "kb/gateway", arm, back)

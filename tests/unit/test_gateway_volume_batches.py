@@ -1,6 +1,7 @@
-"""gateway/objects/volume_batches.py and the volume client's batched `latest`: items
-queued behind a request go in the next one, each answer to its own caller, a failed item
-fails alone, a failed request fails its batch, and a caller that gave up is not asked for."""
+"""gateway/objects/volume_batches.py and the volume client's batched `latest` and commits:
+items queued behind a request go in the next one, each answer to its own caller, a failed item
+fails alone, a failed request fails its batch, a caller that gave up is not asked for,
+and a volume that predates batches is asked one item at a time."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.objects.volume_batches import VolumeBatches
 from gateway.objects.volume_client import VolumeClient
-from gateway.objects.volume_errors import VolumeRebuilding, VolumeUnavailable
+from gateway.objects.volume_errors import VolumeRebuilding, VolumeRejected, VolumeUnavailable
 from shardgate.config import ClusterConfig, VolumeSpec
 
 pytestmark = pytest.mark.anyio
@@ -120,5 +121,68 @@ async def test_the_client_asks_latest_of_queued_keys_in_one_request() -> None:
             for future in rebuilding:
                 with pytest.raises(VolumeRebuilding):
                     await future
+        finally:
+            await client.close()
+
+
+async def test_the_client_sends_queued_commits_in_one_request() -> None:
+    seen: list[tuple[str, list[str]]] = []
+    gate = asyncio.Event()
+    batches_known = True
+
+    async def single(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(("one", [body["key"]]))
+        await gate.wait()
+        return web.json_response({"committed": True, "clock": "c1", "rebuilding": False})
+
+    async def many(request: web.Request) -> web.Response:
+        if not batches_known:
+            return web.json_response({"error": "no such route"}, status=404)
+        commits = (await request.json())["commits"]
+        seen.append(("many", [c["key"] for c in commits]))
+        results = {"ok": {"committed": True}, "newer": {"status": 409, "error": "newer"},
+                   "broken": {"status": 500, "error": "disk"}, "junk": "?"}
+        return web.json_response({"results": [results[c["key"]] for c in commits],
+                                  "clock": "c2", "rebuilding": False})
+
+    app = web.Application()
+    app.router.add_post("/objects/commit", single)
+    app.router.add_post("/objects/commits", many)
+    async with TestServer(app, host="127.0.0.1") as server:
+        url = str(server.make_url(""))
+        client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
+                                            jwt_secret="x" * 32))
+        client.follow({"v1": url}, epoch=1)
+        await client.start()
+        try:
+            first = asyncio.ensure_future(client.commit_object("v1", {"key": "first"}))
+            await asyncio.sleep(0.05)
+            queued = [asyncio.ensure_future(client.commit_object("v1", {"key": key}))
+                      for key in ("ok", "newer", "broken", "junk")]
+            await asyncio.sleep(0)
+            gate.set()
+            assert (await first)["committed"] is True
+            assert await queued[0] == {"committed": True, "clock": "c2", "rebuilding": False}
+            with pytest.raises(VolumeRejected) as refused:
+                await queued[1]
+            assert refused.value.conflict
+            for future in queued[2:]:
+                with pytest.raises(VolumeUnavailable):
+                    await future
+            assert seen == [("one", ["first"]), ("many", ["ok", "newer", "broken", "junk"])]
+            # A volume that predates batches: each commit is sent alone.
+            batches_known = False
+            seen.clear()
+            gate.clear()
+            blocker = asyncio.ensure_future(client.commit_object("v1", {"key": "a"}))
+            await asyncio.sleep(0.05)
+            rest = [asyncio.ensure_future(client.commit_object("v1", {"key": k}))
+                    for k in ("b", "c")]
+            await asyncio.sleep(0)
+            gate.set()
+            for future in (blocker, *rest):
+                assert (await future)["committed"] is True
+            assert sorted(seen) == [("one", ["a"]), ("one", ["b"]), ("one", ["c"])]
         finally:
             await client.close()

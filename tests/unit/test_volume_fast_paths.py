@@ -1,5 +1,6 @@
 """Volume answers that save the gateway round trips: `latest` carrying a small object's
-inline fragments, `latest` of many keys in one request, and durable notices in batches."""
+inline fragments, `latest` of many keys in one request, commits and durable notices in
+batches."""
 
 from __future__ import annotations
 
@@ -123,3 +124,34 @@ async def test_latest_of_many_keys_refuses_bad_input(client, keys) -> None:
     r = await client.post("/objects/latest", json={} if keys is None else {"keys": keys})
     assert r.status_code == 400, r.text
     assert "error" in r.json()
+
+
+async def test_commits_in_one_request_are_answered_each_alone(client) -> None:
+    await client.post("/objects/commit", json=commit_body("fenced", vid(3), durable=False))
+    data = base64.b64encode(b"inline bytes").decode()
+    archive = aid("one-trip", vid(4))
+    commits = [
+        commit_body("plain", vid(4)),
+        commit_body("one-trip", vid(4), archive_id=archive, archives=[archive],
+                    inline=True, data=data, manifest=inline_manifest("one-trip", vid(4))),
+        commit_body("fenced", vid(5), durable=False, expect_newest=vid(1)),  # vid(3) is newer
+        commit_body("bad", "", durable=False),
+        commit_body("missing-stage", vid(6), stage_id="st-nothing", archive_id=aid("m", vid(6)),
+                    archives=[aid("m", vid(6))]),
+    ]
+    r = await client.post("/objects/commits", json={"commits": commits})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["clock"] >= vid(4) and "rebuilding" in answer
+    results = answer["results"]
+    assert results[:2] == [{"committed": True}] * 2
+    assert [(x["status"], bool(x["error"])) for x in results[2:]] == [
+        (409, True), (400, True), (404, True)]
+    assert [row["version_id"] for row in await latest_rows(client, "plain")] == [vid(4)]
+    rows = await latest_rows(client, "one-trip")
+    assert base64.b64decode(rows[0]["inline"][archive]) == b"inline bytes"
+    assert [row["version_id"] for row in await latest_rows(client, "fenced")] == [vid(3)]
+    for bad in ({}, {"commits": "x"}, {"commits": ["not a body"]},
+                {"commits": [commit_body("k", vid(1))] * 257}):
+        r = await client.post("/objects/commits", json=bad)
+        assert r.status_code == 400, (bad, r.text)

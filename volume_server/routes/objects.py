@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
 from typing import Any
 
@@ -15,7 +17,7 @@ from shardgate.jsonio import JSONResponse
 from volume_server import attributes, catalog, claims, version_listing
 from volume_server.archives import FRAGMENT_BYTES, prefixed_response
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
-from volume_server.errors import ApiError
+from volume_server.errors import ApiError, error_status
 from volume_server.fileio import LockedFd
 from volume_server.layout import check_archive_id, check_stage_id
 from volume_server.listing import MAX_LIMIT
@@ -32,6 +34,7 @@ from volume_server.routes import store_of
 from volume_server.store import MAX_INLINE_BYTES
 from volume_server.tombstones import scan_durable
 
+log = logging.getLogger("shardgate.volume")
 MAX_VERSION_ID = 64
 MAX_ARCHIVE_OFFSET = 2**62
 MAX_CLAIM_SECONDS = 300.0  # a claim outliving its holder blocks conditional writes this long
@@ -122,17 +125,48 @@ def inline_data(body: dict[str, Any], stage_id: str | None, archive_id: str | No
 
 async def commit_object(request: Request) -> JSONResponse:
     """Commit a version (pending); 409 when a conditional write's fence fails."""
-    body = await json_body(request)
+    await _commit(request, await json_body(request))
+    store = store_of(request)
+    return JSONResponse({"committed": True, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
+
+
+MAX_COMMITS = 256
+
+
+async def commit_objects(request: Request) -> JSONResponse:
+    """Body {"commits": [commit body, ...]} (at most 256) -> {"results": [{"committed":
+    true} or {"status", "error"} as POST /objects/commit would have answered, ...],
+    "clock", "rebuilding"}: the commits a gateway's concurrent writes queued for this
+    volume, in one request (and, queued together, one index transaction)."""
+    bodies = field(await json_body(request), "commits", list)
+    if len(bodies) > MAX_COMMITS or not all(isinstance(b, dict) for b in bodies):
+        raise ApiError(400, f"commits: at most {MAX_COMMITS} commit bodies")
+    results = await asyncio.gather(*(_commit_result(request, body) for body in bodies))
+    store = store_of(request)
+    return JSONResponse({"results": results, "clock": store.clock,
+                         "rebuilding": store.rebuilding})
+
+
+async def _commit_result(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        await _commit(request, body)
+    except Exception as exc:  # noqa: BLE001 - answered for this commit alone
+        status, message = error_status(exc)
+        if status == 500:
+            log.error("commit of a batch failed", exc_info=exc)
+        return {"status": status, "error": message}
+    return {"committed": True}
+
+
+async def _commit(request: Request, body: dict[str, Any]) -> None:
     commit, stage_id, archive_id, inline = parse_commit(
         body, request.app.state.durability.grace_seconds)
     data = inline_data(body, stage_id, archive_id, inline)
-    store = store_of(request)
     try:
-        await store.commit_object(commit, stage_id, archive_id, inline, data)
+        await store_of(request).commit_object(commit, stage_id, archive_id, inline, data)
     except claims.NewerVersion as exc:
         raise ApiError(409, str(exc)) from exc
-    return JSONResponse({"committed": True, "clock": store.clock,
-                         "rebuilding": store.rebuilding})
 
 
 async def claim_key(request: Request) -> JSONResponse:
@@ -366,6 +400,7 @@ async def list_objects(request: Request) -> JSONResponse:
 
 routes = [
     Route("/objects/commit", commit_object, methods=["POST"]),
+    Route("/objects/commits", commit_objects, methods=["POST"]),
     Route("/objects/latest", latest, methods=["GET"]),
     Route("/objects/latest", latest_batch, methods=["POST"]),
     Route("/objects/durable", durable, methods=["POST"]),
