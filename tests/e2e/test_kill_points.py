@@ -266,11 +266,17 @@ GATEWAY_CASES = [(p, 1) for p in GATEWAY_POINTS] + [
 def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
     if op in STAGE_FREE and point == "gateway.after_stage":
         pytest.skip(f"a {op} stages nothing")
-    key = f"kg/{point}/{at_hit}/{op}"
+    arm, back = doomed_gateway(fcluster, point, at_hit)
+    run_case(fcluster, fbucket, f"kg/{point}/{at_hit}/{op}", op, arm, back)
+
+
+def doomed_gateway(cluster: DevCluster, point: str, at_hit: int):
+    """(arm, back) for a case: arm starts a second gateway with `point` armed at its
+    `at_hit`-th hit and returns its endpoint; back checks that it killed itself there."""
     port = free_port()
-    config = fcluster.data / f"gateway-{port}.toml"
-    text = (fcluster.data / "cluster.toml").read_text()
-    config.write_text(text.replace(f"port = {fcluster.port}", f"port = {port}"))
+    config = cluster.data / f"gateway-{port}.toml"
+    text = (cluster.data / "cluster.toml").read_text()
+    config.write_text(text.replace(f"port = {cluster.port}", f"port = {port}"))
     proc: subprocess.Popen | None = None
 
     def arm() -> str:
@@ -289,7 +295,7 @@ def test_gateway_killed_at_point(fcluster, fbucket, point, at_hit, op):
         assert proc.returncode == -9
         return []
 
-    run_case(fcluster, fbucket, key, op, arm, back)
+    return arm, back
 
 
 def run_batch_case(cluster: DevCluster, bucket: str, prefix: str, arm, victims_back) -> None:
@@ -354,27 +360,6 @@ def test_volumes_killed_inside_a_batch_of_commits(fcluster, fbucket, point, coun
 
 
 def test_gateway_killed_inside_a_batch_of_commits(fcluster, fbucket):
-    port = free_port()
-    config = fcluster.data / f"gateway-{port}.toml"
-    text = (fcluster.data / "cluster.toml").read_text()
-    config.write_text(text.replace(f"port = {fcluster.port}", f"port = {port}"))
-    proc: subprocess.Popen | None = None
-
-    def arm() -> str:
-        nonlocal proc
-        proc = subprocess.Popen([sys.executable, "-m", "shardgate", "gateway", "--config",
-                                 str(config)], env={**os.environ, ENV: "1"},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        endpoint = f"http://127.0.0.1:{port}"
-        wait_http(f"{endpoint}/-/health")
-        # the 40th commit answered: some overwrites acknowledged, others part-committed
-        post(f"{endpoint}/-/faults", {"point": "gateway.after_one_commit", "at_hit": 40})
-        return endpoint
-
-    def back() -> list[str]:
-        assert proc is not None
-        proc.wait(30)
-        assert proc.returncode == -9
-        return []
-
+    # the 40th commit answered: some overwrites acknowledged, others part-committed
+    arm, back = doomed_gateway(fcluster, "gateway.after_one_commit", 40)
     run_batch_case(fcluster, fbucket, "kb/gateway", arm, back)

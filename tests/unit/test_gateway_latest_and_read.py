@@ -9,11 +9,9 @@ import json
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
-from gateway.objects.volume_client import VolumeClient
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
-from shardgate.config import ClusterConfig, VolumeSpec
+from tests.unit.stand_in_volume import client_of
 
 pytestmark = pytest.mark.anyio
 ROWS = {"versions": [{"version_id": "v2", "deleted": False, "durable": True,
@@ -40,28 +38,20 @@ async def latest(request: web.Request) -> web.Response:
 async def test_rows_then_the_bytes_read_along() -> None:
     app = web.Application()
     app.router.add_get("/objects/latest", latest)
-    async with TestServer(app, host="127.0.0.1") as server:
-        url = str(server.make_url(""))
-        client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
-                                            jwt_secret="x" * 32))
-        client.follow({"v1": url}, epoch=1)
-        await client.start()
-        try:
-            rows, stream = await client.latest_and_read("v1", "i", "along", "v2", "a",
-                                                        100, 4195)
-            assert rows == ROWS["versions"] and stream is not None
-            assert await stream.read_exactly(4096) == ARCHIVE[100:4196]
-            stream.close()
-            for key in ("none", "plain"):
-                rows, stream = await client.latest_and_read("v1", "i", key, "v2", "a", 0, 9)
-                assert rows == ROWS["versions"] and stream is None
-            with pytest.raises(VolumeRejected):
-                await client.latest_and_read("v1", "i", "refused", "v2", "a", 0, 9)
-            with pytest.raises(VolumeUnavailable):
-                await client.latest_and_read("v1", "i", "broken", "v2", "a", 0, 9)
-            # The pooled connection is still good after all of that.
-            rows, stream = await client.latest_and_read("v1", "i", "along", "v2", "a", 0, 9)
-            assert stream is not None and await stream.read_exactly(10) == ARCHIVE[:10]
-            stream.close()
-        finally:
-            await client.close()
+    async with client_of(app) as client:
+        rows, stream = await client.latest_and_read("v1", "i", "along", "v2", "a",
+                                                    100, 4195)
+        assert rows == ROWS["versions"] and stream is not None
+        assert await stream.read_exactly(4096) == ARCHIVE[100:4196]
+        stream.close()
+        for key in ("none", "plain"):
+            rows, stream = await client.latest_and_read("v1", "i", key, "v2", "a", 0, 9)
+            assert rows == ROWS["versions"] and stream is None
+        with pytest.raises(VolumeRejected):
+            await client.latest_and_read("v1", "i", "refused", "v2", "a", 0, 9)
+        with pytest.raises(VolumeUnavailable):
+            await client.latest_and_read("v1", "i", "broken", "v2", "a", 0, 9)
+        # The pooled connection is still good after all of that.
+        rows, stream = await client.latest_and_read("v1", "i", "along", "v2", "a", 0, 9)
+        assert stream is not None and await stream.read_exactly(10) == ARCHIVE[:10]
+        stream.close()

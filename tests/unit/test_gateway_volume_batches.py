@@ -10,12 +10,10 @@ import json
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from gateway.objects.volume_batches import VolumeBatches
-from gateway.objects.volume_client import VolumeClient
 from gateway.objects.volume_errors import VolumeRebuilding, VolumeRejected, VolumeUnavailable
-from shardgate.config import ClusterConfig, VolumeSpec
+from tests.unit.stand_in_volume import client_of
 
 pytestmark = pytest.mark.anyio
 
@@ -90,39 +88,31 @@ async def test_the_client_asks_latest_of_queued_keys_in_one_request() -> None:
     app = web.Application()
     app.router.add_get("/objects/latest", single)
     app.router.add_post("/objects/latest", many)
-    async with TestServer(app, host="127.0.0.1") as server:
-        url = str(server.make_url(""))
-        client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
-                                            jwt_secret="x" * 32))
-        client.follow({"v1": url}, epoch=1)
-        await client.start()
-        try:
-            alone = asyncio.ensure_future(client.latest("v1", "i", "k", with_inline=True))
-            await asyncio.sleep(0.05)
-            rest = [asyncio.ensure_future(client.latest("v1", "i", key, with_inline=True))
-                    for key in ("k", "none", "junk")]
-            await asyncio.sleep(0)
-            gate.set()
-            assert (await alone)[0]["inline"] == {"a": b"hello"}
-            assert (await rest[0])[0]["inline"] == {"a": b"hello"}
-            assert await rest[1] == []
-            with pytest.raises(VolumeUnavailable):
-                await rest[2]
-            assert seen == [("GET", "k"), ("POST", [["i", "k", True], ["i", "none", True],
-                                                    ["i", "junk", True]])]
-            gate.clear()
-            blocker = asyncio.ensure_future(client.latest("v1", "i", "k"))
-            await asyncio.sleep(0.05)
-            rebuilding = [asyncio.ensure_future(client.latest("v1", "i", key))
-                          for key in ("rebuild", "k")]
-            await asyncio.sleep(0)
-            gate.set()
-            await blocker
-            for future in rebuilding:
-                with pytest.raises(VolumeRebuilding):
-                    await future
-        finally:
-            await client.close()
+    async with client_of(app) as client:
+        alone = asyncio.ensure_future(client.latest("v1", "i", "k", with_inline=True))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(client.latest("v1", "i", key, with_inline=True))
+                for key in ("k", "none", "junk")]
+        await asyncio.sleep(0)
+        gate.set()
+        assert (await alone)[0]["inline"] == {"a": b"hello"}
+        assert (await rest[0])[0]["inline"] == {"a": b"hello"}
+        assert await rest[1] == []
+        with pytest.raises(VolumeUnavailable):
+            await rest[2]
+        assert seen == [("GET", "k"), ("POST", [["i", "k", True], ["i", "none", True],
+                                                ["i", "junk", True]])]
+        gate.clear()
+        blocker = asyncio.ensure_future(client.latest("v1", "i", "k"))
+        await asyncio.sleep(0.05)
+        rebuilding = [asyncio.ensure_future(client.latest("v1", "i", key))
+                      for key in ("rebuild", "k")]
+        await asyncio.sleep(0)
+        gate.set()
+        await blocker
+        for future in rebuilding:
+            with pytest.raises(VolumeRebuilding):
+                await future
 
 
 async def test_the_client_sends_queued_commits_in_one_request() -> None:
@@ -149,40 +139,32 @@ async def test_the_client_sends_queued_commits_in_one_request() -> None:
     app = web.Application()
     app.router.add_post("/objects/commit", single)
     app.router.add_post("/objects/commits", many)
-    async with TestServer(app, host="127.0.0.1") as server:
-        url = str(server.make_url(""))
-        client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
-                                            jwt_secret="x" * 32))
-        client.follow({"v1": url}, epoch=1)
-        await client.start()
-        try:
-            first = asyncio.ensure_future(client.commit_object("v1", {"key": "first"}))
-            await asyncio.sleep(0.05)
-            queued = [asyncio.ensure_future(client.commit_object("v1", {"key": key}))
-                      for key in ("ok", "newer", "broken", "junk")]
-            await asyncio.sleep(0)
-            gate.set()
-            assert (await first)["committed"] is True
-            assert await queued[0] == {"committed": True, "clock": "c2", "rebuilding": False}
-            with pytest.raises(VolumeRejected) as refused:
-                await queued[1]
-            assert refused.value.conflict
-            for future in queued[2:]:
-                with pytest.raises(VolumeUnavailable):
-                    await future
-            assert seen == [("one", ["first"]), ("many", ["ok", "newer", "broken", "junk"])]
-            # A volume that predates batches: each commit is sent alone.
-            batches_known = False
-            seen.clear()
-            gate.clear()
-            blocker = asyncio.ensure_future(client.commit_object("v1", {"key": "a"}))
-            await asyncio.sleep(0.05)
-            rest = [asyncio.ensure_future(client.commit_object("v1", {"key": k}))
-                    for k in ("b", "c")]
-            await asyncio.sleep(0)
-            gate.set()
-            for future in (blocker, *rest):
-                assert (await future)["committed"] is True
-            assert sorted(seen) == [("one", ["a"]), ("one", ["b"]), ("one", ["c"])]
-        finally:
-            await client.close()
+    async with client_of(app) as client:
+        first = asyncio.ensure_future(client.commit_object("v1", {"key": "first"}))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(client.commit_object("v1", {"key": key}))
+                  for key in ("ok", "newer", "broken", "junk")]
+        await asyncio.sleep(0)
+        gate.set()
+        assert (await first)["committed"] is True
+        assert await queued[0] == {"committed": True, "clock": "c2", "rebuilding": False}
+        with pytest.raises(VolumeRejected) as refused:
+            await queued[1]
+        assert refused.value.conflict
+        for future in queued[2:]:
+            with pytest.raises(VolumeUnavailable):
+                await future
+        assert seen == [("one", ["first"]), ("many", ["ok", "newer", "broken", "junk"])]
+        # A volume that predates batches: each commit is sent alone.
+        batches_known = False
+        seen.clear()
+        gate.clear()
+        blocker = asyncio.ensure_future(client.commit_object("v1", {"key": "a"}))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(client.commit_object("v1", {"key": k}))
+                for k in ("b", "c")]
+        await asyncio.sleep(0)
+        gate.set()
+        for future in (blocker, *rest):
+            assert (await future)["committed"] is True
+        assert sorted(seen) == [("one", ["a"]), ("one", ["b"]), ("one", ["c"])]
