@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from gateway.objects.volume_errors import VolumeUnavailable
+
 Item = TypeVar("Item")
 Answer = TypeVar("Answer")
 
@@ -41,6 +43,7 @@ class VolumeBatches(Generic[Item, Answer]):
 
     async def _drain(self, volume_id: str) -> None:
         queue = self._queues[volume_id]
+        batch: list[tuple[Item, asyncio.Future[Answer]]] = []
         try:
             while queue:
                 batch = [(item, future) for item, future in queue[:self.max_batch]
@@ -68,3 +71,8 @@ class VolumeBatches(Generic[Item, Answer]):
             # No await between the empty queue and this line: an item queued after it
             # starts a new drain.
             self._draining.pop(volume_id, None)
+            # Only if this task was cancelled is anything left: its callers are told.
+            for _, future in batch + queue:
+                if not future.done():
+                    future.set_exception(VolumeUnavailable(volume_id, "request abandoned"))
+            queue.clear()

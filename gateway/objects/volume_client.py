@@ -31,6 +31,7 @@ from shardgate.versionid import observe_version_id
 
 LATEST_BATCH = 256  # keys per batched `latest` (the volume takes up to 1000)
 COMMIT_BATCH = 64  # object commits per request (the volume takes up to 256)
+SHARED_COMMIT_BYTES = 192 << 10  # larger commits go alone: a batch stays under 12 MiB
 
 
 def _decoded(body: bytes) -> Any:
@@ -215,7 +216,11 @@ class VolumeClient:
 
     async def commit_object(self, volume_id: str, payload: dict) -> dict:
         """Commit an object row; sent in a batch with the other commits queued meanwhile
-        for the same volume (volume_batches.py), each answered or refused alone."""
+        for the same volume (volume_batches.py), each answered or refused alone. A big
+        one (a manifest of many parts, inline data past the usual) goes alone, so that a
+        batch stays far below the volume's JSON limit."""
+        if len(jsonio.dumps(payload)) > SHARED_COMMIT_BYTES:
+            return await self._commit_one(volume_id, payload)
         return await self._commit_batches.send(volume_id, payload)
 
     async def _commit_many(self, volume_id: str, payloads: list[dict]
@@ -344,10 +349,13 @@ class VolumeClient:
             raise VolumeUnavailable(volume_id, "answer is not the rows")
         if answer.get("rebuilding"):
             raise VolumeRebuilding(volume_id, "rebuilding: its answers do not count yet")
-        for row in answer["versions"]:
-            if "inline" in row:
-                row["inline"] = {archive: base64.b64decode(data)
-                                 for archive, data in row["inline"].items()}
+        try:
+            for row in answer["versions"]:
+                if "inline" in row:
+                    row["inline"] = {archive: base64.b64decode(data)
+                                     for archive, data in row["inline"].items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise VolumeUnavailable(volume_id, f"unreadable rows: {exc!r}") from exc
         return answer["versions"]
 
     async def scan(self, volume_id: str, after: int, limit: int) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from gateway.objects.volume_batches import VolumeBatches
+from gateway.objects.volume_client import SHARED_COMMIT_BYTES
 from gateway.objects.volume_errors import VolumeRebuilding, VolumeRejected, VolumeUnavailable
 from tests.unit.stand_in_volume import client_of
 
@@ -168,3 +169,67 @@ async def test_the_client_sends_queued_commits_in_one_request() -> None:
         for future in (blocker, *rest):
             assert (await future)["committed"] is True
         assert sorted(seen) == [("one", ["a"]), ("one", ["b"]), ("one", ["c"])]
+
+
+async def test_a_cancelled_drain_tells_its_callers() -> None:
+    volume = Volume()  # never released: the request hangs
+    batches: VolumeBatches[int, int] = VolumeBatches(volume.send, max_batch=8)
+    sent = batches.send("v1", 1)
+    await asyncio.sleep(0)
+    queued = batches.send("v1", 2)
+    next(iter(batches._draining.values())).cancel()
+    for future in (sent, queued):
+        with pytest.raises(VolumeUnavailable):
+            await asyncio.wait_for(future, 5)  # not left hanging
+    volume.release.set()
+    assert await batches.send("v1", 3) == 9  # a new drain starts
+
+
+async def test_latest_from_a_volume_that_predates_batches() -> None:
+    asked: list[str] = []
+    gate = asyncio.Event()
+
+    async def single(request: web.Request) -> web.Response:
+        asked.append(request.query["key"])
+        await gate.wait()
+        return web.json_response({"versions": [], "clock": "", "rebuilding": False})
+
+    app = web.Application()
+    app.router.add_get("/objects/latest", single)  # a POST is answered 405
+    async with client_of(app) as client:
+        first = asyncio.ensure_future(client.latest("v1", "i", "a"))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(client.latest("v1", "i", k)) for k in ("b", "c")]
+        await asyncio.sleep(0)
+        gate.set()
+        for future in (first, *rest):
+            assert await future == []
+        assert sorted(asked) == ["a", "b", "c"]
+
+
+async def test_a_big_commit_goes_alone() -> None:
+    seen: list[str] = []
+
+    async def single(request: web.Request) -> web.Response:
+        seen.append("one")
+        await asyncio.sleep(0.05)
+        return web.json_response({"committed": True, "clock": "", "rebuilding": False})
+
+    async def many(request: web.Request) -> web.Response:
+        commits = (await request.json())["commits"]
+        seen.append(f"{len(commits)} together")
+        return web.json_response({"results": [{"committed": True}] * len(commits),
+                                  "clock": "", "rebuilding": False})
+
+    app = web.Application()
+    app.router.add_post("/objects/commit", single)
+    app.router.add_post("/objects/commits", many)
+    async with client_of(app) as client:
+        first = asyncio.ensure_future(client.commit_object("v1", {"key": "a"}))
+        await asyncio.sleep(0.01)
+        big = {"key": "big", "data": "x" * (SHARED_COMMIT_BYTES + 1)}
+        rest = [asyncio.ensure_future(client.commit_object("v1", p))
+                for p in ({"key": "b"}, big, {"key": "c"})]
+        for future in (first, *rest):
+            assert (await future)["committed"] is True
+        assert sorted(seen) == ["2 together", "one", "one"]

@@ -21,6 +21,7 @@ UPLOAD = {"incarnation": INC, "bucket": "b", "key": "k", "upload_id": "u1",
 PLACED_BY_THE_RING = [
     ("PUT", "/stage/st-fence", b"fragment"),
     ("POST", "/objects/commit", {}),
+    ("POST", "/objects/commits", {"commits": [{}]}),
     ("POST", "/parts/commit", {}),
     ("POST", "/objects/repair", {}),
     ("PUT", "/uploads/u2", {**UPLOAD, "upload_id": "u2"}),
