@@ -29,8 +29,8 @@ from gateway.objects.comparison import compare_indexes
 from gateway.objects.fragment_copy import CopyFailed, copy_fragments
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
-from gateway.objects.volume_client import ArchiveStream
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_transport import ArchiveStream
 from placement import stable_placement
 from shardgate.config import DurabilitySpec
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders

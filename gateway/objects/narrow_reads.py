@@ -20,8 +20,8 @@ from erasure import FragmentCorrupt
 from gateway.objects.range_shape import RangeShape
 from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.shared_reads import PartSource
-from gateway.objects.volume_client import ArchiveStream
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_transport import ArchiveStream
 
 log = logging.getLogger("shardgate.gateway.reader")
 

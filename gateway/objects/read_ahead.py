@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from erasure import Codec, RangeNotSatisfiable, resolve_range
 from gateway.objects.range_shape import RangeShape
 from gateway.objects.shared_reads import PartKey
-from gateway.objects.volume_client import ArchiveStream
+from gateway.objects.volume_transport import ArchiveStream
 from shardgate.manifest import ObjectManifest, PartManifest
 
 if TYPE_CHECKING:

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from erasure import FragmentCorrupt
 from gateway.errors import quorum_lost
 from gateway.metrics import CHECKSUM_FAILURES
-from gateway.objects.volume_client import ArchiveStream
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
+from gateway.objects.volume_transport import ArchiveStream
 from shardgate.manifest import ObjectManifest, PartManifest
 
 if TYPE_CHECKING:
