@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 
 import pytest
 from aiohttp import web
@@ -63,6 +64,18 @@ async def test_a_miscounted_answer_fails_the_batch() -> None:
         await futures[1]
 
 
+async def one_then_queued(first: Awaitable, rest: list[Awaitable],
+                          gate: asyncio.Event) -> tuple[asyncio.Future, list[asyncio.Future]]:
+    """Start `first` (its request to the stand-in waits on `gate`), queue `rest` behind
+    it, then open the gate: `rest` goes as the next request."""
+    head = asyncio.ensure_future(first)
+    await asyncio.sleep(0.05)  # its request is on the way
+    queued = [asyncio.ensure_future(call) for call in rest]
+    await asyncio.sleep(0)
+    gate.set()
+    return head, queued
+
+
 ROWS_JSON = json.dumps([{"version_id": "v2", "deleted": False, "durable": True,
                          "manifest": {}, "inline": {"a": "aGVsbG8="}}])
 
@@ -90,12 +103,10 @@ async def test_the_client_asks_latest_of_queued_keys_in_one_request() -> None:
     app.router.add_get("/objects/latest", single)
     app.router.add_post("/objects/latest", many)
     async with client_of(app) as client:
-        alone = asyncio.ensure_future(client.latest("v1", "i", "k", with_inline=True))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(client.latest("v1", "i", key, with_inline=True))
-                for key in ("k", "none", "junk")]
-        await asyncio.sleep(0)
-        gate.set()
+        alone, rest = await one_then_queued(
+            client.latest("v1", "i", "k", with_inline=True),
+            [client.latest("v1", "i", key, with_inline=True) for key in ("k", "none", "junk")],
+            gate)
         assert (await alone)[0]["inline"] == {"a": b"hello"}
         assert (await rest[0])[0]["inline"] == {"a": b"hello"}
         assert await rest[1] == []
@@ -104,12 +115,9 @@ async def test_the_client_asks_latest_of_queued_keys_in_one_request() -> None:
         assert seen == [("GET", "k"), ("POST", [["i", "k", True], ["i", "none", True],
                                                 ["i", "junk", True]])]
         gate.clear()
-        blocker = asyncio.ensure_future(client.latest("v1", "i", "k"))
-        await asyncio.sleep(0.05)
-        rebuilding = [asyncio.ensure_future(client.latest("v1", "i", key))
-                      for key in ("rebuild", "k")]
-        await asyncio.sleep(0)
-        gate.set()
+        blocker, rebuilding = await one_then_queued(
+            client.latest("v1", "i", "k"),
+            [client.latest("v1", "i", key) for key in ("rebuild", "k")], gate)
         await blocker
         for future in rebuilding:
             with pytest.raises(VolumeRebuilding):
@@ -141,12 +149,10 @@ async def test_the_client_sends_queued_commits_in_one_request() -> None:
     app.router.add_post("/objects/commit", single)
     app.router.add_post("/objects/commits", many)
     async with client_of(app) as client:
-        first = asyncio.ensure_future(client.commit_object("v1", {"key": "first"}))
-        await asyncio.sleep(0.05)
-        queued = [asyncio.ensure_future(client.commit_object("v1", {"key": key}))
-                  for key in ("ok", "newer", "broken", "junk")]
-        await asyncio.sleep(0)
-        gate.set()
+        first, queued = await one_then_queued(
+            client.commit_object("v1", {"key": "first"}),
+            [client.commit_object("v1", {"key": key})
+             for key in ("ok", "newer", "broken", "junk")], gate)
         assert (await first)["committed"] is True
         assert await queued[0] == {"committed": True, "clock": "c2", "rebuilding": False}
         with pytest.raises(VolumeRejected) as refused:
@@ -160,12 +166,9 @@ async def test_the_client_sends_queued_commits_in_one_request() -> None:
         batches_known = False
         seen.clear()
         gate.clear()
-        blocker = asyncio.ensure_future(client.commit_object("v1", {"key": "a"}))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(client.commit_object("v1", {"key": k}))
-                for k in ("b", "c")]
-        await asyncio.sleep(0)
-        gate.set()
+        blocker, rest = await one_then_queued(
+            client.commit_object("v1", {"key": "a"}),
+            [client.commit_object("v1", {"key": k}) for k in ("b", "c")], gate)
         for future in (blocker, *rest):
             assert (await future)["committed"] is True
         assert sorted(seen) == [("one", ["a"]), ("one", ["b"]), ("one", ["c"])]
@@ -197,11 +200,9 @@ async def test_latest_from_a_volume_that_predates_batches() -> None:
     app = web.Application()
     app.router.add_get("/objects/latest", single)  # a POST is answered 405
     async with client_of(app) as client:
-        first = asyncio.ensure_future(client.latest("v1", "i", "a"))
-        await asyncio.sleep(0.05)
-        rest = [asyncio.ensure_future(client.latest("v1", "i", k)) for k in ("b", "c")]
-        await asyncio.sleep(0)
-        gate.set()
+        first, rest = await one_then_queued(
+            client.latest("v1", "i", "a"), [client.latest("v1", "i", k) for k in ("b", "c")],
+            gate)
         for future in (first, *rest):
             assert await future == []
         assert sorted(asked) == ["a", "b", "c"]
