@@ -13,9 +13,14 @@ from erasure.ranges import (
     segment_span,
 )
 from erasure.segmenter import Segmenter
+from erasure.slices import SLICE_OVERHEAD, SliceSpec, check_slice, cut_slice
 
 __all__ = [
     "CRC_SIZE",
+    "SLICE_OVERHEAD",
+    "SliceSpec",
+    "check_slice",
+    "cut_slice",
     "archive_seed",
     "MAX_SEGMENT_SIZE",
     "SUPPORTED_EC_TYPES",

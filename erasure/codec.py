@@ -15,6 +15,7 @@ from erasure.errors import ErasureError, FragmentCorrupt, NotEnoughFragments
 from erasure.framing import CRC_SIZE, check_frame, frame
 from erasure.layout import ArchiveLayout
 from erasure.params import check_params
+from erasure.slices import check_slice
 
 
 class Codec:
@@ -151,6 +152,21 @@ class Codec:
             payload = memoryview(self.unframe(fragments[i], i, seeds.get(i, 0)))[self._header:]
             pieces.append(payload[max(lo - i * per, 0):min(hi - i * per, per)])
         return b"".join(pieces)
+
+    def data_slices(self, segment_length: int, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+        """For each data fragment holding bytes [lo, hi) of a segment, the bytes [a, b) of
+        its framed fragment that hold them (past the pyeclib header): what a sliced read
+        (slices.py) asks of it."""
+        per = self.framed_size(segment_length) - CRC_SIZE - self._header
+        return {i: (self._header + max(lo - i * per, 0), self._header + min(hi - i * per, per))
+                for i in self.data_indexes(segment_length, lo, hi)}
+
+    def join_slices(self, sent: Mapping[int, bytes], segment_length: int, lo: int,
+                    hi: int) -> bytes:
+        """Bytes [lo, hi) of a segment from the sliced reads of `data_slices`, each
+        checked (check_slice); raises FragmentCorrupt(index) for the first bad one."""
+        indexes = self.data_indexes(segment_length, lo, hi)
+        return b"".join(check_slice(sent[i], i) for i in indexes)
 
     def framed_size(self, length: int) -> int:
         """Bytes of each framed fragment of a segment of `length` bytes."""

@@ -1,13 +1,17 @@
 """Reading fragment archives: one byte range, streamed in bounded chunks.
 
 A gateway asks for whole fragments inside an archive, often from large archives and
-many at once, so a read never loads more than CHUNK bytes of a file at a time. Every
-fragment byte sent is counted (`shardgate_fragment_sent_bytes_total`), whichever route
-sends it: read amplification is measured from the volumes' own counters.
+many at once, so a read never loads more than CHUNK bytes of a file at a time. A sliced
+read (erasure/slices.py) sends part of each fragment, checked against its stored CRC
+here, one fragment in memory at a time. Every fragment byte sent is counted
+(`shardgate_fragment_sent_bytes_total`), whichever route sends it: read amplification
+is measured from the volumes' own counters.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -15,13 +19,22 @@ from prometheus_client import Counter
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from erasure import SliceSpec, cut_slice
 from shardgate.faults import kill_point
 from volume_server.fileio import LockedFd
+
+log = logging.getLogger("shardgate.volume")
 
 CHUNK = 1024 * 1024
 
 FRAGMENT_BYTES = Counter("shardgate_fragment_sent_bytes_total",
                          "Fragment archive bytes sent to gateways, by any route.")
+
+SLICED_BYTES = Counter("shardgate_fragment_sliced_bytes_total",
+                       "Fragment bytes read and checked for sliced reads (of which only the "
+                       "slices were sent).")
+SLICE_CORRUPT = Counter("shardgate_fragment_slice_corrupt_total",
+                        "Fragments that failed their stored CRC in a sliced read.")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -83,10 +96,12 @@ class _FileStream(StreamingResponse):
     however the response ends."""
 
     def __init__(self, fd: LockedFd, first: int, length: int, status: int,
-                 headers: dict[str, str], prefix: bytes = b"") -> None:
+                 headers: dict[str, str], prefix: bytes = b"",
+                 slices: SliceSpec | None = None) -> None:
         self._fd = fd
-        super().__init__(self._chunks(first, length, prefix), status, headers,
-                         media_type="application/octet-stream")
+        chunks = (self._chunks(first, length, prefix) if slices is None
+                  else self._slices(first, slices, prefix))
+        super().__init__(chunks, status, headers, media_type="application/octet-stream")
 
     async def _chunks(self, offset: int, remaining: int, prefix: bytes
                       ) -> AsyncIterator[bytes]:
@@ -102,12 +117,83 @@ class _FileStream(StreamingResponse):
             FRAGMENT_BYTES.inc(len(data))
             yield data
 
+    async def _slices(self, offset: int, spec: SliceSpec, prefix: bytes
+                      ) -> AsyncIterator[bytes]:
+        if prefix:
+            yield prefix
+            kill_point("latest.after_rows")
+        for number, (n, lo, hi) in enumerate(spec.frames):
+            if number == 1:
+                kill_point("slices.after_first")
+            yield await asyncio.to_thread(_read_slice, self._fd, offset, n, lo, hi, spec.seed)
+            offset += n
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             await self.body_iterator.aclose()  # type: ignore[attr-defined]
             self._fd.close()
+
+
+def _read_slice(fd: LockedFd, offset: int, n: int, lo: int, hi: int, seed: int) -> bytes:
+    """One framed fragment read and checked, its slice cut (a thread job)."""
+    framed = fd.pread(n, offset)
+    if len(framed) != n:
+        raise OSError("archive shrank while being read")
+    sent, intact = cut_slice(framed, lo, hi, seed)
+    SLICED_BYTES.inc(n)
+    FRAGMENT_BYTES.inc(len(sent))
+    if not intact:
+        SLICE_CORRUPT.inc()
+        log.warning("fragment at %d fails its CRC: its slice is sent marked bad", offset)
+    return sent
+
+
+def sliced_headers(spec: SliceSpec) -> dict[str, str]:
+    return {"content-length": str(spec.sent), "x-slices": str(len(spec.frames))}
+
+
+def _slice_bytes(data: bytes, first: int, spec: SliceSpec) -> bytes:
+    """An inline archive's slices (as _read_slice, from memory)."""
+    pieces = []
+    for n, lo, hi in spec.frames:
+        sent, intact = cut_slice(memoryview(data)[first:first + n], lo, hi, spec.seed)
+        if not intact:
+            SLICE_CORRUPT.inc()
+        pieces.append(sent)
+        first += n
+    body = b"".join(pieces)
+    FRAGMENT_BYTES.inc(len(body))
+    return body
+
+
+def check_sliced_span(spec: SliceSpec, first: int, last: int, size: int) -> None:
+    """A sliced read covers exactly archive bytes [first, last], inside the archive."""
+    if last - first + 1 != spec.span:
+        raise BadRange(f"slices cover {spec.span} bytes, the range {last - first + 1}")
+    if last >= size:
+        raise Unsatisfiable(first, size)
+
+
+def sliced_response(found: LockedFd | bytes, range_header: str | None,
+                    spec: SliceSpec) -> Response:
+    """A sliced read of the one range in `range_header`; takes ownership of an open file."""
+    try:
+        size = found.size() if isinstance(found, LockedFd) else len(found)
+        span = parse_range(range_header, size)
+        if span is None:
+            raise BadRange("a sliced read needs a Range")
+        check_sliced_span(spec, *span, size)
+    except BaseException:
+        if isinstance(found, LockedFd):
+            found.close()
+        raise
+    headers = sliced_headers(spec)
+    if isinstance(found, bytes):
+        return Response(_slice_bytes(found, span[0], spec), 200, headers,
+                        media_type="application/octet-stream")
+    return _FileStream(found, span[0], spec.span, 200, headers, slices=spec)
 
 
 def file_response(fd: LockedFd, size: int, range_header: str | None, head: bool) -> Response:
@@ -126,10 +212,11 @@ def file_response(fd: LockedFd, size: int, range_header: str | None, head: bool)
 
 
 def prefixed_response(prefix: bytes, found: LockedFd | bytes | None, first: int,
-                      last: int) -> Response:
+                      last: int, slices: SliceSpec | None = None) -> Response:
     """`prefix` (the rows of a `latest` answer), then archive bytes [first, last] when
-    `found` holds them all; takes ownership of an open file. The `x-rows-length` header
-    says where the rows end, `x-archive-bytes` how many archive bytes follow (0: none)."""
+    `found` holds them all (or their `slices`); takes ownership of an open file. The
+    `x-rows-length` header says where the rows end, `x-archive-bytes` how many archive
+    bytes follow (0: none)."""
     if isinstance(found, LockedFd):
         try:
             size = found.size()
@@ -143,13 +230,14 @@ def prefixed_response(prefix: bytes, found: LockedFd | bytes | None, first: int,
             found.close()
         return Response(prefix, 200, _prefix_headers(prefix, 0),
                         media_type="application/octet-stream")
-    length = last - first + 1
+    length = last - first + 1 if slices is None else slices.sent
     headers = _prefix_headers(prefix, length)
     if isinstance(found, bytes):
-        FRAGMENT_BYTES.inc(length)
-        return Response(prefix + found[first:last + 1], 200, headers,
-                        media_type="application/octet-stream")
-    return _FileStream(found, first, length, 200, headers, prefix)
+        body = found[first:last + 1] if slices is None else _slice_bytes(found, first, slices)
+        if slices is None:
+            FRAGMENT_BYTES.inc(length)
+        return Response(prefix + body, 200, headers, media_type="application/octet-stream")
+    return _FileStream(found, first, length, 200, headers, prefix, slices)
 
 
 def _prefix_headers(prefix: bytes, length: int) -> dict[str, str]:

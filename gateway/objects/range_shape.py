@@ -4,12 +4,14 @@ shape, and a GET's read-ahead (read_ahead.py) opens the very same reads a round 
 A range that wants only part of an edge segment, over at most NARROW_SEGMENTS segments,
 is read narrowly: one read per data fragment it needs, over just the segments that
 fragment holds wanted bytes of (systematic codes only). Otherwise whole segments are
-read through k fragment streams from the first whole segment to `whole_end`.
+read through k fragment streams from the first whole segment to `whole_end`. A
+narrow read of a seeded part asks for just the wanted slice of each fragment
+(`narrow_slices`, erasure/slices.py), so no edge fragment crosses the wire whole.
 """
 
 from __future__ import annotations
 
-from erasure import ArchiveLayout, Codec, SegmentSpan, segment_span
+from erasure import SLICE_OVERHEAD, ArchiveLayout, Codec, SegmentSpan, SliceSpec, segment_span
 
 NARROW_SEGMENTS = 4  # ranges over at most this many segments are read narrowly
 
@@ -72,3 +74,25 @@ class RangeShape:
         return {index: (layout.archive_offset(segs[0]),
                         layout.archive_offset(segs[-1]) + layout.framed_length(segs[-1]) - 1)
                 for index, segs in runs.items()}
+
+    def narrow_slices(self, codec: Codec, seeds: dict[int, int]
+                      ) -> dict[int, tuple[int, int, SliceSpec]]:
+        """The reads of `narrow_reads`, each with the slice of every fragment in it that
+        holds wanted bytes: index -> (first, last, slices)."""
+        frames: dict[int, list[tuple[int, int, int]]] = {}
+        for segment in self.segments:
+            length = self.layout.segment_length(segment)
+            framed = self.layout.framed_length(segment)
+            for index, (lo, hi) in codec.data_slices(length, *self.wanted(segment)).items():
+                frames.setdefault(index, []).append((framed, lo, hi))
+        return {index: (first, last, SliceSpec(seeds[index], tuple(frames[index])))
+                for index, (first, last) in self.narrow_reads(codec).items()}
+
+    def slice_sizes(self, codec: Codec) -> dict[int, dict[int, int]]:
+        """segment -> {data fragment index: bytes its sliced read sends for it}."""
+        sizes: dict[int, dict[int, int]] = {}
+        for segment in self.segments:
+            length = self.layout.segment_length(segment)
+            sizes[segment] = {i: hi - lo + SLICE_OVERHEAD for i, (lo, hi) in
+                              codec.data_slices(length, *self.wanted(segment)).items()}
+        return sizes

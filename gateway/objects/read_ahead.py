@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from erasure import Codec, RangeNotSatisfiable, resolve_range
+from erasure import Codec, RangeNotSatisfiable, SliceSpec, resolve_range
 from gateway.objects.range_shape import RangeShape
 from gateway.objects.shared_reads import PartKey
 from gateway.objects.volume_transport import ArchiveStream
@@ -74,6 +74,7 @@ class PlannedRead:
     archive: str
     start: int
     end: int
+    slices: SliceSpec | None = None
 
 
 class ReadAhead:
@@ -125,19 +126,23 @@ class ReadAhead:
         shape = RangeShape(codec.layout(part.size), start - offset,
                            min(end, offset + part.size - 1) - offset)
         shared: tuple[PartKey, int] | None = None
-        if shape.narrow:  # narrow reads are a GET's own, never shared
-            spans = shape.narrow_reads(codec)
+        seeds = part.seeds(incarnation, key)
+        if shape.narrow and seeds is not None:  # narrow reads are a GET's own, never shared
+            spans = shape.narrow_slices(codec, seeds)
+        elif shape.narrow:
+            spans = {i: (first, last, None) for i, (first, last)
+                     in shape.narrow_reads(codec).items()}
         elif shape.whole(shape.span.first_segment) and \
                 len(shape.segments) <= READ_AHEAD_SEGMENTS:
             shared = ((incarnation, key, hint.version_id, part.number),
                       shape.span.first_segment)
             first = shape.span.archive_start
-            spans = {index: (first, shape.whole_end()) for index in range(codec.k)}
+            spans = {index: (first, shape.whole_end(), None) for index in range(codec.k)}
         else:
             return None
         reads = [PlannedRead(index, volume_id, part.archive_id(incarnation, key, index),
-                             first, last)
-                 for index, (first, last) in spans.items()
+                             first, last, slices)
+                 for index, (first, last, slices) in spans.items()
                  if (volume_id := part.placement[index]) is not None]
         if len({read.volume_id for read in reads}) != len(reads):
             return None  # a volume holding two of them: not worth the bookkeeping
@@ -155,7 +160,7 @@ class ReadAhead:
         hint = self.hint
         rows, stream = await cluster.volumes.latest_and_read(
             volume_id, hint.incarnation, hint.key, hint.version_id, read.archive,
-            read.start, read.end, with_inline)
+            read.start, read.end, with_inline, read.slices)
         if stream is not None:
             if self._closed:  # the GET ended while this answer was on its way
                 stream.close()
@@ -175,13 +180,15 @@ class ReadAhead:
         if not self._confirmed:
             self.close()
 
-    def take(self, index: int, start: int, end: int) -> ArchiveStream | None:
-        """The opened read of fragment `index` over archive bytes [start, end], if there
-        is exactly that one (the caller owns it from here)."""
+    def take(self, index: int, start: int, end: int,
+             slices: SliceSpec | None = None) -> ArchiveStream | None:
+        """The opened read of fragment `index` over archive bytes [start, end] (and its
+        `slices`), if there is exactly that one (the caller owns it from here)."""
         if not self._confirmed:
             return None
         found = self._streams.get(index)
-        if found is None or (found[0].start, found[0].end) != (start, end):
+        if found is None or (found[0].start, found[0].end, found[0].slices) != (
+                start, end, slices):
             return None
         del self._streams[index]
         return found[1]

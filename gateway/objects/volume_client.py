@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from erasure import SliceSpec
 from gateway.objects.volume_batches import VolumeBatches
 from gateway.objects.volume_errors import (
     VolumeNotFound,
@@ -140,13 +141,16 @@ class VolumeClient(VolumeTransport):
 
     async def latest_and_read(self, volume_id: str, incarnation: str, key: str,
                               version_id: str, archive_id: str, start: int, end: int,
-                              with_inline: bool = False
+                              with_inline: bool = False, slices: SliceSpec | None = None
                               ) -> tuple[list[dict], ArchiveStream | None]:
-        """`latest`, and an open read of archive bytes [start, end] (inclusive) when the
-        volume's newest row is `version_id` (else None): one round trip where a ranged
-        GET that expects that version would take two. The caller closes the stream."""
+        """`latest`, and an open read of archive bytes [start, end] (inclusive), or of
+        their `slices`, when the volume's newest row is `version_id` (else None): one
+        round trip where a ranged GET that expects that version would take two. The
+        caller closes the stream."""
         params = {"incarnation": incarnation, "key": key, "version": version_id,
                   "archive": archive_id, "first": str(start), "last": str(end)}
+        if slices is not None:
+            params["slices"] = slices.encode()
         if with_inline:
             params["inline"] = "1"
         resp = await self._open(volume_id, "/objects/latest", params, {})
@@ -170,7 +174,7 @@ class VolumeClient(VolumeTransport):
             resp.release()
             resp.close()
             raise
-        if following != end - start + 1:
+        if following != (end - start + 1 if slices is None else slices.sent):
             resp.release()
             if following:  # not what was asked (cannot be used): drop the connection
                 resp.close()
@@ -307,13 +311,20 @@ class VolumeClient(VolumeTransport):
             "up_to": up_to})
 
     async def open_archive(self, volume_id: str, archive_id: str, start: int,
-                           end: int) -> ArchiveStream:
-        """Open a ranged read of [start, end] (inclusive) of one archive."""
-        resp = await self._open(volume_id, f"/archives/{archive_id}", None,
+                           end: int, slices: SliceSpec | None = None) -> ArchiveStream:
+        """Open a ranged read of [start, end] (inclusive) of one archive, or of the
+        `slices` of the fragments there (erasure/slices.py)."""
+        params = None if slices is None else {"slices": slices.encode()}
+        resp = await self._open(volume_id, f"/archives/{archive_id}", params,
                                 {"Range": f"bytes={start}-{end}"})
         if resp.status not in (200, 206):
             resp.release()
             raise VolumeUnavailable(volume_id, f"archive {archive_id}: HTTP {resp.status}")
+        if slices is not None and (resp.content_length != slices.sent
+                                   or "x-slices" not in resp.headers):
+            resp.release()
+            resp.close()  # a volume that sends whole fragments: not what was asked
+            raise VolumeRejected(volume_id, 501, "no sliced reads")
         return ArchiveStream(volume_id, resp)
 
     async def delete_archive(self, volume_id: str, archive_id: str) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import os
 from types import SimpleNamespace
 
-from erasure import Codec
+from erasure import Codec, SliceSpec, cut_slice
 from gateway.objects.shared_reads import SegmentExchange
 from shardgate.manifest import ObjectManifest, PartManifest
 
@@ -40,25 +40,39 @@ class Volumes:
     def __init__(self, archives: dict[str, bytes]) -> None:
         self.archives = archives
         self.opened: list[tuple[str, int, int]] = []
+        self.sent = 0  # bytes the streams were given (slices, or whole ranges)
 
     async def open_archive(self, volume_id: str, archive_id: str, start: int,
-                           end: int) -> Stream:
+                           end: int, slices: SliceSpec | None = None) -> Stream:
         self.opened.append((archive_id, start, end))
-        return Stream(self.archives[archive_id][start:end + 1])
+        data = self.archives[archive_id]
+        if slices is None:
+            body = data[start:end + 1]
+        else:  # as a volume answers a sliced read (volume_server/archives.py)
+            pieces, at = [], start
+            for n, lo, hi in slices.frames:
+                pieces.append(cut_slice(data[at:at + n], lo, hi, slices.seed)[0])
+                at += n
+            assert at == end + 1
+            body = b"".join(pieces)
+        self.sent += len(body)
+        return Stream(body)
 
     @property
     def bytes_asked(self) -> int:
         return sum(end - start + 1 for _, start, end in self.opened)
 
 
-def setup(size: int, budget: int = 1 << 20):
+def setup(size: int, budget: int = 1 << 20, seeded: bool = False):
     codec = Codec(K, M, "isa_l_rs_vand", SEG)
     data = os.urandom(size)
     placement = tuple(f"v{i}" for i in range(K + M))
-    part = PartManifest(1, size, "etag", "tag", placement)
+    part = PartManifest(1, size, "etag", "tag", placement, seeded=seeded)
     manifest = ObjectManifest("b", "inc", "key", "0" * 32, 0.0, "alice", size=size,
                               parts=(part,))
-    framed = [b"".join(codec.encode_segment(data[s:s + SEG])[i]
+    seeds = part.seeds("inc", "key")
+    framed = [b"".join(codec.encode_segment(data[s:s + SEG],
+                                            list(seeds.values()) if seeds else None)[i]
                        for s in range(0, size, SEG)) for i in range(K + M)]
     archives = {part.archive_id("inc", "key", i): framed[i] for i in range(K + M)}
     volumes = Volumes(archives)

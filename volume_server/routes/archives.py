@@ -8,22 +8,41 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from erasure import SliceSpec
 from shardgate.jsonio import JSONResponse
 from volume_server import catalog
-from volume_server.archives import bytes_response, file_response
+from volume_server.archives import bytes_response, file_response, sliced_response
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id
 from volume_server.params import query_int
 from volume_server.routes import store_of
 
 
+def slice_spec(request: Request) -> SliceSpec | None:
+    """The `slices` query parameter (erasure/slices.py), if any."""
+    raw = request.query_params.get("slices")
+    if raw is None:
+        return None
+    try:
+        return SliceSpec.parse(raw)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
 async def get_archive(request: Request) -> Response:
+    """Bytes of one Range of an archive; with `slices`, the checked slices of the
+    fragments that range holds (erasure/slices.py)."""
     archive_id = check_archive_id(request.path_params["archive_id"])
+    head = request.method == "HEAD"
+    slices = slice_spec(request)
+    if slices is not None and head:
+        raise ApiError(400, "slices are for GET")
     found = await store_of(request).open_archive(archive_id)
     if found is None:
         raise ApiError(404, f"no archive {archive_id}")
     range_header = request.headers.get("range")
-    head = request.method == "HEAD"
+    if slices is not None:
+        return sliced_response(found, range_header, slices)
     if isinstance(found, bytes):
         return bytes_response(found, range_header, head)
     try:

@@ -31,6 +31,7 @@ from volume_server.params import (
     text,
 )
 from volume_server.routes import store_of
+from volume_server.routes.archives import slice_spec
 from volume_server.store import MAX_INLINE_BYTES
 from volume_server.tombstones import scan_durable
 
@@ -188,7 +189,8 @@ async def release_key(request: Request) -> JSONResponse:
 async def latest(request: Request) -> Response:
     """The key's rows for the read rule. With `archive`, `first`, `last` and `version`
     (a ranged GET that expects `version` to be current), archive bytes [first, last]
-    follow the rows when this volume's newest row is that version (docs/volume-api.md)."""
+    (or their `slices`) follow the rows when this volume's newest row is that version
+    (docs/volume-api.md)."""
     incarnation = query_text(request, "incarnation", required=True)
     key = query_text(request, "key", required=True)
     store = store_of(request)
@@ -200,6 +202,9 @@ async def latest(request: Request) -> Response:
     else:
         first = query_int(request, "first", 0, 0, MAX_ARCHIVE_OFFSET)
         last = query_int(request, "last", 0, 0, MAX_ARCHIVE_OFFSET)
+        slices = slice_spec(request)
+        if slices is not None and slices.span != last - first + 1:
+            raise ApiError(400, "slices must cover first..last")
         versions, found = await store.latest_and_archive(
             incarnation, key, with_inline, query_text(request, "version", required=True),
             check_archive_id(archive_id))
@@ -213,7 +218,7 @@ async def latest(request: Request) -> Response:
         if isinstance(found, LockedFd):
             found.close()
         raise
-    return prefixed_response(rows, found, first, last)
+    return prefixed_response(rows, found, first, last, slices)
 
 
 MAX_LATEST_KEYS = 1000
