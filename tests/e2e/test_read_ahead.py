@@ -14,10 +14,12 @@ a range needs for those bytes in the same request as `latest`. What must hold:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -195,13 +197,40 @@ def test_rot_next_to_a_slice_is_found_where_it_lies_and_queued(two):
         found_before + 2
 
 
+def read_through_a_kill(dev, s3, bucket: str, key: str, data: bytes, victim: str,
+                        point: str, first: int, last: int) -> None:
+    """Arm `point` on `victim`, read the range (exact bytes), see the victim dead, and
+    start it again."""
+    arm_volume(dev, victim, point)
+    assert get_range(s3, bucket, key, first, last) == data[first:last + 1]
+    deadline = time.monotonic() + 3.0
+    while dev.volume_alive(victim) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not dev.volume_alive(victim)  # it did die at the point
+    dev.restart_volume(victim)
+
+
+@contextlib.contextmanager
+def volumes_restored(dev) -> Iterator[None]:
+    """Every kill point disarmed and every volume running again, however the test ends."""
+    try:
+        yield
+    finally:
+        disarm_live(dev)
+        for vid in dev.volume_ids:
+            if not dev.volume_alive(vid):
+                dev.restart_volume(vid)
+
+
 def test_a_volume_killed_between_two_slices_costs_a_detour(two):
     """A holder that dies after the first fragment slice of a read (read along with
     `latest` or not): the GET reads around it and answers the exact bytes."""
     dev, s3, _ = two
     bucket = new_bucket(s3)
-    first, last = 3 * MIB + 5, 5 * MIB - 5  # fragment 0: a slice of segment 3, all of 4
-    objects = {f"k{i}": os.urandom(6 * MIB) for i in range(8)}
+    # Fragment 0: a slice of segment 3, all of 4 and 5, a slice of 6: four fragments,
+    # over the 1 MiB a volume reads at once, so two runs of slices.
+    first, last = 3 * MIB + 5, 7 * MIB - 5
+    objects = {f"k{i}": os.urandom(8 * MIB) for i in range(8)}
     holders = {}
     for key, data in objects.items():
         s3.put_object(Bucket=bucket, Key=key, Body=data)
@@ -211,22 +240,12 @@ def test_a_volume_killed_between_two_slices_costs_a_detour(two):
     cold = "k0"
     warm = next(key for key, holder in holders.items() if holder != holders[cold])
     get_range(s3, bucket, warm, 0, 0)
-    try:
+    with volumes_restored(dev):
         for key in (cold, warm):
-            data, victim = objects[key], holders[key]
+            victim = holders[key]
             assert victim is not None
-            arm_volume(dev, victim, "slices.after_first")
-            assert get_range(s3, bucket, key, first, last) == data[first:last + 1]
-            deadline = time.monotonic() + 3.0
-            while dev.volume_alive(victim) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not dev.volume_alive(victim)  # it did die at the point
-            dev.restart_volume(victim)
-    finally:
-        disarm_live(dev)
-        for vid in dev.volume_ids:
-            if not dev.volume_alive(vid):
-                dev.restart_volume(vid)
+            read_through_a_kill(dev, s3, bucket, key, objects[key], victim,
+                                "slices.after_first", first, last)
 
 
 def test_a_volume_killed_between_its_rows_and_the_bytes_costs_a_detour(two):
@@ -247,19 +266,9 @@ def test_a_volume_killed_between_its_rows_and_the_bytes_costs_a_detour(two):
                      if first_victim not in part.placement[:4])
     cases = [(narrow_key, 1, QUARTER + 10, 2 * QUARTER - 10),
              (whole_key, 0, 2 * MIB, 4 * MIB - 1)]
-    try:
+    with volumes_restored(dev):
         for key, index, first, last in cases:
             victim = parts[key].placement[index]
             assert victim is not None
-            arm_volume(dev, victim, "latest.after_rows")
-            assert get_range(s3, bucket, key, first, last) == objects[key][first:last + 1]
-            deadline = time.monotonic() + 3.0
-            while dev.volume_alive(victim) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not dev.volume_alive(victim)  # it did die at the point
-            dev.restart_volume(victim)
-    finally:
-        disarm_live(dev)
-        for vid in dev.volume_ids:
-            if not dev.volume_alive(vid):
-                dev.restart_volume(vid)
+            read_through_a_kill(dev, s3, bucket, key, objects[key], victim,
+                                "latest.after_rows", first, last)
