@@ -100,8 +100,9 @@ def segment_span(layout: ArchiveLayout, start: int, end: int) -> SegmentSpan:
     """Map object bytes [start, end] (inclusive) to whole framed fragments in each archive.
 
     Whole fragments, because each carries the CRC32C of all of it: a partial one cannot
-    be checked or decoded. Worked example, a 2.5 MiB object (archive 655,612 bytes) and
-    `bytes=1048570-1048585`, 16 bytes across the first segment boundary:
+    be checked (except as a sliced read, slices.py, checked on its volume) or decoded.
+    Worked example, a 2.5 MiB object (archive 655,612 bytes) and `bytes=1048570-1048585`,
+    16 bytes across the first segment boundary:
 
     - first_segment = 1,048,570 // 1,048,576 = 0; last_segment = 1,048,585 // 1,048,576
       = 1 (byte 1,048,576 is the first of segment 1, so 1,048,585 is its tenth).

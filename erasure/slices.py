@@ -29,12 +29,14 @@ from awscrt.checksums import crc32c
 
 from erasure.errors import FragmentCorrupt
 from erasure.framing import CRC_SIZE
+from erasure.params import MAX_SEGMENT_SIZE
 
 SLICE_OVERHEAD = 2 * CRC_SIZE  # the running CRCs before and after each slice
 MAX_FRAMES = 64
-MAX_FRAME_BYTES = 64 * 1024 * 1024
+MAX_FRAME_BYTES = MAX_SEGMENT_SIZE + 64 * 1024  # a whole segment (k = 1), its header, CRC
 
-_SPEC = re.compile(r"(\d{1,10});((?:\d{1,9}:\d{1,9}-\d{1,9},)*\d{1,9}:\d{1,9}-\d{1,9})")
+_FRAME = r"[0-9]{1,9}:[0-9]{1,9}-[0-9]{1,9}"
+_SPEC = re.compile(rf"([0-9]{{1,10}});((?:{_FRAME},){{0,{MAX_FRAMES - 1}}}{_FRAME})")
 
 
 @dataclass(frozen=True)
@@ -49,16 +51,17 @@ class SliceSpec:
 
     @classmethod
     def parse(cls, text: str) -> SliceSpec:
-        """The spec `encode` wrote; ValueError for anything else, or a slice that is not
-        inside its fragment's bytes (the CRC after them is never sent)."""
+        """The spec `encode` wrote (at most MAX_FRAMES fragments); ValueError for anything
+        else, or a slice that is not inside its fragment's bytes (the CRC after them is
+        never sent)."""
         match = _SPEC.fullmatch(text)
         if not match:
             raise ValueError("slices: seed;length:lo-hi,...")
         seed = int(match.group(1))
         frames = tuple(tuple(int(v) for v in re.split(r"[:-]", f))
                        for f in match.group(2).split(","))
-        if seed >= 1 << 32 or len(frames) > MAX_FRAMES:
-            raise ValueError(f"slices: a 32-bit seed and at most {MAX_FRAMES} fragments")
+        if seed >= 1 << 32:
+            raise ValueError("slices: the seed is a 32-bit CRC")
         for n, lo, hi in frames:
             if not (CRC_SIZE < n <= MAX_FRAME_BYTES and 0 <= lo <= hi <= n - CRC_SIZE):
                 raise ValueError(f"slices: {lo}-{hi} is not inside a fragment of {n} bytes")

@@ -3,7 +3,8 @@
 A gateway asks for whole fragments inside an archive, often from large archives and
 many at once, so a read never loads more than CHUNK bytes of a file at a time. A sliced
 read (erasure/slices.py) sends part of each fragment, checked against its stored CRC
-here, one fragment in memory at a time. Every fragment byte sent is counted
+here: each thread job holds up to CHUNK bytes of fragments (or one larger fragment)
+and the slices cut from them. Every fragment byte sent is counted
 (`shardgate_fragment_sent_bytes_total`), whichever route sends it: read amplification
 is measured from the volumes' own counters.
 """
@@ -172,7 +173,7 @@ def sliced_headers(spec: SliceSpec) -> dict[str, str]:
 
 
 def _slice_bytes(data: bytes, first: int, spec: SliceSpec) -> bytes:
-    """An inline archive's slices (as _read_slice, from memory)."""
+    """An inline archive's slices (as _read_slices, from memory)."""
     pieces = []
     for n, lo, hi in spec.frames:
         sent, intact = cut_slice(memoryview(data)[first:first + n], lo, hi, spec.seed)
@@ -181,16 +182,23 @@ def _slice_bytes(data: bytes, first: int, spec: SliceSpec) -> bytes:
         pieces.append(sent)
         first += n
     body = b"".join(pieces)
+    SLICED_BYTES.inc(spec.span)
     FRAGMENT_BYTES.inc(len(body))
     return body
 
 
-def check_sliced_span(spec: SliceSpec, first: int, last: int, size: int) -> None:
-    """A sliced read covers exactly archive bytes [first, last], inside the archive."""
+def sliced_span(range_header: str | None, spec: SliceSpec, size: int) -> tuple[int, int]:
+    """The one `bytes=a-b` range of a sliced read: its fragments cover exactly [a, b],
+    which lies inside the archive (416 otherwise: never clamped, as a plain read is)."""
+    match = _RANGE.fullmatch((range_header or "").strip())
+    if not match or "" in match.groups():
+        raise BadRange("a sliced read needs one Range bytes=a-b")
+    first, last = int(match.group(1)), int(match.group(2))
     if last - first + 1 != spec.span:
         raise BadRange(f"slices cover {spec.span} bytes, the range {last - first + 1}")
     if last >= size:
-        raise Unsatisfiable(first, size)
+        raise Unsatisfiable(range_header, size)
+    return first, last
 
 
 def sliced_response(found: LockedFd | bytes, range_header: str | None,
@@ -198,10 +206,7 @@ def sliced_response(found: LockedFd | bytes, range_header: str | None,
     """A sliced read of the one range in `range_header`; takes ownership of an open file."""
     try:
         size = found.size() if isinstance(found, LockedFd) else len(found)
-        span = parse_range(range_header, size)
-        if span is None:
-            raise BadRange("a sliced read needs a Range")
-        check_sliced_span(spec, *span, size)
+        span = sliced_span(range_header, spec, size)
     except BaseException:
         if isinstance(found, LockedFd):
             found.close()
@@ -249,6 +254,8 @@ def prefixed_response(prefix: bytes, found: LockedFd | bytes | None, first: int,
                         media_type="application/octet-stream")
     length = last - first + 1 if slices is None else slices.sent
     headers = _prefix_headers(prefix, length)
+    if slices is not None:
+        headers["x-slices"] = str(len(slices.frames))
     if isinstance(found, bytes):
         body = found[first:last + 1] if slices is None else _slice_bytes(found, first, slices)
         if slices is None:

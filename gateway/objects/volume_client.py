@@ -174,7 +174,8 @@ class VolumeClient(VolumeTransport):
             resp.release()
             resp.close()
             raise
-        if following != (end - start + 1 if slices is None else slices.sent):
+        if following != (end - start + 1 if slices is None else slices.sent) or (
+                slices is not None and following and "x-slices" not in resp.headers):
             resp.release()
             if following:  # not what was asked (cannot be used): drop the connection
                 resp.close()

@@ -94,7 +94,17 @@ async def test_read_along_with_latest_sends_slices(client) -> None:
     assert r.status_code == 200
     rows = int(r.headers["x-rows-length"])
     assert int(r.headers["x-archive-bytes"]) == spec.sent == 10 + 8
+    assert r.headers["x-slices"] == "1"
     assert pieces(r.content[rows:], spec) == [segments[1][:10]]
+
+
+async def test_a_range_past_the_archive_is_a_416(client) -> None:
+    archive, stored, _ = await store_fragments(client, "past")
+    framed = CODEC.framed_size(SEG)
+    spec = spec_for(archive, 0, 10, frames=1)
+    r = await client.get(f"/archives/{archive}", params={"slices": spec.encode()},
+                         headers={"Range": f"bytes={len(stored)}-{len(stored) + framed - 1}"})
+    assert r.status_code == 416
 
 
 @pytest.mark.parametrize("slices, range_header", [
@@ -104,6 +114,9 @@ async def test_read_along_with_latest_sends_slices(client) -> None:
     ("1;100:0-10", "bytes=0-199"),  # covers 100 bytes, the range 200
     ("1;100:0-10", None),
     (f"{1 << 32};100:0-10", "bytes=0-99"),
+    ("1;100:0-10", "bytes=0-"),  # a sliced read names both ends
+    ("\u0661;100:0-10", "bytes=0-99"),  # digits are ASCII
+    ("1;" + ",".join(["10:0-1"] * 65), "bytes=0-649"),  # at most 64 fragments
 ])
 async def test_a_bad_sliced_read_is_a_400(client, slices, range_header) -> None:
     archive, _, _ = await store_fragments(client, "bad")
