@@ -4,7 +4,8 @@ Every degraded event (a missed stage, commit or tombstone, a fragment that faile
 checksum, a row left without its durable notice) is a heal entry on one or more volumes.
 Healing one version means: read its row from every volume of the placement; a version
 that never reached the write quorum is rolled back; otherwise every fragment of every
-part is read and verified where the placement says it lives, the missing or corrupt ones
+part is verified where the placement says it lives (by its volume, for a seeded part:
+empty sliced reads, erasure/slices.py), the missing or corrupt ones
 are rebuilt from any k good ones and written back, and every volume then gets the
 manifest naming every holder, marked durable. Only then are the entries dropped: a heal
 is complete when every fragment verifies on its volume and every copy of the manifest
@@ -21,11 +22,12 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from erasure import Codec, FragmentCorrupt, NotEnoughFragments
+from erasure import Codec, NotEnoughFragments
 from gateway.metrics import HEALED_FRAGMENTS
 from gateway.objects import attributes
 from gateway.objects.cluster import Cluster
 from gateway.objects.comparison import compare_indexes
+from gateway.objects.fragment_checks import verify_fragments
 from gateway.objects.fragment_copy import CopyFailed, copy_fragments
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
@@ -303,7 +305,8 @@ class Healer:
             except CopyFailed as exc:
                 log.info("copy of %s part %d failed, rebuilding instead: %s", what,
                          part.number, exc)
-        bad = await self._verify(codec, layout, placement, archives, down, seeds)
+        bad = await verify_fragments(self.cluster.volumes, codec, layout, placement,
+                                     archives, down, seeds)
         rebuild = sorted(i for i, segments in bad.items() if segments
                          and placement[i] not in down)
         if not rebuild:
@@ -327,38 +330,6 @@ class Healer:
                  manifest.key, manifest.version_id, part.number, sorted(staged))
         self.healed_fragments += len(staged)
         HEALED_FRAGMENTS.inc(len(staged))
-
-    async def _verify(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
-                      archives: list[str], down: list[str],
-                      seeds: dict[int, int]) -> dict[int, set[int]]:
-        """For each index, the segments whose fragment is missing or fails its checksum."""
-        segments = range(layout.num_segments)
-        bad: dict[int, set[int]] = {}
-
-        async def check(index: int) -> None:
-            if placement[index] in down:
-                bad[index] = set(segments)
-                return
-            bad[index] = set()
-            stream = await self._open(placement[index], archives[index], layout, 0)
-            if stream is None:
-                bad[index] = set(segments)
-                return
-            try:
-                for segment in segments:
-                    try:
-                        framed = await stream.read_exactly(layout.framed_length(segment))
-                        codec.unframe(framed, index, seeds.get(index, 0))
-                    except FragmentCorrupt:
-                        bad[index].add(segment)
-                    except VolumeUnavailable:
-                        bad[index].update(s for s in segments if s >= segment)
-                        return
-            finally:
-                stream.close()
-
-        await asyncio.gather(*(check(i) for i in range(len(placement))))
-        return bad
 
     async def _open(self, volume_id: str, archive: str, layout, segment: int  # noqa: ANN001
                     ) -> ArchiveStream | None:

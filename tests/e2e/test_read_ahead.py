@@ -1,4 +1,5 @@
-"""Ranged GETs whose first fragment reads ride on their `latest` requests (read-ahead).
+"""Ranged GETs whose first fragment reads ride on their `latest` requests (read-ahead),
+and sliced reads (by ranged GETs and by the healer's checks).
 
 A gateway process that has read a key before asks the volumes holding the data fragments
 a range needs for those bytes in the same request as `latest`. What must hold:
@@ -27,9 +28,10 @@ from botocore.exceptions import ClientError
 
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import volume_counter, volume_requests
+from tests.e2e.helpers import volume_counter, volume_json, volume_requests
 from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
+from tests.e2e.test_healing import assert_fully_redundant
 from tests.e2e.test_kill_points import arm_volume, disarm_live
 
 pytestmark = pytest.mark.e2e
@@ -195,6 +197,62 @@ def test_rot_next_to_a_slice_is_found_where_it_lies_and_queued(two):
         assert heal_queued(dev, [flip]) == []
     assert volume_counter(dev, "shardgate_fragment_slice_corrupt_total", {}) >= \
         found_before + 2
+
+
+def test_a_heal_checks_fragments_where_they_lie(two):
+    """The healer has each volume check its own fragments (empty slices): healing one
+    rotten fragment moves what the rebuild reads (7.0 archives measured), no longer
+    every fragment of the version besides (13.0 before)."""
+    dev, s3, _ = two
+    bucket = new_bucket(s3)
+    data = os.urandom(4 * MIB)
+    s3.put_object(Bucket=bucket, Key="h", Body=data)
+    manifest = current_manifest(dev, bucket, "h")
+    codec = codec_of(manifest)
+    archive = codec.layout(manifest.parts[0].size).archive_size
+    wait_heals_drained(dev)
+    flip = corrupt(dev, manifest, codec, 1, 0)
+    before = fragment_bytes_sent(dev)
+    assert s3.get_object(Bucket=bucket, Key="h")["Body"].read() == data
+    assert heal_queued(dev, [flip]) == []
+    wait_heals_drained(dev)
+    sent = fragment_bytes_sent(dev) - before - len(data)  # the GET's own reads aside
+    assert sent <= (codec.k + codec.m + 1.2) * archive, sent / archive
+    assert s3.get_object(Bucket=bucket, Key="h")["Body"].read() == data
+
+
+def test_a_volume_killed_while_it_checks_its_fragments_for_a_heal(two):
+    """The healer's check on a volume is a sliced read: a holder killed between two
+    runs of it (`slices.after_first`) leaves its fragment unchecked, the heal is tried
+    again once it is back, and every fragment then verifies where it lies."""
+    dev, s3, _ = two
+    bucket = new_bucket(s3)
+    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three runs each
+    s3.put_object(Bucket=bucket, Key="hk", Body=data)
+    manifest = current_manifest(dev, bucket, "hk")
+    codec = codec_of(manifest)
+    wait_heals_drained(dev)
+    victim = manifest.parts[0].placement[2]
+    assert victim is not None
+    with volumes_restored(dev):
+        corrupt(dev, manifest, codec, 1, 0)
+        arm_volume(dev, victim, "slices.after_first")
+        assert s3.get_object(Bucket=bucket, Key="hk")["Body"].read() == data
+        deadline = time.monotonic() + 30.0
+        while dev.volume_alive(victim) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not dev.volume_alive(victim)  # killed inside the heal's check
+        dev.restart_volume(victim)
+    wait_heals_drained(dev, timeout=120.0)
+    assert_fully_redundant(dev, bucket, "hk")
+    assert s3.get_object(Bucket=bucket, Key="hk")["Body"].read() == data
+
+
+def wait_heals_drained(dev, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(volume_json(dev, vid, "/heal")["entries"] for vid in dev.volume_ids):
+        assert time.monotonic() < deadline, "heal queues not drained"
+        time.sleep(0.2)
 
 
 def read_through_a_kill(dev, s3, bucket: str, key: str, data: bytes, victim: str,
