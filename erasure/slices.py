@@ -72,13 +72,14 @@ class SliceSpec:
         """Archive bytes the fragments take."""
         return sum(n for n, _, _ in self.frames)
 
+    def sent_sizes(self) -> list[int]:
+        """Bytes a sliced read sends for each fragment, in turn."""
+        return [hi - lo + SLICE_OVERHEAD for _, lo, hi in self.frames]
+
     @property
     def sent(self) -> int:
         """Bytes a sliced read sends."""
-        return sum(hi - lo + SLICE_OVERHEAD for _, lo, hi in self.frames)
-
-    def sent_sizes(self) -> list[int]:
-        return [hi - lo + SLICE_OVERHEAD for _, lo, hi in self.frames]
+        return sum(self.sent_sizes())
 
 
 def cut_slice(framed: bytes | memoryview, lo: int, hi: int, seed: int) -> tuple[bytes, bool]:

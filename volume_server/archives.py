@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from prometheus_client import Counter
 from starlette.responses import Response, StreamingResponse
@@ -153,38 +153,35 @@ def _read_slices(fd: LockedFd, offset: int, frames: list[tuple[int, int, int]],
     data = fd.pread(span, offset)
     if len(data) != span:
         raise OSError("archive shrank while being read")
-    view, at, pieces = memoryview(data), 0, []
-    for n, lo, hi in frames:
-        sent, intact = cut_slice(view[at:at + n], lo, hi, seed)
-        if not intact:
-            SLICE_CORRUPT.inc()
-            log.warning("fragment at %d fails its CRC: its slice is sent marked bad",
-                        offset + at)
-        pieces.append(sent)
-        at += n
-    SLICED_BYTES.inc(span)
-    body = b"".join(pieces)
-    FRAGMENT_BYTES.inc(len(body))
-    return body
+    return _cut_slices(data, 0, frames, seed, offset)
 
 
 def sliced_headers(spec: SliceSpec) -> dict[str, str]:
     return {"content-length": str(spec.sent), "x-slices": str(len(spec.frames))}
 
 
-def _slice_bytes(data: bytes, first: int, spec: SliceSpec) -> bytes:
-    """An inline archive's slices (as _read_slices, from memory)."""
-    pieces = []
-    for n, lo, hi in spec.frames:
-        sent, intact = cut_slice(memoryview(data)[first:first + n], lo, hi, spec.seed)
+def _cut_slices(data: bytes, first: int, frames: Sequence[tuple[int, int, int]],
+                seed: int, offset: int) -> bytes:
+    """The slices of the framed fragments in `data` from `first` (archive offset
+    `offset`), each fragment checked; counted as sent and as checked."""
+    view, at, pieces = memoryview(data), first, []
+    for n, lo, hi in frames:
+        sent, intact = cut_slice(view[at:at + n], lo, hi, seed)
         if not intact:
             SLICE_CORRUPT.inc()
+            log.warning("fragment at %d fails its CRC: its slice is sent marked bad",
+                        offset + at - first)
         pieces.append(sent)
-        first += n
+        at += n
+    SLICED_BYTES.inc(at - first)
     body = b"".join(pieces)
-    SLICED_BYTES.inc(spec.span)
     FRAGMENT_BYTES.inc(len(body))
     return body
+
+
+def _slice_bytes(data: bytes, first: int, spec: SliceSpec) -> bytes:
+    """An inline archive's slices (as _read_slices, from memory)."""
+    return _cut_slices(data, first, spec.frames, spec.seed, first)
 
 
 def sliced_span(range_header: str | None, spec: SliceSpec, size: int) -> tuple[int, int]:
