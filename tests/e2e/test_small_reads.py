@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
 from tests.e2e.test_faults import boto_get_fails, current_manifest
 
@@ -94,7 +95,17 @@ def test_overwrite_reads_the_new_version(cluster, s3, bucket):
         assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == data
 
 
-def test_rotten_inline_fragments_are_decoded_around_and_queued(cluster, s3, bucket):
+@pytest.fixture(scope="module")
+def unhealed(tmp_path_factory):
+    """A cluster whose healer makes one round at start and none after: what rots stays
+    rotten (and queued) until the test puts it back."""
+    with own_cluster(tmp_path_factory, "unhealed", ("heal_interval_seconds=3600",)) as dev:
+        yield dev
+
+
+def test_rotten_inline_fragments_are_decoded_around_and_queued(unhealed):
+    cluster, s3, bucket = unhealed, unhealed.client(*USERS["alice"]), "rot"
+    s3.create_bucket(Bucket=bucket)
     data = os.urandom(10 * KIB)
     s3.put_object(Bucket=bucket, Key="rot", Body=data)
     manifest = current_manifest(cluster, bucket, "rot")
