@@ -230,13 +230,8 @@ def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
     rebuilds from the other k while it is down. Nothing found by a GET: the scrubber
     queues the rot, so only the healer reads archives."""
     dev, s3, _ = two
-    bucket = new_bucket(s3)
-    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three reads each
-    s3.put_object(Bucket=bucket, Key="src", Body=data)
-    manifest = current_manifest(dev, bucket, "src")
-    codec = codec_of(manifest)
+    bucket, data, manifest, codec = settled_object(dev, s3, "src")
     part = manifest.parts[0]
-    wait_heals_drained(dev)
     victim, rotten = part.placement[0], part.placement[1]  # the first whole source
     assert victim is not None and rotten is not None
     archive = part.archive_id(manifest.incarnation, "src", 1)
@@ -244,10 +239,7 @@ def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
         arm_volume(dev, victim, "archive.after_first")
         corrupt(dev, manifest, codec, 1, 0)
         assert any(p.startswith(archive) for p in scrub(dev, rotten)["problems"])
-        deadline = time.monotonic() + 60.0
-        while dev.volume_alive(victim) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not dev.volume_alive(victim)  # killed inside the rebuild's read
+        wait_killed(dev, victim, 60.0)  # inside the rebuild's read
         # With the victim down the rebuild reads the other four: fragment 1 mended.
         deadline = time.monotonic() + 60.0
         while not fragment_intact(dev, manifest, codec, 1):
@@ -280,26 +272,38 @@ def test_a_volume_killed_while_it_checks_its_fragments_for_a_heal(two):
     runs of it (`slices.after_first`) leaves its fragment unchecked, the heal is tried
     again once it is back, and every fragment then verifies where it lies."""
     dev, s3, _ = two
-    bucket = new_bucket(s3)
-    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three runs each
-    s3.put_object(Bucket=bucket, Key="hk", Body=data)
-    manifest = current_manifest(dev, bucket, "hk")
-    codec = codec_of(manifest)
-    wait_heals_drained(dev)
+    bucket, data, manifest, codec = settled_object(dev, s3, "hk")
     victim = manifest.parts[0].placement[2]
     assert victim is not None
     with volumes_restored(dev):
         corrupt(dev, manifest, codec, 1, 0)
         arm_volume(dev, victim, "slices.after_first")
         assert s3.get_object(Bucket=bucket, Key="hk")["Body"].read() == data
-        deadline = time.monotonic() + 30.0
-        while dev.volume_alive(victim) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not dev.volume_alive(victim)  # killed inside the heal's check
+        wait_killed(dev, victim, 30.0)  # inside the heal's check
         dev.restart_volume(victim)
     wait_heals_drained(dev, timeout=120.0)
     assert_fully_redundant(dev, bucket, "hk")
     assert s3.get_object(Bucket=bucket, Key="hk")["Body"].read() == data
+
+
+def settled_object(dev, s3, key: str) -> tuple[str, bytes, object, object]:
+    """A 12 MiB object (3 MiB of fragments per archive: three 1 MiB reads or runs of
+    slices each) in a new bucket, with no heal pending anywhere: its bucket, bytes,
+    manifest and codec."""
+    bucket = new_bucket(s3)
+    data = os.urandom(12 * MIB)
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    manifest = current_manifest(dev, bucket, key)
+    wait_heals_drained(dev)
+    return bucket, data, manifest, codec_of(manifest)
+
+
+def wait_killed(dev, victim: str, timeout: float) -> None:
+    """The victim dies at the point it was armed with, within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while dev.volume_alive(victim) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not dev.volume_alive(victim)
 
 
 def wait_heals_drained(dev, timeout: float = 60.0) -> None:
@@ -315,10 +319,7 @@ def read_through_a_kill(dev, s3, bucket: str, key: str, data: bytes, victim: str
     start it again."""
     arm_volume(dev, victim, point)
     assert get_range(s3, bucket, key, first, last) == data[first:last + 1]
-    deadline = time.monotonic() + 3.0
-    while dev.volume_alive(victim) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not dev.volume_alive(victim)  # it did die at the point
+    wait_killed(dev, victim, 3.0)
     dev.restart_volume(victim)
 
 
