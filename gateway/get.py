@@ -194,7 +194,9 @@ def _read_ahead(ctx: RequestContext, bucket: BucketRecord) -> ReadAhead | None:
 
 class ObjectResponse(StreamingResponse):
     """Streams an object and always releases its volume reads, even when the client
-    leaves before the first byte (the body generator then never runs)."""
+    leaves before the first byte (the body generator then never runs). A body already
+    decoded whole (a small object) goes out in one message, without the streaming
+    machinery: no task listening for a disconnect that can only come after it."""
 
     def __init__(self, reader: ObjectReader, status: int, headers: dict[str, str]) -> None:
         self._reader = reader
@@ -202,6 +204,12 @@ class ObjectResponse(StreamingResponse):
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI triple
         try:
-            await super().__call__(scope, receive, send)
+            body = self._reader.body_in_hand()
+            if body is None:
+                await super().__call__(scope, receive, send)
+                return
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": body})
         finally:
             self._reader.close()
