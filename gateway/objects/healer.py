@@ -360,9 +360,14 @@ class Healer:
                 if stream is not None:
                     streams[i] = stream
 
-        await add(whole, k)
-        if len(streams) < k:
-            await add(damaged, len(placement))
+        try:
+            await add(whole, k)
+            if len(streams) < k:
+                await add(damaged, len(placement))
+        except BaseException:  # cancelled while opening (a shutdown): none left open
+            for stream in streams.values():
+                stream.close()
+            raise
         return streams
 
     async def _rebuild(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
