@@ -224,12 +224,20 @@ def test_a_heal_checks_fragments_where_they_lie(two):
     assert s3.get_object(Bucket=bucket, Key="h")["Body"].read() == data
 
 
-def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
+@pytest.fixture(scope="module")
+def apart(tmp_path_factory):
+    """A cluster of its own with kill points enabled, for a test whose heals (a source
+    killed, the rebuild deferred while it is down) must not outlast it into others'."""
+    with own_cluster(tmp_path_factory, "rebuild-sources", env={ENV: "1"}) as dev:
+        yield dev, dev.client(*USERS["alice"]), None
+
+
+def test_a_source_killed_while_a_heal_rebuilds_from_it(apart):
     """A rebuild reads k fragments that verified whole, not every fragment: one of them
     killed while it is read from (`archive.after_first`) fails that round, and the next
     rebuilds from the other k while it is down. Nothing found by a GET: the scrubber
     queues the rot, so only the healer reads archives."""
-    dev, s3, _ = two
+    dev, s3, _ = apart
     bucket, data, manifest, codec = settled_object(dev, s3, "src")
     part = manifest.parts[0]
     victim, rotten = part.placement[0], part.placement[1]  # the first whole source
