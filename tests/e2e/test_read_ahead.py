@@ -40,6 +40,7 @@ MIB = 1 << 20
 ARCHIVE_GET = "GET /archives/{archive_id}"
 CHECKSUM_FAILURES = "shardgate_checksum_failures_total"
 READERS = 20
+TRIALS = 3  # rounds of in-step readers; the best is judged
 QUARTER = 256 * KIB  # one data fragment's share of a 1 MiB segment (k = 4)
 
 
@@ -119,7 +120,10 @@ def test_a_short_range_costs_the_volumes_its_own_bytes(two):
 
 def test_many_readers_of_one_range_share_its_reads(two):
     """Read-ahead must not undo shared reads: readers of the same 8 MiB range in step
-    cost the volumes about one reader's fragment bytes, not one read-ahead each."""
+    cost the volumes about one reader's fragment bytes, not one read-ahead each. Sharing
+    holds while reads overlap; twenty client threads on a slow machine can fall out of
+    step, so the best of a few rounds is judged (without sharing every round costs
+    about twenty readers' bytes)."""
     dev, _, _ = two
     s3 = dev.client(*USERS["alice"], max_pool_connections=READERS + 4)
     bucket = new_bucket(s3)
@@ -133,12 +137,16 @@ def test_many_readers_of_one_range_share_its_reads(two):
         start.wait()
         return get_range(s3, bucket, "hot", first, last)
 
-    before = fragment_bytes_sent(dev)
-    with ThreadPoolExecutor(READERS) as pool:
-        bodies = list(pool.map(one, range(READERS)))
-    sent = fragment_bytes_sent(dev) - before
-    assert all(body == data[first:last + 1] for body in bodies)
-    assert sent <= 2 * (last - first + 1) * 1.01, sent / (last - first + 1)
+    costs = []
+    for _ in range(TRIALS):
+        before = fragment_bytes_sent(dev)
+        with ThreadPoolExecutor(READERS) as pool:
+            bodies = list(pool.map(one, range(READERS)))
+        costs.append((fragment_bytes_sent(dev) - before) / (last - first + 1))
+        assert all(body == data[first:last + 1] for body in bodies)
+        if costs[-1] <= 2 * 1.01:
+            break
+    assert min(costs) <= 2 * 1.01, costs
 
 
 def test_an_overwrite_through_another_gateway_is_read_at_once(two):
@@ -261,7 +269,7 @@ def read_through_a_kill(dev, s3, bucket: str, key: str, data: bytes, victim: str
     start it again."""
     arm_volume(dev, victim, point)
     assert get_range(s3, bucket, key, first, last) == data[first:last + 1]
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 15.0
     while dev.volume_alive(victim) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not dev.volume_alive(victim)  # it did die at the point
@@ -309,19 +317,29 @@ def test_a_volume_killed_between_two_slices_costs_a_detour(two):
 def test_a_volume_killed_between_its_rows_and_the_bytes_costs_a_detour(two):
     dev, s3, _ = two
     bucket = new_bucket(s3)
-    objects = {f"k{i}": os.urandom(4 * MIB + i) for i in range(12)}
+    objects: dict[str, bytes] = {}
     parts = {}
-    for key, data in objects.items():
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+
+    def put_read_ahead(key: str) -> None:
+        objects[key] = os.urandom(4 * MIB + len(objects))
+        s3.put_object(Bucket=bucket, Key=key, Body=objects[key])
         get_range(s3, bucket, key, 0, 0)
         parts[key] = current_manifest(dev, bucket, key).parts[0]
+
     # A narrow range read ahead from fragment 1's holder, then a whole-segment one from
     # fragment 0's holder of a key the first victim holds no data fragment of (the
-    # gateway reads ahead only from holders that have not just failed).
+    # gateway reads ahead only from holders that have not just failed): keys are
+    # written until one is placed so.
     narrow_key = "k0"
+    put_read_ahead(narrow_key)
     first_victim = parts[narrow_key].placement[1]
-    whole_key = next(key for key, part in parts.items()
-                     if first_victim not in part.placement[:4])
+    whole_key = None
+    while whole_key is None:
+        assert len(objects) < 64, "no key placed its data fragments off the first victim"
+        key = f"k{len(objects)}"
+        put_read_ahead(key)
+        if first_victim not in parts[key].placement[:4]:
+            whole_key = key
     cases = [(narrow_key, 1, QUARTER + 10, 2 * QUARTER - 10),
              (whole_key, 0, 2 * MIB, 4 * MIB - 1)]
     with volumes_restored(dev):
