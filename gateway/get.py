@@ -11,6 +11,7 @@ from gateway.conditions import NOT_MODIFIED, evaluate
 from gateway.context import RequestContext
 from gateway.errors import S3Error
 from gateway.object_headers import object_headers
+from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.read_ahead import ReadAhead
 from gateway.objects.reader import ObjectReader
 from gateway.query import int_in_range
@@ -33,12 +34,12 @@ _OVERRIDES = {
 }
 
 
-async def _manifest(ctx: RequestContext, inline: dict[int, bytes] | None = None,
+async def _manifest(ctx: RequestContext, bucket: BucketRecord,
+                    inline: dict[int, bytes] | None = None,
                     ahead: ReadAhead | None = None) -> tuple[dict[str, str], ObjectManifest]:
     """The version asked for (the current one without ?versionId) and its version
     header; a delete marker asked for by id is 405, as S3 answers. `inline` collects
     a small object's fragments on the way, `ahead` opens a ranged GET's first reads."""
-    bucket = await ctx.bucket()
     manifest = await ctx.readable_version(bucket, ctx.endpoint.key,
                                           ctx.endpoint.param("versionId"), inline=inline,
                                           ahead=ahead)
@@ -159,7 +160,7 @@ def _headers(ctx: RequestContext, manifest: ObjectManifest, with_checksum: bool
 
 async def head_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
-    version, manifest = await _manifest(ctx)
+    version, manifest = await _manifest(ctx, await ctx.bucket())
     status, headers, _ = _plan(ctx, manifest, number)
     return Response(status_code=status, headers={**headers, **version})
 
@@ -167,9 +168,10 @@ async def head_object(ctx: RequestContext) -> Response:
 async def get_object(ctx: RequestContext) -> Response:
     number = requested_part(ctx)
     inline: dict[int, bytes] = {}
-    ahead = await _read_ahead(ctx) if number is None else None
+    bucket = await ctx.bucket()
+    ahead = _read_ahead(ctx, bucket) if number is None else None
     try:
-        version, manifest = await _manifest(ctx, inline, ahead)
+        version, manifest = await _manifest(ctx, bucket, inline, ahead)
         status, headers, wanted = _plan(ctx, manifest, number)
         headers = {**headers, **version}
         if status == 304 or (number is not None and wanted is None):  # 304, or empty part
@@ -182,17 +184,19 @@ async def get_object(ctx: RequestContext) -> Response:
     return ObjectResponse(reader, status, headers)
 
 
-async def _read_ahead(ctx: RequestContext) -> ReadAhead | None:
+def _read_ahead(ctx: RequestContext, bucket: BucketRecord) -> ReadAhead | None:
     """For a ranged GET of the current version, the reads to open with `latest`."""
     range_header = ctx.headers.get("range")
     if not range_header or ctx.endpoint.param("versionId") is not None:
         return None
-    return ctx.objects.read_ahead(await ctx.bucket(), ctx.endpoint.key, range_header)
+    return ctx.objects.read_ahead(bucket, ctx.endpoint.key, range_header)
 
 
 class ObjectResponse(StreamingResponse):
     """Streams an object and always releases its volume reads, even when the client
-    leaves before the first byte (the body generator then never runs)."""
+    leaves before the first byte (the body generator then never runs). A body already
+    decoded whole (a small object) goes out in one message, without the streaming
+    machinery: no task listening for a disconnect that can only come after it."""
 
     def __init__(self, reader: ObjectReader, status: int, headers: dict[str, str]) -> None:
         self._reader = reader
@@ -200,6 +204,12 @@ class ObjectResponse(StreamingResponse):
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI triple
         try:
-            await super().__call__(scope, receive, send)
+            body = self._reader.body_in_hand()
+            if body is None:
+                await super().__call__(scope, receive, send)
+                return
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": body})
         finally:
             self._reader.close()

@@ -232,6 +232,15 @@ class _PartReader:
         """Read the first segment now, so a failure is a 503 before any header is sent."""
         self._ready = await self._read(self.span.first_segment)
 
+    def whole(self) -> bytes | None:
+        """The read's bytes, if `decode_first` already holds all of them and they fit in
+        one send piece; taken, so the stream is not to be used after."""
+        if (self._ready is None or self.span.first_segment != self.span.last_segment
+                or len(self._ready) > SEND_PIECE):
+            return None
+        data, self._ready = self._ready, None
+        return data
+
     async def stream(self) -> AsyncIterator[bytes]:
         try:
             for segment in range(self.span.first_segment, self.span.last_segment + 1):
@@ -281,6 +290,13 @@ class ObjectReader:
             self._first = _PartReader(self.cluster, self.manifest, part, lo, hi, self.inline,
                                       self.ahead)
             await self._first.decode_first()
+
+    def body_in_hand(self) -> bytes | None:
+        """The whole body, when `prepare` has already decoded it and it fits in one send
+        piece (a small object, a short range): it can go out as one message."""
+        if len(self.pieces) == 1 and self._first is not None:
+            return self._first.whole()
+        return None
 
     def close(self) -> None:
         """Release the archive reads `prepare` opened (also when the body never started)."""
