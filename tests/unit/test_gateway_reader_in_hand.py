@@ -46,3 +46,64 @@ def test_the_in_hand_bound_is_one_send_piece() -> None:
     whole._ready = bytes(SEND_PIECE + 1)  # as if a large segment had been decoded
     assert reader.body_in_hand() is None
     reader.close()
+
+
+class FakeReader:
+    """What ObjectResponse uses of a reader: a body in hand or a stream, and close."""
+
+    def __init__(self, in_hand: bytes | None, chunks: list[bytes]) -> None:
+        self.in_hand = in_hand
+        self.chunks = chunks
+        self.closed = 0
+
+    def body_in_hand(self) -> bytes | None:
+        return self.in_hand
+
+    async def stream(self):  # noqa: ANN201 - an async generator
+        for chunk in self.chunks:
+            yield chunk
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def sent_by(reader: FakeReader) -> list[dict]:
+    """The ASGI messages an ObjectResponse sends, with a header set after it was made
+    (as the app sets the request id)."""
+    from gateway.get import ObjectResponse
+
+    response = ObjectResponse(reader, 206, {"content-length": "5"})  # type: ignore[arg-type]
+    response.headers["x-amz-request-id"] = "RID"
+    messages: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.1"}}
+    asyncio.run(response(scope, receive, send))
+    return messages
+
+
+def test_a_body_in_hand_goes_out_as_head_and_one_body_message() -> None:
+    reader = FakeReader(b"hello", [b"never", b"read"])
+    messages = sent_by(reader)
+    assert [m["type"] for m in messages] == ["http.response.start", "http.response.body"]
+    assert messages[0]["status"] == 206
+    assert (b"x-amz-request-id", b"RID") in messages[0]["headers"]
+    assert (b"content-length", b"5") in messages[0]["headers"]
+    assert messages[1]["body"] == b"hello" and not messages[1].get("more_body", False)
+    assert reader.closed == 1
+
+
+def test_a_body_not_in_hand_streams_with_the_same_head() -> None:
+    reader = FakeReader(None, [b"he", b"llo"])
+    messages = sent_by(reader)
+    assert messages[0]["type"] == "http.response.start"
+    assert (b"x-amz-request-id", b"RID") in messages[0]["headers"]
+    assert b"".join(m.get("body", b"") for m in messages[1:]) == b"hello"
+    assert not messages[-1].get("more_body", False)
+    assert reader.closed == 1
