@@ -64,6 +64,20 @@ def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
     return moved  # type: ignore[return-value]
 
 
+async def _feed(queue: asyncio.Queue, item: bytes | None, upload: asyncio.Task,
+                volume_id: str) -> None:
+    """Put the next piece of a rebuilt archive in its upload's queue, unless the upload
+    ends first: a target that failed (killed while it was being checked, say) stops
+    reading its queue, and waiting on a full one would hang the heal for good."""
+    put = asyncio.ensure_future(queue.put(item))
+    await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
+    if put.done():
+        return
+    put.cancel()
+    upload.result()  # its failure, if it failed
+    raise VolumeUnavailable(volume_id, "the stage ended before its body")
+
+
 class Healer:
     def __init__(self, cluster: Cluster, spec: DurabilitySpec) -> None:
         self.cluster = cluster
@@ -379,9 +393,10 @@ class Healer:
                                                    seeds)
                            if bad_here else {})
                 for i in rebuild:
-                    await queues[i].put(rebuilt[i] if i in bad_here else fragments[i])
+                    await _feed(queues[i], rebuilt[i] if i in bad_here else fragments[i],
+                                uploads[i], placement[i])
             for i in rebuild:
-                await queues[i].put(None)
+                await _feed(queues[i], None, uploads[i], placement[i])
             await asyncio.gather(*uploads.values())
         except BaseException:
             for task in uploads.values():
