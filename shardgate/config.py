@@ -101,11 +101,15 @@ class DurabilitySpec:
     heal_interval_seconds: float = 2.0
     # The healer's parallel objects per gateway process.
     heal_concurrency: int = 4
-    # Each volume re-reads and verifies every fragment it holds: a pass every this many
-    # seconds (0: never), reading at most this many bytes per second.
+    # A healer heals a version under a lease this long (renewed while it runs) taken
+    # from a volume of its placement, so two gateway processes do not heal it at once
+    # (0: no leases).
+    heal_lease_seconds: float = 30.0
     # Refuse to acknowledge a write held by fewer fragments than this (0: the write
     # quorum, k when k > m). Up to k + m: k + m means every volume of the placement.
     min_write_fragments: int = 0
+    # Each volume re-reads and verifies every fragment it holds: a pass every this many
+    # seconds (0: never), reading at most this many bytes per second.
     scrub_interval_seconds: float = 86400.0
     # Each gateway's healer sets every volume's index beside the others of each key's
     # placement this often (0: never), healing what one lacks: a row can be missed with

@@ -32,6 +32,8 @@ POINTS = (
     "gateway.after_notice",   # gateway: durable notices sent, client not yet answered
     "gateway.after_claim",    # gateway: a conditional write holds its key's claim and
                               # has evaluated, nothing committed
+    "gateway.after_heal_lease",  # gateway: the healer holds a version's heal lease,
+                                 # nothing of the heal done
     "gateway.after_tombstones",  # gateway: a version delete's tombstones on the quorum,
                                  # the volumes not yet told to drop the row
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
@@ -47,6 +49,7 @@ POINTS = (
 HOLDS = (
     "map.watch",              # gateway: ignore map watch events and periodic re-reads
                               # (a lagging watch; a fencing refusal still re-reads)
+    "heal.rounds",            # gateway: the healer polls no heal queue (the others heal)
 )
 
 _armed: dict[str, int] = {}

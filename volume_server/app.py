@@ -18,6 +18,7 @@ from volume_server import scrub
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
 from volume_server.fence import EpochFence, EpochsSeen
+from volume_server.heal_leases import LeaseTable
 from volume_server.janitor import run_forever
 from volume_server.layout import Layout
 from volume_server.metrics import VolumeMetrics
@@ -79,6 +80,7 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
     app.state.durability = config.durability
     app.state.map_view = view
     app.state.fence = epochs
+    app.state.heal_leases = LeaseTable()
     return app
 
 

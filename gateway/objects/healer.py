@@ -29,11 +29,13 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.comparison import compare_indexes
 from gateway.objects.fragment_checks import verify_fragments
 from gateway.objects.fragment_copy import CopyFailed, copy_fragments
+from gateway.objects.heal_leases import HealLeases
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from gateway.objects.volume_transport import ArchiveStream
 from placement import stable_placement
+from shardgate import faults
 from shardgate.config import DurabilitySpec
 from shardgate.manifest import ObjectManifest, PartManifest, named_holders
 from shardgate.versionid import version_time_ms
@@ -84,6 +86,8 @@ class Healer:
         self.spec = spec
         self.healed_fragments = 0
         self.members = Membership(cluster, self.heal, spec.heal_concurrency)
+        self.leases = HealLeases(cluster, spec.heal_lease_seconds,
+                                 2 * spec.heal_interval_seconds)
         self._lost: dict[VersionRef, float] = {}  # unrecoverable versions: next try
 
     async def run_forever(self) -> None:
@@ -93,7 +97,8 @@ class Healer:
         while True:
             try:
                 await self.members.check()
-                await self.round()
+                if not faults.held("heal.rounds"):
+                    await self.round()
                 if interval > 0 and loop.time() >= next_compare:
                     next_compare = loop.time() + interval
                     await compare_indexes(self.cluster, self.heal, self.members.rebuilding,
@@ -147,7 +152,10 @@ class Healer:
         async def one(ref: VersionRef, held: dict[str, int]) -> bool:
             if self._lost.get(ref, 0.0) > now:
                 return False  # known unrecoverable: tried again only now and then
-            async with limiter:
+            async with limiter, self.leases.lease(ref) as lease:
+                if not lease.granted:
+                    return False  # another healer is on it
+                faults.kill_point("gateway.after_heal_lease")
                 try:
                     await self.heal(ref)
                 except HealDeferred as exc:
@@ -162,9 +170,12 @@ class Healer:
                     log.exception("heal of %s/%s %s failed", ref.incarnation, ref.key,
                                   ref.version_id)
                     return False
-            await asyncio.gather(*(cluster.volumes.heal_done(vid, ref.incarnation, ref.key,
-                                                             ref.version_id, up_to)
-                                   for vid, up_to in held.items()), return_exceptions=True)
+                lease.healed = True  # kept a while from the entries' drop on
+                await asyncio.gather(*(cluster.volumes.heal_done(vid, ref.incarnation,
+                                                                 ref.key, ref.version_id,
+                                                                 up_to)
+                                       for vid, up_to in held.items()),
+                                     return_exceptions=True)
             return True
 
         done = await asyncio.gather(*(one(ref, wanted[ref]) for ref in order))

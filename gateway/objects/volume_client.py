@@ -311,6 +311,13 @@ class VolumeClient(VolumeTransport):
             "incarnation": incarnation, "key": key, "version_id": version_id,
             "up_to": up_to})
 
+    async def heal_leases(self, volume_id: str, holder: str, seconds: float,
+                          refs: list[tuple[str, str, str]]) -> list[bool]:
+        """Take, renew or (seconds 0) release heal leases on `refs`; one answer each."""
+        answer = await self._request(volume_id, "POST", "/heal/leases", json_body={
+            "holder": holder, "seconds": seconds, "refs": [list(r) for r in refs]})
+        return [bool(g) for g in answer["granted"]]
+
     async def open_archive(self, volume_id: str, archive_id: str, start: int,
                            end: int, slices: SliceSpec | None = None) -> ArchiveStream:
         """Open a ranged read of [start, end] (inclusive) of one archive, or of the

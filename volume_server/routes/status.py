@@ -11,6 +11,8 @@ from volume_server.params import field, json_body, query_int, text
 from volume_server.routes import store_of
 from volume_server.scrub import ScrubReport
 
+MAX_LEASE_SECONDS = 3600
+
 
 async def health(request: Request) -> JSONResponse:
     store = store_of(request)
@@ -82,6 +84,23 @@ async def heal_done(request: Request) -> JSONResponse:
     return JSONResponse({"dropped": dropped})
 
 
+async def heal_leases(request: Request) -> JSONResponse:
+    """A healer takes, renews or (seconds 0) releases leases on versions it is about to
+    heal (volume_server/heal_leases.py): one answer per ref, in order."""
+    body = await json_body(request)
+    holder = text(body, "holder")
+    seconds = field(body, "seconds", (int, float))
+    if not 0 <= seconds <= MAX_LEASE_SECONDS:
+        raise ApiError(400, f"seconds must be within 0..{MAX_LEASE_SECONDS}")
+    refs = field(body, "refs", list)
+    if not all(isinstance(r, list) and len(r) == 3 and all(isinstance(p, str) for p in r)
+               for r in refs):
+        raise ApiError(400, "refs are [incarnation, key, version_id] lists")
+    granted = request.app.state.heal_leases.claim(holder, [tuple(r) for r in refs],
+                                                  float(seconds))
+    return JSONResponse({"granted": granted})
+
+
 async def status(request: Request) -> JSONResponse:
     """What `shardgate admin status` shows for this volume: COUNT queries and statvfs."""
     store = store_of(request)
@@ -125,5 +144,6 @@ routes = [
     Route("/heal", heal, methods=["GET"]),
     Route("/heal", queue_heal, methods=["POST"]),
     Route("/heal/done", heal_done, methods=["POST"]),
+    Route("/heal/leases", heal_leases, methods=["POST"]),
     Route("/retired", retired, methods=["GET"]),
 ]

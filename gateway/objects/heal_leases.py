@@ -1,0 +1,82 @@
+"""Heal leases, the healer's side: a version is healed by one gateway process at a time.
+
+Every gateway process polls every heal queue, so without a word between them two would
+heal the same version at once and do its reads and writes twice. Before healing a
+version the healer takes a lease on it from its anchor volume (the first of the key's
+placement not suspected down; volume_server/heal_leases.py), renews it while the heal
+runs, keeps it a little past a heal that ended (a healer that listed the entries just
+before they were dropped then finds it taken) and releases it after one that did not.
+
+A lease only saves work; it never decides whether a heal is right. A volume that cannot
+answer grants nothing and refuses nothing: the heal goes ahead as it did before leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.objects.heal_refs import VersionRef
+from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
+
+if TYPE_CHECKING:
+    from gateway.objects.cluster import Cluster
+
+
+@dataclass
+class Lease:
+    granted: bool
+    healed: bool = False  # set by the holder once the heal ended; kept `linger` then
+
+
+class HealLeases:
+    def __init__(self, cluster: Cluster, seconds: float, linger: float) -> None:
+        self.cluster = cluster
+        self.seconds = seconds  # 0: no leases (every healer heals what it finds)
+        self.linger = linger
+        self.holder = uuid.uuid4().hex
+
+    def anchor(self, ref: VersionRef) -> str:
+        placement = self.cluster.placement(ref.incarnation, ref.key)
+        return next((vid for vid in placement if not self.cluster.suspect(vid)),
+                    placement[0])
+
+    async def _ask(self, anchor: str, ref: VersionRef, seconds: float) -> bool:
+        try:
+            granted = await self.cluster.volumes.heal_leases(
+                anchor, self.holder, seconds, [(ref.incarnation, ref.key, ref.version_id)])
+        except (VolumeUnavailable, VolumeRejected):
+            return True  # no lease to be had: heal as without leases
+        return granted[0]
+
+    @contextlib.asynccontextmanager
+    async def lease(self, ref: VersionRef) -> AsyncIterator[Lease]:
+        """A lease on `ref` (`granted` False: another healer holds it), renewed while the
+        body runs; kept `linger` seconds if the body set `healed`, else released."""
+        if self.seconds <= 0:
+            yield Lease(True)
+            return
+        anchor = self.anchor(ref)
+        lease = Lease(await self._ask(anchor, ref, self.seconds))
+        if not lease.granted:
+            yield lease
+            return
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.seconds / 3)
+                await self._ask(anchor, ref, self.seconds)
+
+        renewing = asyncio.create_task(renew())
+        try:
+            yield lease
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await renewing
+            with contextlib.suppress(Exception):  # unanswered: it lapses on its own
+                await self._ask(anchor, ref, self.linger if lease.healed else 0)

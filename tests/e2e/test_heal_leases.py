@@ -1,0 +1,116 @@
+"""Heal leases: with several gateways, each queued version is healed by one of them.
+
+Every gateway process polls every heal queue; a healer heals a version only under a
+lease from a volume of its placement (gateway/objects/heal_leases.py). What must hold:
+
+- rot on many objects, found by two gateways' healers in the same moment, is rebuilt
+  once per fragment in all (without leases both rebuild much of it);
+- a gateway killed while it holds a version's lease (`gateway.after_heal_lease`) does
+  not leave it unhealed: the lease lapses and the other gateway heals it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shardgate.faults import ENV
+from tests.e2e.conftest import USERS, own_cluster
+from tests.e2e.test_faults import codec_of, corrupt, current_manifest
+from tests.e2e.test_healing import assert_fully_redundant, scrub, wait_healed
+from tests.e2e.test_kill_points import post
+
+pytestmark = pytest.mark.e2e
+MIB = 1 << 20
+ROTTEN = 8  # objects with one rotten fragment each
+LEASE_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    """A cluster of this module's own with kill points enabled, healers polling often,
+    short heal leases, and a second gateway."""
+    with own_cluster(tmp_path_factory, "heal-leases", env={ENV: "1"},
+                     durability=("heal_interval_seconds=0.3",
+                                 f"heal_lease_seconds={LEASE_SECONDS}")) as dev:
+        second = dev.second_gateway()
+        yield dev, second, dev.client(*USERS["alice"])
+
+
+def healed_fragments(endpoint: str) -> float:
+    """This gateway process's count of fragments its healer rebuilt and installed."""
+    with urllib.request.urlopen(f"{endpoint}/-/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "shardgate_healed_fragments_total")
+
+
+def rot_and_scrub(dev, s3, bucket: str, keys: list[str]) -> dict[str, bytes]:
+    """Write each key, flip bytes in its fragment 1, and have every volume scrub (the
+    scrub queues the rot where both healers see it at once)."""
+    objects = {key: os.urandom(8 * MIB + n) for n, key in enumerate(keys)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    for key in keys:
+        manifest = current_manifest(dev, bucket, key)
+        corrupt(dev, manifest, codec_of(manifest), 1, 0)
+    for vid in dev.volume_ids:
+        scrub(dev, vid)
+    return objects
+
+
+def test_rot_seen_by_two_healers_is_rebuilt_once(two):
+    dev, second, s3 = two
+    bucket = f"lease-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    before = healed_fragments(dev.endpoint) + healed_fragments(second)
+    healers = (dev.endpoint, second)
+    for endpoint in healers:  # both find the whole backlog at their next round
+        post(f"{endpoint}/-/faults", {"hold": "heal.rounds"})
+    try:
+        objects = rot_and_scrub(dev, s3, bucket, [f"once{n}" for n in range(ROTTEN)])
+    finally:
+        for endpoint in healers:
+            post(f"{endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
+    wait_healed(dev, "once")
+    rebuilt = healed_fragments(dev.endpoint) + healed_fragments(second) - before
+    assert rebuilt == ROTTEN, rebuilt
+    for key, data in objects.items():
+        assert_fully_redundant(dev, bucket, key)
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
+def test_a_gateway_killed_holding_a_heal_lease_leaves_the_heal_to_another(two):
+    """The first gateway's healer is held back, the second is armed to die as soon as it
+    holds a lease: it dies holding it, and once the lease lapses the first heals."""
+    dev, second, s3 = two
+    bucket = f"lease-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    wait_healed(dev, "")
+    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
+    try:
+        post(f"{second}/-/faults", {"point": "gateway.after_heal_lease"})
+        objects = rot_and_scrub(dev, s3, bucket, ["orphan"])
+        deadline = time.monotonic() + 60
+        while gateway_alive(second):
+            assert time.monotonic() < deadline, "the second gateway never took a lease"
+            time.sleep(0.1)
+    finally:
+        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
+    wait_healed(dev, "orphan")
+    assert_fully_redundant(dev, bucket, "orphan")
+    assert s3.get_object(Bucket=bucket, Key="orphan")["Body"].read() == objects["orphan"]
+
+
+def gateway_alive(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/-/ready", timeout=5):
+            return True
+    except OSError:
+        return False
