@@ -172,9 +172,10 @@ def logs_of(dev: DevCluster, name: str) -> str:
                    for p in Path(dev.data / "logs").glob(f"{name}*.log"))
 
 
-def gateway_gauges(dev: DevCluster) -> dict[str, float]:
-    """The gateway's /-/metrics samples without labels, by name."""
-    with urllib.request.urlopen(f"{dev.endpoint}/-/metrics", timeout=10) as resp:
+def gateway_gauges(dev: DevCluster, endpoint: str | None = None) -> dict[str, float]:
+    """The gateway's /-/metrics samples without labels, by name (of the gateway at
+    `endpoint`, if given)."""
+    with urllib.request.urlopen(f"{endpoint or dev.endpoint}/-/metrics", timeout=10) as resp:
         text = resp.read().decode()
     return {sample.name: sample.value for family in text_string_to_metric_families(text)
             for sample in family.samples if not sample.labels}

@@ -17,10 +17,10 @@ import urllib.request
 import uuid
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
+from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_faults import codec_of, corrupt, current_manifest
 from tests.e2e.test_healing import assert_fully_redundant, scrub, wait_healed
 from tests.e2e.test_kill_points import post
@@ -42,13 +42,9 @@ def two(tmp_path_factory):
         yield dev, second, dev.client(*USERS["alice"])
 
 
-def healed_fragments(endpoint: str) -> float:
+def healed_fragments(dev, endpoint: str) -> float:
     """This gateway process's count of fragments its healer rebuilt and installed."""
-    with urllib.request.urlopen(f"{endpoint}/-/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == "shardgate_healed_fragments_total")
+    return gateway_gauges(dev, endpoint)["shardgate_healed_fragments_total"]
 
 
 def rot_and_scrub(dev, s3, bucket: str, keys: list[str]) -> dict[str, bytes]:
@@ -69,7 +65,7 @@ def test_rot_seen_by_two_healers_is_rebuilt_once(two):
     dev, second, s3 = two
     bucket = f"lease-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
-    before = healed_fragments(dev.endpoint) + healed_fragments(second)
+    before = healed_fragments(dev, dev.endpoint) + healed_fragments(dev, second)
     healers = (dev.endpoint, second)
     for endpoint in healers:  # both find the whole backlog at their next round
         post(f"{endpoint}/-/faults", {"hold": "heal.rounds"})
@@ -79,7 +75,7 @@ def test_rot_seen_by_two_healers_is_rebuilt_once(two):
         for endpoint in healers:
             post(f"{endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
     wait_healed(dev, "once")
-    rebuilt = healed_fragments(dev.endpoint) + healed_fragments(second) - before
+    rebuilt = healed_fragments(dev, dev.endpoint) + healed_fragments(dev, second) - before
     assert rebuilt == ROTTEN, rebuilt
     for key, data in objects.items():
         assert_fully_redundant(dev, bucket, key)
