@@ -38,7 +38,7 @@ from tests.e2e.rebalance_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-OBJECTS = 2000
+OBJECTS = 800
 MULTIPART = 10
 
 
