@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from erasure import archive_seed
 from gateway.errors import S3Error, quorum_lost
-from gateway.objects import attributes, small_write, uploads, versions
+from gateway.objects import attributes, one_trip, small_write, uploads, versions
 from gateway.objects.bucket_import import volume_held_records
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
@@ -269,7 +269,7 @@ class ObjectLayer:
             try:
                 await small_write.commit_small(cluster, manifest, small)
                 return PutResult(manifest, verified)
-            except small_write.Refused:
+            except one_trip.Refused:
                 pass  # a newer version is on some volume: stage it, two-phase
             body = small_write.BytesPayload(small)
             tag = uuid.uuid4().hex
@@ -356,6 +356,16 @@ class ObjectLayer:
             async with key_claim(self.cluster, bucket.incarnation, key):
                 fence = await self._evaluate(bucket, key, WriteConditions(if_match=if_match))
                 return await self._tombstone(bucket, key, owner, fence)
+        marker = self._marker(bucket, key, owner)
+        if marker.null_version and one_trip.allowed(self.cluster):
+            # A null marker replaces the one a refused trip may leave on a quorum, so
+            # one DELETE never shows as two markers.
+            try:
+                await one_trip.commit_marker(
+                    self.cluster, self.cluster.placement(bucket.incarnation, key), marker)
+                return marker
+            except one_trip.Refused:
+                pass
         # Reading the key first moves our clock past its newest version (see put), so the
         # tombstone is newer than what it deletes.
         await find_latest(self.cluster, bucket.incarnation, key)
@@ -399,14 +409,17 @@ class ObjectLayer:
             for task in tasks:
                 task.cancel()
 
+    def _marker(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
+        state = versions.versioning_state(bucket)
+        return ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation, key=key,
+                              version_id=new_version_id(), last_modified=time.time(),
+                              owner=owner, deleted=True,
+                              null_version=state != versions.ENABLED,
+                              delete_marker=bool(state))
+
     async def _tombstone(self, bucket: BucketRecord, key: str, owner: str,
                          fence: Fence | None = None) -> ObjectManifest:
-        state = versions.versioning_state(bucket)
-        manifest = ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation,
-                                  key=key, version_id=new_version_id(),
-                                  last_modified=time.time(), owner=owner, deleted=True,
-                                  null_version=state != versions.ENABLED,
-                                  delete_marker=bool(state))
+        manifest = self._marker(bucket, key, owner)
         await commit_manifest(self.cluster, self.cluster.placement(bucket.incarnation, key),
                               manifest, fence)
         return manifest

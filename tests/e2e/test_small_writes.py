@@ -1,10 +1,12 @@
-"""Small objects written in one round trip: the fragments ride in the commits, no stage.
+"""Small objects and delete markers written in one round trip: a small PUT's fragments
+ride in the commits, no stage; a DELETE's null marker is committed without reading the
+key first.
 
 What must hold: a bad body is never committed; a one-trip write is refused by a volume
 that holds a newer version of the key (its id was picked before any volume answered),
 and then goes the two-phase way, so the acknowledged write is the key's current
-version, never shadowed. Kill points during one-trip writes: tests/e2e/test_kill_points.py
-(op "put-small").
+version, never shadowed, and one DELETE leaves one marker. Kill points during one-trip
+writes: tests/e2e/test_kill_points.py (ops "put-small" and "delete").
 """
 
 from __future__ import annotations
@@ -79,8 +81,77 @@ def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, 
     the write is staged instead, its id picked past their clocks: it reads back. On all
     six the one-trip write lands nowhere and is rolled back; on one, it lands on the
     other five, a write quorum, so it stays and the staged write supersedes it."""
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     key = f"ahead-{ahead_on}"
+    future = _marker_from_the_future(cluster, s3, bucket, key, ahead_on)
+    # No read of the key before the PUT: its answers would carry the volumes' clocks.
+    data = os.urandom(3 * KIB)
+    answer = s3.put_object(Bucket=bucket, Key=key, Body=data)
+    assert answer["VersionId"] > future
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    # (Whether the volumes refused depends on whether the gateway's background work
+    # already brought it their clocks; either way the write must be current.)
+
+
+def _latest_requests(cluster) -> float:
+    return (volume_requests(cluster, "GET /objects/latest", None)
+            + volume_requests(cluster, "POST /objects/latest", None))
+
+
+def _commit_requests(cluster) -> float:
+    return (volume_requests(cluster, "POST /objects/commit")
+            + volume_requests(cluster, "POST /objects/commits"))
+
+
+@pytest.mark.parametrize("versioning", [None, "Suspended"])
+def test_a_delete_is_one_request_per_volume(cluster, s3, bucket, versioning):
+    """A DELETE whose marker is a null version asks no volume for the key first: one
+    commit per volume (or one share of a batch of commits), no `latest` question."""
+    if versioning:
+        s3.put_bucket_versioning(Bucket=bucket,
+                                 VersioningConfiguration={"Status": versioning})
+    s3.put_object(Bucket=bucket, Key="gone", Body=b"x" * 100)
+    latest, commits = _latest_requests(cluster), _commit_requests(cluster)
+    answer = s3.delete_object(Bucket=bucket, Key="gone")
+    assert _latest_requests(cluster) == latest
+    assert commits < _commit_requests(cluster) <= commits + 6
+    if versioning:
+        assert answer["DeleteMarker"] and answer["VersionId"] == "null"
+    with pytest.raises(ClientError) as caught:
+        s3.head_object(Bucket=bucket, Key="gone")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # In a versioning-enabled bucket every marker has an id of its own: read first.
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    latest = _latest_requests(cluster)
+    s3.delete_object(Bucket=bucket, Key="gone")
+    assert _latest_requests(cluster) > latest
+
+
+@pytest.mark.parametrize("ahead_on", [6, 1])
+def test_a_newer_version_on_the_volumes_sends_a_delete_two_phase(cluster, s3, bucket,
+                                                                 ahead_on):
+    """A delete marker an hour in the future is on `ahead_on` volumes of a suspended
+    bucket's key: a DELETE committed without reading the key is refused there, and is
+    written again after a read, its id past their clocks. Its null marker is the key's
+    latest version, and the only null one (the refused marker, if kept on the five
+    volumes that took it, is replaced)."""
+    key = f"ahead-delete-{ahead_on}"
+    future = _marker_from_the_future(cluster, s3, bucket, key, ahead_on)
+    s3.put_bucket_versioning(Bucket=bucket,
+                             VersioningConfiguration={"Status": "Suspended"})
+    # No read of the key before the DELETE: its answers would carry the volumes' clocks.
+    answer = s3.delete_object(Bucket=bucket, Key=key)
+    assert answer["DeleteMarker"] and answer["VersionId"] == "null"
+    markers = s3.list_object_versions(Bucket=bucket, Prefix=key)["DeleteMarkers"]
+    assert [m["VersionId"] for m in markers if m["IsLatest"]] == ["null"], markers
+    assert [m["VersionId"] for m in markers].count("null") == 1, markers
+    assert future in [m["VersionId"] for m in markers]
+
+
+def _marker_from_the_future(cluster, s3, bucket: str, key: str, ahead_on: int) -> str:
+    """In a versioning-enabled bucket: a durable delete marker of `key` an hour ahead of
+    now (as from a gateway whose clock runs ahead), committed straight into the first
+    `ahead_on` volumes of its placement. Returns its version id."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object(Bucket=bucket, Key=key, Body=b"first")
     s3.delete_object(Bucket=bucket, Key=key)
     inc = incarnation(cluster, bucket)
@@ -93,17 +164,11 @@ def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, 
     for volume_id in placement(cluster, bucket, key)[:ahead_on]:
         _post(cluster, volume_id, "/objects/commit", {
             "incarnation": inc, "key": key, "version_id": future, "deleted": True,
-            "manifest": manifest, "summary": {"size": 0, "etag": "", "owner": "alice-id",
-                                              "last_modified": 0.0},
+            "manifest": manifest,
+            "summary": {"size": 0, "etag": "", "owner": "alice-id", "last_modified": 0.0},
             "stage_id": None, "archive_id": None, "inline": False, "archives": [],
             "heal": [], "durable": True})
-    # No read of the key before the PUT: its answers would carry the volumes' clocks.
-    data = os.urandom(3 * KIB)
-    answer = s3.put_object(Bucket=bucket, Key=key, Body=data)
-    assert answer["VersionId"] > future
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    # (Whether the volumes refused depends on whether the gateway's background work
-    # already brought it their clocks; either way the write must be current.)
+    return future
 
 
 def test_read_after_write_through_another_gateway(cluster, s3, bucket):
