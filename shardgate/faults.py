@@ -39,6 +39,8 @@ POINTS = (
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
     "latest.after_rows",      # volume: a `latest` answer's rows sent, the fragment bytes
                               # read along with them (a GET's read-ahead) not yet
+    "archive.after_first",    # volume: a plain read's first 1 MiB of an archive sent,
+                              # the next not yet (a heal's rebuild reading its sources)
     "slices.after_first",     # volume: a sliced read's first run of fragment slices
                               # (up to 1 MiB of fragments) sent, the next not yet
     "rebalance.after_part_moved",  # rebalancer: an open upload's part fragment committed

@@ -109,7 +109,10 @@ class _FileStream(StreamingResponse):
         if prefix:
             yield prefix
             kill_point("latest.after_rows")
+        first = offset
         while remaining > 0:
+            if offset > first:
+                kill_point("archive.after_first")
             data = await self._fd.aread(min(CHUNK, remaining), offset)
             if not data:
                 raise OSError("archive shrank while being read")

@@ -9,6 +9,8 @@ before they were dropped then finds it taken) and releases it after one that did
 
 A lease only saves work; it never decides whether a heal is right. A volume that cannot
 answer grants nothing and refuses nothing: the heal goes ahead as it did before leases.
+For the same reason a heal renews its lease for at most `max_hold` seconds: one that
+hangs past that lets another healer try the version instead of keeping it for good.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 if TYPE_CHECKING:
     from gateway.objects.cluster import Cluster
 
+# An hour: far past a rebuild of the largest object at the slowest rate seen here.
+MAX_HOLD_SECONDS = 3600.0
+
 
 @dataclass
 class Lease:
@@ -34,10 +39,12 @@ class Lease:
 
 
 class HealLeases:
-    def __init__(self, cluster: Cluster, seconds: float, linger: float) -> None:
+    def __init__(self, cluster: Cluster, seconds: float, linger: float,
+                 max_hold: float = MAX_HOLD_SECONDS) -> None:
         self.cluster = cluster
         self.seconds = seconds  # 0: no leases (every healer heals what it finds)
         self.linger = linger
+        self.max_hold = max_hold
         self.holder = uuid.uuid4().hex
 
     def anchor(self, ref: VersionRef) -> str:
@@ -56,7 +63,8 @@ class HealLeases:
     @contextlib.asynccontextmanager
     async def lease(self, ref: VersionRef) -> AsyncIterator[Lease]:
         """A lease on `ref` (`granted` False: another healer holds it), renewed while the
-        body runs; kept `linger` seconds if the body set `healed`, else released."""
+        body runs (up to `max_hold` seconds); kept `linger` seconds if the body set
+        `healed`, else released."""
         if self.seconds <= 0:
             yield Lease(True)
             return
@@ -67,7 +75,9 @@ class HealLeases:
             return
 
         async def renew() -> None:
-            while True:
+            loop = asyncio.get_running_loop()
+            last = loop.time() + self.max_hold - self.seconds  # its term ends by max_hold
+            while loop.time() + self.seconds / 3 <= last:
                 await asyncio.sleep(self.seconds / 3)
                 await self._ask(anchor, ref, self.seconds)
 

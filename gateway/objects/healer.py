@@ -364,6 +364,37 @@ class Healer:
         except (VolumeUnavailable, VolumeRejected):
             return None
 
+    async def _sources(self, k: int, layout, placement: tuple[str, ...],  # noqa: ANN001
+                       archives: list[str], bad: dict[int, set[int]]
+                       ) -> dict[int, ArchiveStream]:
+        """Streams of the fragments to rebuild from: k archives that verified whole, if k
+        of them open (each rebuilt fragment is then computed whole, byte-identical);
+        else every archive with a good segment, so each segment can find k good ones
+        spread over damaged archives. A source that rots or dies after its check fails
+        the rebuild (its frames are checked again), and the next round finds it."""
+        whole = [i for i in range(len(placement)) if not bad.get(i)]
+        damaged = [i for i in range(len(placement))
+                   if bad.get(i) and len(bad[i]) < layout.num_segments]
+        streams: dict[int, ArchiveStream] = {}
+
+        async def add(indexes: list[int], enough: int) -> None:
+            for i in indexes:
+                if len(streams) >= enough:
+                    return
+                stream = await self._open(placement[i], archives[i], layout, 0)
+                if stream is not None:
+                    streams[i] = stream
+
+        try:
+            await add(whole, k)
+            if len(streams) < k:
+                await add(damaged, len(placement))
+        except BaseException:  # cancelled while opening (a shutdown): none left open
+            for stream in streams.values():
+                stream.close()
+            raise
+        return streams
+
     async def _rebuild(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
                        archives: list[str], bad: dict[int, set[int]], rebuild: list[int],
                        seeds: dict[int, int], inline: bool) -> dict[int, str]:
@@ -372,13 +403,7 @@ class Healer:
         Every segment is rebuilt from the good fragments of that segment, wherever they
         are: k good ones per segment suffice, even spread over damaged archives."""
         segments = range(layout.num_segments)
-        streams = {}
-        for i in range(len(placement)):
-            if i in rebuild and len(bad[i]) == layout.num_segments:
-                continue
-            stream = await self._open(placement[i], archives[i], layout, 0)
-            if stream is not None:
-                streams[i] = stream
+        streams = await self._sources(codec.k, layout, placement, archives, bad)
         queues = {i: asyncio.Queue(4) for i in rebuild}
         batch = uuid.uuid4().hex
         stage_ids = {i: f"{batch}.heal.{i}" for i in rebuild}

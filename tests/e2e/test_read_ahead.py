@@ -26,12 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
+from erasure import FragmentCorrupt
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import volume_counter, volume_json, volume_requests
 from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
-from tests.e2e.test_healing import assert_fully_redundant
+from tests.e2e.test_healing import archive_bytes, assert_fully_redundant, scrub
 from tests.e2e.test_kill_points import arm_volume, disarm_live
 
 pytestmark = pytest.mark.e2e
@@ -209,8 +210,9 @@ def test_rot_next_to_a_slice_is_found_where_it_lies_and_queued(two):
 
 def test_a_heal_checks_fragments_where_they_lie(two):
     """The healer has each volume check its own fragments (empty slices): healing one
-    rotten fragment moves what the rebuild reads (7.0 archives measured), no longer
-    every fragment of the version besides (13.0 before)."""
+    rotten fragment moves the GET's detour and the rebuild's k sources (5.0 archives
+    measured; 7.0 when the rebuild read every fragment, 13.0 with the check in the
+    healer)."""
     dev, s3, _ = two
     bucket = new_bucket(s3)
     data = os.urandom(4 * MIB)
@@ -225,8 +227,60 @@ def test_a_heal_checks_fragments_where_they_lie(two):
     assert heal_queued(dev, [flip]) == []
     wait_heals_drained(dev)
     sent = fragment_bytes_sent(dev) - before - len(data)  # the GET's own reads aside
-    assert sent <= (codec.k + codec.m + 1.2) * archive, sent / archive
+    # The GET's detour (one archive) and the rebuild's k sources, plus 8 bytes a frame.
+    assert sent <= (codec.k + 1.2) * archive, sent / archive
     assert s3.get_object(Bucket=bucket, Key="h")["Body"].read() == data
+
+
+def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
+    """A rebuild reads k fragments that verified whole, not every fragment: one of them
+    killed while it is read from (`archive.after_first`) fails that round, and the next
+    rebuilds from the other k while it is down. Nothing found by a GET: the scrubber
+    queues the rot, so only the healer reads archives."""
+    dev, s3, _ = two
+    bucket = new_bucket(s3)
+    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three reads each
+    s3.put_object(Bucket=bucket, Key="src", Body=data)
+    manifest = current_manifest(dev, bucket, "src")
+    codec = codec_of(manifest)
+    part = manifest.parts[0]
+    wait_heals_drained(dev)
+    victim, rotten = part.placement[0], part.placement[1]  # the first whole source
+    assert victim is not None and rotten is not None
+    archive = part.archive_id(manifest.incarnation, "src", 1)
+    with volumes_restored(dev):
+        arm_volume(dev, victim, "archive.after_first")
+        corrupt(dev, manifest, codec, 1, 0)
+        assert any(p.startswith(archive) for p in scrub(dev, rotten)["problems"])
+        deadline = time.monotonic() + 60.0
+        while dev.volume_alive(victim) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not dev.volume_alive(victim)  # killed inside the rebuild's read
+        # With the victim down the rebuild reads the other four: fragment 1 mended.
+        deadline = time.monotonic() + 60.0
+        while not fragment_intact(dev, manifest, codec, 1):
+            assert time.monotonic() < deadline, "fragment 1 not rebuilt with a source down"
+            time.sleep(0.5)
+        dev.restart_volume(victim)
+    wait_heals_drained(dev, timeout=120.0)
+    assert_fully_redundant(dev, bucket, "src")
+    assert s3.get_object(Bucket=bucket, Key="src")["Body"].read() == data
+
+
+def fragment_intact(dev, manifest, codec, index: int) -> bool:
+    """Whether every frame of the first part's fragment `index` verifies where it lies."""
+    part = manifest.parts[0]
+    layout = codec.layout(part.size)
+    seed = (part.seeds(manifest.incarnation, manifest.key) or {}).get(index, 0)
+    data = archive_bytes(dev, part.placement[index],
+                         part.archive_id(manifest.incarnation, manifest.key, index))
+    try:
+        for segment in range(layout.num_segments):
+            start = layout.archive_offset(segment)
+            codec.unframe(data[start:start + layout.framed_length(segment)], index, seed)
+    except FragmentCorrupt:
+        return False
+    return True
 
 
 def test_a_volume_killed_while_it_checks_its_fragments_for_a_heal(two):

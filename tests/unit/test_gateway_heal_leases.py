@@ -90,6 +90,26 @@ def test_a_lease_is_renewed_while_its_heal_runs() -> None:
     assert sum(1 for _, holder, s in volumes.asked if holder == one.holder and s == 0.3) >= 3
 
 
+def test_a_heal_that_hangs_stops_renewing_its_lease() -> None:
+    volumes = FakeVolumes()
+    cluster = FakeCluster(volumes)
+    one = HealLeases(cluster, 0.3, 4.0, max_hold=0.7)  # type: ignore[arg-type]
+    two = HealLeases(cluster, 0.3, 4.0)  # type: ignore[arg-type]
+
+    async def main() -> list[bool]:
+        seen = []
+        async with one.lease(REF):
+            await asyncio.sleep(0.5)  # renewed once: still held
+            async with two.lease(REF) as other:
+                seen.append(other.granted)
+            await asyncio.sleep(0.6)  # past max_hold: the last term has run out
+            async with two.lease(REF) as other:
+                seen.append(other.granted)
+        return seen
+
+    assert asyncio.run(main()) == [False, True]
+
+
 def test_the_anchor_is_the_first_volume_not_suspected() -> None:
     volumes = FakeVolumes()
     one, _ = healers(FakeCluster(volumes, suspect=frozenset({"vol-a"})))
