@@ -423,7 +423,8 @@ class Healer:
                     framed = await stream.read_exactly(size)
                     if segment not in bad[i]:
                         fragments[i] = framed
-                # Only this segment's bad copies are rebuilt; good ones are kept as read.
+                # Only this segment's missing copies are rebuilt; a target's good copy
+                # is kept as read when it is a source (only the fallback opens those).
                 bad_here = [i for i in rebuild if i not in fragments]
                 rebuilt = (await asyncio.to_thread(codec.reconstruct, fragments, bad_here,
                                                    seeds)

@@ -260,7 +260,8 @@ class ObjectLayer:
         tag = uuid.uuid4().hex
         seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
                  for i in range(cluster.width)]
-        if not conditions.any and small_write.fits(cluster, expect):
+        if not conditions.any and small_write.fits(cluster, expect,
+                                                    bucket.incarnation, key):
             small = await small_write.read_small(cluster, body, expect, seeds)
             digests = small.digests
             verified = Verified(Staged(placement, {}, digests.size, digests),
@@ -357,7 +358,8 @@ class ObjectLayer:
                 fence = await self._evaluate(bucket, key, WriteConditions(if_match=if_match))
                 return await self._tombstone(bucket, key, owner, fence)
         marker = self._marker(bucket, key, owner)
-        if marker.null_version and one_trip.allowed(self.cluster):
+        if marker.null_version and one_trip.allowed(self.cluster, bucket.incarnation,
+                                                    key):
             # A null marker replaces the one a refused trip may leave on a quorum, so
             # one DELETE never shows as two markers.
             try:

@@ -8,11 +8,15 @@ to read the key first for the same reason. Here it is picked before any volume a
 so each commit is fenced on itself: a volume refuses it (409) when it holds any version
 of the key newer than this one, pending or durable. Why an acknowledged one-trip write
 then shadows nothing acknowledged before it began: an earlier acknowledged version is on
-a write quorum, this write is on a write quorum that counts no rebuilding volume, and two
-write quorums of one placement always share a volume (the path is only taken when
-2 x quorum > width), which would have refused. On any refusal, the commits that landed
-are rolled back and the write goes the two-phase way (the caller's job); a volume's clock
-rides on its refusal, so that write's id is newer. Too few voting answers (volumes down,
+a write quorum of the key's placement, this write is on an acknowledging quorum of the
+same placement that counts no rebuilding volume, and the two always share a volume (the
+path is only taken when write quorum + acknowledging quorum > width), which would have
+refused. While fragments move to a new ring, an earlier version may be proven on the
+key's placement in the ring before, which this write does not ask: such a key goes the
+two-phase way from the start (docs/cluster-map.md has the rules for writes during a
+move). On any refusal, the commits that landed are rolled back and the write goes the
+two-phase way (the caller's job); a volume's clock rides on its refusal, so that
+write's id is newer. Too few voting answers (volumes down,
 or rebuilding ones, which do not vote here) also send it the two-phase way, whose rules
 for those cases are docs/durability.md's.
 """
@@ -44,10 +48,12 @@ class Refused(Exception):
     it is rolled back; on it, it stays and is superseded (no reader can then lose it)."""
 
 
-def allowed(cluster: Cluster) -> bool:
-    """Whether any two acknowledging quorums of a placement share a volume, which is
-    what makes a commit fenced on itself safe."""
-    return 2 * cluster.ack_quorum > cluster.width
+def allowed(cluster: Cluster, incarnation: str, key: str) -> bool:
+    """Whether a commit fenced on itself meets every acknowledged version of the key: any
+    write quorum and any acknowledging quorum of its placement share a volume, and no
+    move leaves versions of the key on a placement of the ring before."""
+    return (cluster.write_quorum + cluster.ack_quorum > cluster.width
+            and cluster.previous_placement(incarnation, key) is None)
 
 
 def fenced_on_itself(manifest: ObjectManifest, payload: dict) -> dict:

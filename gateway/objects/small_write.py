@@ -22,11 +22,11 @@ from gateway.objects.ingest import Expectations, Payload, new_digests, verify_bo
 from shardgate.manifest import ObjectManifest
 
 
-def fits(cluster: Cluster, expect: Expectations) -> bool:
-    """Whether a body so declared may be written in one round trip."""
+def fits(cluster: Cluster, expect: Expectations, incarnation: str, key: str) -> bool:
+    """Whether a body so declared may be written to `key` in one round trip."""
     size = expect.size
     return (size is not None and size < cluster.config.gateway.inline_threshold
-            and size <= expect.max_size and one_trip.allowed(cluster))
+            and size <= expect.max_size and one_trip.allowed(cluster, incarnation, key))
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,21 @@ def gateway_gauges(dev: DevCluster, endpoint: str | None = None) -> dict[str, fl
             for sample in family.samples if not sample.labels}
 
 
+def requests_served(dev: DevCluster, *operations: str) -> float:
+    """How many requests of `operations` (route templates) the map's serving volumes
+    answered, any status, by their own counters: volumes added or removed since the
+    cluster started included or left out as the map says."""
+    total = 0.0
+    for url in map_urls(dev).values():
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        total += sum(sample.value for family in text_string_to_metric_families(text)
+                     for sample in family.samples
+                     if sample.name == "shardgate_requests_total"
+                     and sample.labels.get("operation") in operations)
+    return total
+
+
 def tombstone_holders(dev: DevCluster, without: set[str] = frozenset()
                       ) -> dict[tuple[str, str, str], set[str]]:
     """Which volumes of the map hold each durable version tombstone."""

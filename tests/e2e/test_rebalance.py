@@ -31,6 +31,7 @@ from tests.e2e.rebalance_helpers import (
     logs_of,
     moved_fragments,
     process_of,
+    requests_served,
     start_volume,
     tombstone_holders,
     wait_moved,
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.e2e
 
 OBJECTS = 800
 MULTIPART = 10
+LATEST = ("GET /objects/latest", "POST /objects/latest")
 
 
 def grow(tmp_path_factory, store: str):
@@ -172,11 +174,23 @@ def test_a_rebalancer_killed_in_the_middle_resumes_to_the_same_end(grown):
         "shardgate_rebalance_rows_scanned"] > 0
     # Overwrites placed by the new ring while the move waits: the old versions stay only
     # on volumes leaving their keys' placement, and must be left behind, not moved back.
+    # Small as they are, a key whose placement moves is written two-phase (staged, its id
+    # past both placements' clocks), never in one trip fenced on the new placement alone;
+    # about 3 keys in 4 move when an 8th volume joins 7.
     overwritten = list(digests)[-150:]
+    stages = requests_served(dev, "PUT /stage/{stage_id}")
     for key in overwritten:
         body = os.urandom(2_000)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         digests[key] = hashlib.md5(body).hexdigest()
+    assert requests_served(dev, "PUT /stage/{stage_id}") >= stages + 6 * 50
+    # Deletes the same way: the key is read on both placements before its marker.
+    latest = requests_served(dev, *LATEST)
+    deleted = overwritten[:20]
+    for key in deleted:
+        s3.delete_object(Bucket=bucket, Key=key)
+        del digests[key]
+    assert requests_served(dev, *LATEST) >= latest + 20
     log = open(dev.data / "logs" / "rebalancer.restart.log", "ab")  # noqa: SIM115
     dev.extra.append(subprocess.Popen([sys.executable, "-m", "shardgate", "rebalancer",
                                        "--config", str(dev.data / "cluster.toml")],
@@ -188,6 +202,8 @@ def test_a_rebalancer_killed_in_the_middle_resumes_to_the_same_end(grown):
     moved = moved_fragments(before, after)
     assert moved <= 1.3 * total / 7, (moved, total, killed_at)
     assert check_all(s3, bucket, digests) == []
+    assert all(status_of(lambda k=key: s3.head_object(Bucket=bucket, Key=k)) == 404
+               for key in deleted)
     copy = json.loads((dev.data / "map-gateway.json").read_text())
     assert copy["map"]["epoch"] == 4 and copy["map"]["previous"] is None
     restarted = logs_of(dev, "rebalancer.restart")

@@ -93,16 +93,16 @@ def test_a_lease_is_renewed_while_its_heal_runs() -> None:
 def test_a_heal_that_hangs_stops_renewing_its_lease() -> None:
     volumes = FakeVolumes()
     cluster = FakeCluster(volumes)
-    one = HealLeases(cluster, 0.3, 4.0, max_hold=0.7)  # type: ignore[arg-type]
+    one = HealLeases(cluster, 0.3, 4.0, max_hold=1.5)  # type: ignore[arg-type]
     two = HealLeases(cluster, 0.3, 4.0)  # type: ignore[arg-type]
 
     async def main() -> list[bool]:
         seen = []
         async with one.lease(REF):
-            await asyncio.sleep(0.5)  # renewed once: still held
+            await asyncio.sleep(0.5)  # past the first term: renewals keep it
             async with two.lease(REF) as other:
                 seen.append(other.granted)
-            await asyncio.sleep(0.6)  # past max_hold: the last term has run out
+            await asyncio.sleep(1.7)  # past max_hold: the last term has run out
             async with two.lease(REF) as other:
                 seen.append(other.granted)
         return seen
