@@ -238,13 +238,8 @@ def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
     rebuilds from the other k while it is down. Nothing found by a GET: the scrubber
     queues the rot, so only the healer reads archives."""
     dev, s3, _ = two
-    bucket = new_bucket(s3)
-    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three reads each
-    s3.put_object(Bucket=bucket, Key="src", Body=data)
-    manifest = current_manifest(dev, bucket, "src")
-    codec = codec_of(manifest)
+    bucket, data, manifest, codec = three_runs_a_fragment(dev, s3, "src")
     part = manifest.parts[0]
-    wait_heals_drained(dev)
     victim, rotten = part.placement[0], part.placement[1]  # the first whole source
     assert victim is not None and rotten is not None
     archive = part.archive_id(manifest.incarnation, "src", 1)
@@ -265,6 +260,17 @@ def test_a_source_killed_while_a_heal_rebuilds_from_it(two):
     wait_heals_drained(dev, timeout=120.0)
     assert_fully_redundant(dev, bucket, "src")
     assert s3.get_object(Bucket=bucket, Key="src")["Body"].read() == data
+
+
+def three_runs_a_fragment(dev, s3, key: str):
+    """A new bucket with `key`, 12 MiB: 3 MiB of fragments per archive, so a read of one
+    (1 MiB a run) takes three runs. Returns bucket, data, manifest, codec, heals drained."""
+    bucket = new_bucket(s3)
+    data = os.urandom(12 * MIB)
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    manifest = current_manifest(dev, bucket, key)
+    wait_heals_drained(dev)
+    return bucket, data, manifest, codec_of(manifest)
 
 
 def fragment_intact(dev, manifest, codec, index: int) -> bool:
@@ -288,12 +294,7 @@ def test_a_volume_killed_while_it_checks_its_fragments_for_a_heal(two):
     runs of it (`slices.after_first`) leaves its fragment unchecked, the heal is tried
     again once it is back, and every fragment then verifies where it lies."""
     dev, s3, _ = two
-    bucket = new_bucket(s3)
-    data = os.urandom(12 * MIB)  # 3 MiB of fragments per archive: three runs each
-    s3.put_object(Bucket=bucket, Key="hk", Body=data)
-    manifest = current_manifest(dev, bucket, "hk")
-    codec = codec_of(manifest)
-    wait_heals_drained(dev)
+    bucket, data, manifest, codec = three_runs_a_fragment(dev, s3, "hk")
     victim = manifest.parts[0].placement[2]
     assert victim is not None
     with volumes_restored(dev):
