@@ -16,9 +16,9 @@ key's placement in the ring before, which this write does not ask: such a key go
 two-phase way from the start (docs/cluster-map.md has the rules for writes during a
 move). On any refusal, the commits that landed are rolled back and the write goes the
 two-phase way (the caller's job); a volume's clock rides on its refusal, so that
-write's id is newer. Too few voting answers (volumes down,
-or rebuilding ones, which do not vote here) also send it the two-phase way, whose rules
-for those cases are docs/durability.md's.
+write's id is newer. Too few voting answers (volumes down, or rebuilding ones, which do
+not vote here) also send it the two-phase way, whose rules for those cases are
+docs/durability.md's.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def fenced_on_itself(manifest: ObjectManifest, payload: dict) -> dict:
 async def commit(cluster: Cluster, manifest: ObjectManifest, placement: tuple[str, ...],
                  calls: dict[str, Awaitable[dict]]) -> None:
     """Await the commits `calls` (one per volume of `placement`, each fenced on itself);
-    Refused, after rolling back where they landed, unless the write quorum of voting
-    volumes took it and none refused it."""
+    Refused unless the acknowledging quorum of voting volumes took it and none refused
+    it (rolled back where it landed if that was below the write quorum)."""
     results = await first_answers(calls, cluster.ack_quorum, grace=COMMIT_GRACE_SECONDS,
                                   cancel_rest=False)
     landed = answered(results)

@@ -83,15 +83,18 @@ def volume_counter(cluster: DevCluster, sample: str, labels: dict[str, str],
                    volume_ids: list[str] | None = None) -> float:
     """A counter summed over the volumes' `/metrics` (all, or `volume_ids`), over the
     samples with `labels`."""
+    return sum(counter_at(cluster.config.volume(volume_id).url, sample, labels)
+               for volume_id in volume_ids or cluster.volume_ids)
+
+
+def counter_at(url: str, sample: str, labels: dict[str, str]) -> float:
+    """A counter of the process serving `url` (its `/metrics`), over the samples with
+    `labels`."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    total = 0.0
-    for volume_id in volume_ids or cluster.volume_ids:
-        url = f"{cluster.config.volume(volume_id).url}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            for family in text_string_to_metric_families(resp.read().decode()):
-                for found in family.samples:
-                    if found.name == sample and all(
-                            found.labels.get(k) == v for k, v in labels.items()):
-                        total += found.value
-    return total
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        return sum(found.value
+                   for family in text_string_to_metric_families(resp.read().decode())
+                   for found in family.samples
+                   if found.name == sample
+                   and all(found.labels.get(k) == v for k, v in labels.items()))

@@ -20,6 +20,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.cluster import DevCluster, free_port, wait_http
+from tests.e2e.helpers import counter_at
 
 
 def start_volume(dev: DevCluster, volume_id: str) -> str:
@@ -185,15 +186,8 @@ def requests_served(dev: DevCluster, *operations: str) -> float:
     """How many requests of `operations` (route templates) the map's serving volumes
     answered, any status, by their own counters: volumes added or removed since the
     cluster started included or left out as the map says."""
-    total = 0.0
-    for url in map_urls(dev).values():
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        total += sum(sample.value for family in text_string_to_metric_families(text)
-                     for sample in family.samples
-                     if sample.name == "shardgate_requests_total"
-                     and sample.labels.get("operation") in operations)
-    return total
+    return sum(counter_at(url, "shardgate_requests_total", {"operation": operation})
+               for url in map_urls(dev).values() for operation in operations)
 
 
 def tombstone_holders(dev: DevCluster, without: set[str] = frozenset()
