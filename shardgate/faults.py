@@ -36,6 +36,8 @@ POINTS = (
                                  # nothing of the heal done
     "gateway.after_tombstones",  # gateway: a version delete's tombstones on the quorum,
                                  # the volumes not yet told to drop the row
+    "gateway.before_forget_kept",  # gateway: a small PUT's two-phase write committed,
+                                   # its refused one-trip version kept, not yet deleted
     "forget.after_txn",       # volume: a version tombstone (pending or durable) applied
     "latest.after_rows",      # volume: a `latest` answer's rows sent, the fragment bytes
                               # read along with them (a GET's read-ahead) not yet
@@ -51,7 +53,8 @@ POINTS = (
 HOLDS = (
     "map.watch",              # gateway: ignore map watch events and periodic re-reads
                               # (a lagging watch; a fencing refusal still re-reads)
-    "heal.rounds",            # gateway: the healer polls no heal queue (the others heal)
+    "heal.rounds",            # gateway: the healer stands still: no membership check,
+                              # no heal queue polled (the others heal)
 )
 
 _armed: dict[str, int] = {}

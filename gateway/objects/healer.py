@@ -95,10 +95,12 @@ class Healer:
         interval = self.spec.compare_interval_seconds
         next_compare = loop.time() + interval
         while True:
+            if faults.held("heal.rounds"):
+                await asyncio.sleep(self.spec.heal_interval_seconds)
+                continue
             try:
                 await self.members.check()
-                if not faults.held("heal.rounds"):
-                    await self.round()
+                await self.round()
                 if interval > 0 and loop.time() >= next_compare:
                     next_compare = loop.time() + interval
                     await compare_indexes(self.cluster, self.heal, self.members.rebuilding,

@@ -260,6 +260,7 @@ class ObjectLayer:
         tag = uuid.uuid4().hex
         seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
                  for i in range(cluster.width)]
+        kept: ObjectManifest | None = None  # a refused one-trip write left on a quorum
         if not conditions.any and small_write.fits(cluster, expect,
                                                     bucket.incarnation, key):
             small = await small_write.read_small(cluster, body, expect, seeds)
@@ -270,8 +271,8 @@ class ObjectLayer:
             try:
                 await small_write.commit_small(cluster, manifest, small)
                 return PutResult(manifest, verified)
-            except one_trip.Refused:
-                pass  # a newer version is on some volume: stage it, two-phase
+            except one_trip.Refused as refused:  # stage it, two-phase
+                kept = manifest if refused.kept and not manifest.null_version else None
             body = small_write.BytesPayload(small)
             tag = uuid.uuid4().hex
             seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
@@ -283,6 +284,8 @@ class ObjectLayer:
             if not conditions.any:
                 manifest = self._put_manifest(bucket, key, verified, tag, attrs)
                 await commit_staged(cluster, staged, manifest)
+                if kept is not None:
+                    await small_write.forget_kept(cluster, kept)
                 return PutResult(manifest, verified)
             async with key_claim(cluster, bucket.incarnation, key):
                 fence = await self._evaluate(bucket, key, conditions)

@@ -45,7 +45,12 @@ log = logging.getLogger("shardgate.gateway.objects.one_trip")
 class Refused(Exception):
     """The one-trip write was not acknowledged (a volume holds a newer version of the
     key, or too few voting volumes took it): write it two-phase. Below the write quorum
-    it is rolled back; on it, it stays and is superseded (no reader can then lose it)."""
+    it is rolled back; on it, it stays and is superseded (no reader can then lose it),
+    and `kept` says so."""
+
+    def __init__(self, why: str, kept: bool = False) -> None:
+        super().__init__(why)
+        self.kept = kept
 
 
 def allowed(cluster: Cluster, incarnation: str, key: str) -> bool:
@@ -87,7 +92,7 @@ async def commit(cluster: Cluster, manifest: ObjectManifest, placement: tuple[st
             # it stays, committed though never acknowledged (as after a gateway crash
             # past the commit), and the two-phase write that follows supersedes it.
             notify_durable(cluster, manifest, placement, set(landed))
-            raise Refused(why)
+            raise Refused(why, kept=True)
         await roll_back(cluster, manifest, list(landed))
         raise Refused(why)
     kill_point("gateway.after_commit")

@@ -10,16 +10,20 @@ has why that shadows nothing acknowledged, and what a refusal means.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from gateway.errors import S3Error
-from gateway.objects import one_trip
+from gateway.objects import one_trip, versions
 from gateway.objects.cluster import Cluster
 from gateway.objects.commit import commit_one, object_commit_payload
 from gateway.objects.digests import BodyDigests
 from gateway.objects.ingest import Expectations, Payload, new_digests, verify_body
+from shardgate.faults import kill_point
 from shardgate.manifest import ObjectManifest
+
+log = logging.getLogger("shardgate.gateway.objects.small_write")
 
 
 def fits(cluster: Cluster, expect: Expectations, incarnation: str, key: str) -> bool:
@@ -80,6 +84,20 @@ async def commit_small(cluster: Cluster, manifest: ObjectManifest, small: SmallB
         calls[volume_id] = commit_one(cluster, volume_id,
                                       one_trip.fenced_on_itself(manifest, payload))
     await one_trip.commit(cluster, manifest, placement, calls)
+
+
+async def forget_kept(cluster: Cluster, kept: ObjectManifest) -> None:
+    """Delete for good a refused one-trip write that stayed on a write quorum, once the
+    two-phase write of the same PUT has superseded it: in a versioning-enabled bucket it
+    would otherwise show as a second version of one PUT (a null one is replaced anyway).
+    Called before the PUT is answered; a gateway that dies first leaves it, as any crash
+    past a commit leaves a version whose PUT was never acknowledged."""
+    kill_point("gateway.before_forget_kept")
+    try:
+        await versions.forget(cluster, kept)
+    except S3Error as exc:  # the PUT stands: the tombstones it left roll forward
+        log.warning("%s/%s: the refused version %s stays for now: %s", kept.incarnation,
+                    kept.key, kept.version_id, exc.message)
 
 
 class BytesPayload:

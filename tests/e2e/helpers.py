@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -43,13 +43,39 @@ def volume_json(cluster: DevCluster, volume_id: str, path: str) -> dict:
         return json.loads(resp.read())
 
 
-def volume_put(cluster: DevCluster, volume_id: str, path: str, body: dict) -> dict:
+def volume_put(cluster: DevCluster, volume_id: str, path: str, body: dict,
+               method: str = "PUT") -> dict:
     request = urllib.request.Request(f"{cluster.config.volume(volume_id).url}{path}",
-                                     data=json.dumps(body).encode(), method="PUT",
+                                     data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json"})
     request.add_header("Authorization", f"Bearer {cluster.token(volume_id, 'write')}")
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
+
+
+def marker_from_the_future(cluster: DevCluster, s3, bucket: str, key: str,  # noqa: ANN001
+                           ahead_on: int) -> str:
+    """In a versioning-enabled bucket: a durable delete marker of `key` an hour ahead of
+    now (as from a gateway whose clock runs ahead), committed straight into the first
+    `ahead_on` volumes of its placement. Returns its version id."""
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key=key, Body=b"first")
+    s3.delete_object(Bucket=bucket, Key=key)
+    inc = incarnation(cluster, bucket)
+    holder = placement(cluster, bucket, key)[0]
+    marker = volume_json(cluster, holder, f"/objects/latest?incarnation={quote(inc)}"
+                                          f"&key={quote(key)}")["versions"][0]
+    assert marker["deleted"]
+    future = f"{int(marker['version_id'], 16) + ((3600 * 1000) << 80):032x}"
+    manifest = {**marker["manifest"], "version_id": future}
+    for volume_id in placement(cluster, bucket, key)[:ahead_on]:
+        volume_put(cluster, volume_id, "/objects/commit", {
+            "incarnation": inc, "key": key, "version_id": future, "deleted": True,
+            "manifest": manifest,
+            "summary": {"size": 0, "etag": "", "owner": "alice-id", "last_modified": 0.0},
+            "stage_id": None, "archive_id": None, "inline": False, "archives": [],
+            "heal": [], "durable": True}, method="POST")
+    return future
 
 
 def incarnation(cluster: DevCluster, bucket: str) -> str:

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import urllib.request
-from urllib.parse import quote
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
+from tests.e2e.helpers import marker_from_the_future, volume_requests
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
@@ -65,15 +62,6 @@ def test_a_bad_small_body_is_never_committed(cluster, s3, bucket):
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
-def _post(cluster, volume_id: str, path: str, body: dict) -> None:
-    request = urllib.request.Request(
-        f"{cluster.config.volume(volume_id).url}{path}", data=json.dumps(body).encode(),
-        method="POST", headers={"content-type": "application/json",
-                                "Authorization": f"Bearer {cluster.token(volume_id, 'write')}"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200
-
-
 @pytest.mark.parametrize("ahead_on", [6, 1])
 def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, ahead_on):
     """A delete marker an hour in the future (as from a gateway whose clock runs ahead)
@@ -82,14 +70,20 @@ def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, 
     six the one-trip write lands nowhere and is rolled back; on one, it lands on the
     other five, a write quorum, so it stays and the staged write supersedes it."""
     key = f"ahead-{ahead_on}"
-    future = _marker_from_the_future(cluster, s3, bucket, key, ahead_on)
+    future = marker_from_the_future(cluster, s3, bucket, key, ahead_on)
+    stages = volume_requests(cluster, "PUT /stage/{stage_id}")
     # No read of the key before the PUT: its answers would carry the volumes' clocks.
     data = os.urandom(3 * KIB)
     answer = s3.put_object(Bucket=bucket, Key=key, Body=data)
     assert answer["VersionId"] > future
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    # (Whether the volumes refused depends on whether the gateway's background work
-    # already brought it their clocks; either way the write must be current.)
+    # One PUT, one version: a refused write kept on five volumes is deleted once the
+    # staged write supersedes it. (Whether the volumes refused depends on whether the
+    # gateway's background work already brought it their clocks; `staged` tells.)
+    staged = volume_requests(cluster, "PUT /stage/{stage_id}") > stages
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    assert len(listed) == 2, (staged, listed)  # "first" and this PUT's
+    assert [v["VersionId"] for v in listed if v["IsLatest"]] == [answer["VersionId"]]
 
 
 def _latest_requests(cluster) -> float:
@@ -135,7 +129,7 @@ def test_a_newer_version_on_the_volumes_sends_a_delete_two_phase(cluster, s3, bu
     latest version, and the only null one (the refused marker, if kept on the five
     volumes that took it, is replaced)."""
     key = f"ahead-delete-{ahead_on}"
-    future = _marker_from_the_future(cluster, s3, bucket, key, ahead_on)
+    future = marker_from_the_future(cluster, s3, bucket, key, ahead_on)
     s3.put_bucket_versioning(Bucket=bucket,
                              VersioningConfiguration={"Status": "Suspended"})
     # No read of the key before the DELETE: its answers would carry the volumes' clocks.
@@ -145,30 +139,6 @@ def test_a_newer_version_on_the_volumes_sends_a_delete_two_phase(cluster, s3, bu
     assert [m["VersionId"] for m in markers if m["IsLatest"]] == ["null"], markers
     assert [m["VersionId"] for m in markers].count("null") == 1, markers
     assert future in [m["VersionId"] for m in markers]
-
-
-def _marker_from_the_future(cluster, s3, bucket: str, key: str, ahead_on: int) -> str:
-    """In a versioning-enabled bucket: a durable delete marker of `key` an hour ahead of
-    now (as from a gateway whose clock runs ahead), committed straight into the first
-    `ahead_on` volumes of its placement. Returns its version id."""
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_object(Bucket=bucket, Key=key, Body=b"first")
-    s3.delete_object(Bucket=bucket, Key=key)
-    inc = incarnation(cluster, bucket)
-    holder = placement(cluster, bucket, key)[0]
-    marker = volume_json(cluster, holder, f"/objects/latest?incarnation={quote(inc)}"
-                                          f"&key={quote(key)}")["versions"][0]
-    assert marker["deleted"]
-    future = f"{int(marker['version_id'], 16) + ((3600 * 1000) << 80):032x}"
-    manifest = {**marker["manifest"], "version_id": future}
-    for volume_id in placement(cluster, bucket, key)[:ahead_on]:
-        _post(cluster, volume_id, "/objects/commit", {
-            "incarnation": inc, "key": key, "version_id": future, "deleted": True,
-            "manifest": manifest,
-            "summary": {"size": 0, "etag": "", "owner": "alice-id", "last_modified": 0.0},
-            "stage_id": None, "archive_id": None, "inline": False, "archives": [],
-            "heal": [], "durable": True})
-    return future
 
 
 def test_read_after_write_through_another_gateway(cluster, s3, bucket):
