@@ -47,6 +47,12 @@ class HealLeases:
         self.max_hold = max_hold
         self.holder = uuid.uuid4().hex
 
+    @property
+    def retry_seconds(self) -> float:
+        """How long a healer that must heal a version another holds waits to ask again:
+        past a renewal, or past the linger of a heal that ended."""
+        return max(self.linger, self.seconds / 3, 0.1)
+
     def anchor(self, ref: VersionRef) -> str:
         placement = self.cluster.placement(ref.incarnation, ref.key)
         return next((vid for vid in placement if not self.cluster.suspect(vid)),

@@ -85,9 +85,9 @@ class Healer:
         self.cluster = cluster
         self.spec = spec
         self.healed_fragments = 0
-        self.members = Membership(cluster, self.heal, spec.heal_concurrency)
         self.leases = HealLeases(cluster, spec.heal_lease_seconds,
                                  2 * spec.heal_interval_seconds)
+        self.members = Membership(cluster, self.heal, spec.heal_concurrency, self.leases)
         self._lost: dict[VersionRef, float] = {}  # unrecoverable versions: next try
 
     async def run_forever(self) -> None:

@@ -4,7 +4,10 @@ Every data directory carries a data id, and every volume records the data id of 
 volume as last seen (majority-read here). A volume whose data id differs from the
 record lost what it held (a new disk under an old id): it is marked rebuilding, so its
 answers count toward no read or list, until every version its placements give it has
-been healed onto it (docs/durability.md, replaced disks).
+been healed onto it (docs/durability.md, replaced disks). Every gateway finds the
+replaced disk and rebuilds it; each version is healed under its heal lease, and one
+another healer holds is waited for and then looked at again (so it is rebuilt once,
+and still every version is known to be on the disk before its answers count).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 
 from gateway.objects.cluster import Cluster
+from gateway.objects.heal_leases import HealLeases
 from gateway.objects.heal_refs import (
     Heal,
     HealDeferred,
@@ -21,16 +25,23 @@ from gateway.objects.heal_refs import (
     heal_each,
     walk_rows,
 )
+from shardgate.faults import kill_point
 
 log = logging.getLogger("shardgate.gateway.membership")
 
 SCAN_PAGE = 1000
 
 
+class LeasedElsewhere(Exception):
+    """Another healer holds the version's heal lease."""
+
+
 class Membership:
-    def __init__(self, cluster: Cluster, heal: Heal, concurrency: int) -> None:
+    def __init__(self, cluster: Cluster, heal: Heal, concurrency: int,
+                 leases: HealLeases) -> None:
         self.cluster = cluster
         self.heal = heal
+        self.leases = leases
         self.concurrency = concurrency
         self.rebuilding: set[str] = set()  # volumes whose answers do not count yet
         self._rebuilds: dict[str, asyncio.Task] = {}
@@ -84,6 +95,27 @@ class Membership:
                     counts[data_id] = counts.get(data_id, 0) + 1
         return records
 
+    async def _heal_leased(self, ref: VersionRef) -> None:
+        """Heal `ref` under its lease; LeasedElsewhere if another healer holds it."""
+        async with self.leases.lease(ref) as lease:
+            if not lease.granted:
+                raise LeasedElsewhere
+            kill_point("gateway.after_heal_lease")
+            await self.heal(ref)
+            lease.healed = True
+
+    async def _heal_all(self, refs: set[VersionRef]) -> dict[VersionRef, Exception | None]:
+        """Heal every ref, each under its lease. One another healer holds is healed once it
+        is free (finding it whole then is a check, not a rebuild): the lease's holder
+        may die, and "someone is on it" does not prove it is on the disk."""
+        outcomes: dict[VersionRef, Exception | None] = {}
+        while refs:
+            outcomes |= await heal_each(self._heal_leased, refs, self.concurrency)
+            refs = {ref for ref in refs if isinstance(outcomes[ref], LeasedElsewhere)}
+            if refs:
+                await asyncio.sleep(self.leases.retry_seconds)
+        return outcomes
+
     async def _rebuild(self, target: str) -> None:
         """Heal onto `target` every version whose placement includes it, as the other
         volumes hold them; then its answers count again."""
@@ -96,7 +128,7 @@ class Membership:
                         refs |= {VersionRef(r["incarnation"], r["key"], r["version_id"])
                                  for r in rows
                                  if target in cluster.placement(r["incarnation"], r["key"])}
-            outcomes = await heal_each(self.heal, refs, self.concurrency)
+            outcomes = await self._heal_all(refs)
             lost = [ref for ref, exc in outcomes.items() if isinstance(exc, Unrecoverable)]
             for exc in outcomes.values():
                 # A version undecided because of the rebuild itself has its row kept on

@@ -6,28 +6,35 @@ lease from a volume of its placement (gateway/objects/heal_leases.py). What must
 - rot on many objects, found by two gateways' healers in the same moment, is rebuilt
   once per fragment in all (without leases both rebuild much of it);
 - a gateway killed while it holds a version's lease (`gateway.after_heal_lease`) does
-  not leave it unhealed: the lease lapses and the other gateway heals it.
+  not leave it unhealed: the lease lapses and the other gateway heals it;
+- a replaced disk, which every gateway finds and rebuilds, is rebuilt once per lost
+  fragment in all, and one gateway killed holding a lease in the middle of it leaves
+  the rest, that version included, to the other.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
+from tests.e2e.helpers import placement, volume_json
 from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_faults import codec_of, corrupt, current_manifest
 from tests.e2e.test_healing import assert_fully_redundant, scrub, wait_healed
-from tests.e2e.test_kill_points import post
+from tests.e2e.test_kill_points import db_rows, post
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
 ROTTEN = 8  # objects with one rotten fragment each
+WIPED = "v3"  # the volume whose disk is replaced
 LEASE_SECONDS = 3.0
 
 
@@ -110,3 +117,63 @@ def gateway_alive(endpoint: str) -> bool:
             return True
     except OSError:
         return False
+
+
+
+def wipe_and_write(dev, s3, count: int) -> tuple[str, dict[str, bytes], int]:
+    """Objects in a new bucket, then volume v3 restarted on an empty data directory:
+    (bucket, objects, how many fragment archives it held, of every bucket)."""
+    bucket = f"lease-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    objects = {f"disk{n}": os.urandom(2 * MIB + n) for n in range(count)}
+    for key, data in objects.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+    wait_healed(dev, "")
+    lost = db_rows(dev, WIPED, "SELECT COUNT(*) FROM object_archives")[0][0]
+    dev.kill_volume(WIPED)
+    shutil.rmtree(Path(dev.config.volume(WIPED).data_dir))
+    dev.restart_volume(WIPED)
+    return bucket, objects, lost
+
+
+def wait_rebuilt(dev, s3, bucket: str, objects: dict[str, bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while volume_json(dev, WIPED, "/health")["rebuilding"]:
+        assert time.monotonic() < deadline, "rebuild did not finish"
+        time.sleep(0.3)
+    for key, data in objects.items():
+        if WIPED in placement(dev, bucket, key):
+            assert_fully_redundant(dev, bucket, key)
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
+def test_a_replaced_disk_is_rebuilt_once_by_two_gateways(two):
+    """Both gateways' membership checks find the wiped volume and rebuild it, each
+    version under its lease: each fragment it lost is rebuilt once in all (without
+    leases, 31 of 24 here), and it holds every version again."""
+    dev, _, s3 = two
+    other = dev.second_gateway()  # the module's second may have been killed
+    gateways = (dev.endpoint, other)
+    before = sum(healed_fragments(dev, g) for g in gateways)
+    bucket, objects, lost = wipe_and_write(dev, s3, 24)
+    wait_rebuilt(dev, s3, bucket, objects)
+    assert sum(healed_fragments(dev, g) for g in gateways) - before == lost
+
+
+def test_a_gateway_killed_holding_a_rebuild_lease_leaves_the_rest_to_another(two):
+    """Only a new gateway rebuilds the wiped volume at first, armed to die as soon as it
+    holds a version's lease; the first gateway, let go then, rebuilds everything, that
+    version once its lease lapsed."""
+    dev, _, s3 = two
+    other = dev.second_gateway()
+    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
+    try:
+        post(f"{other}/-/faults", {"point": "gateway.after_heal_lease"})
+        bucket, objects, _ = wipe_and_write(dev, s3, 6)
+        deadline = time.monotonic() + 60
+        while gateway_alive(other):
+            assert time.monotonic() < deadline, "the new gateway never took a lease"
+            time.sleep(0.1)
+    finally:
+        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
+    wait_rebuilt(dev, s3, bucket, objects)
