@@ -14,11 +14,13 @@ lease from a volume of its placement (gateway/objects/heal_leases.py). What must
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,19 +98,28 @@ def test_a_gateway_killed_holding_a_heal_lease_leaves_the_heal_to_another(two):
     bucket = f"lease-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     wait_healed(dev, "")
-    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
-    try:
-        post(f"{second}/-/faults", {"point": "gateway.after_heal_lease"})
+    with dying_with_a_lease(dev, second):
         objects = rot_and_scrub(dev, s3, bucket, ["orphan"])
-        deadline = time.monotonic() + 60
-        while gateway_alive(second):
-            assert time.monotonic() < deadline, "the second gateway never took a lease"
-            time.sleep(0.1)
-    finally:
-        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
     wait_healed(dev, "orphan")
     assert_fully_redundant(dev, bucket, "orphan")
     assert s3.get_object(Bucket=bucket, Key="orphan")["Body"].read() == objects["orphan"]
+
+
+@contextlib.contextmanager
+def dying_with_a_lease(dev, doomed: str) -> Iterator[None]:
+    """The first gateway's healer held back and `doomed` armed to die as soon as it
+    holds a heal lease, while the body makes work for it; returns once it died, with
+    the first gateway's healer let go."""
+    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
+    try:
+        post(f"{doomed}/-/faults", {"point": "gateway.after_heal_lease"})
+        yield
+        deadline = time.monotonic() + 60
+        while gateway_alive(doomed):
+            assert time.monotonic() < deadline, "the gateway never took a lease"
+            time.sleep(0.1)
+    finally:
+        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
 
 
 def gateway_alive(endpoint: str) -> bool:
@@ -166,14 +177,6 @@ def test_a_gateway_killed_holding_a_rebuild_lease_leaves_the_rest_to_another(two
     version once its lease lapsed."""
     dev, _, s3 = two
     other = dev.second_gateway()
-    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
-    try:
-        post(f"{other}/-/faults", {"point": "gateway.after_heal_lease"})
+    with dying_with_a_lease(dev, other):
         bucket, objects, _ = wipe_and_write(dev, s3, 6)
-        deadline = time.monotonic() + 60
-        while gateway_alive(other):
-            assert time.monotonic() < deadline, "the new gateway never took a lease"
-            time.sleep(0.1)
-    finally:
-        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
     wait_rebuilt(dev, s3, bucket, objects)
