@@ -22,14 +22,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.objects.heal_refs import VersionRef
+from gateway.objects.heal_refs import Heal, VersionRef
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
+from shardgate.faults import kill_point
 
 if TYPE_CHECKING:
     from gateway.objects.cluster import Cluster
 
 # An hour: far past a rebuild of the largest object at the slowest rate seen here.
 MAX_HOLD_SECONDS = 3600.0
+
+
+class LeasedElsewhere(Exception):
+    """Another healer holds the version's heal lease."""
 
 
 @dataclass
@@ -96,3 +101,15 @@ class HealLeases:
                 await renewing
             with contextlib.suppress(Exception):  # unanswered: it lapses on its own
                 await self._ask(anchor, ref, self.linger if lease.healed else 0)
+
+    def leased(self, heal: Heal) -> Heal:
+        """`heal`, taken under each version's lease: LeasedElsewhere if another holds it
+        (for the caller to judge: skip it, or wait and heal it again)."""
+        async def under_lease(ref: VersionRef) -> None:
+            async with self.lease(ref) as lease:
+                if not lease.granted:
+                    raise LeasedElsewhere(ref)
+                kill_point("gateway.after_heal_lease")
+                await heal(ref)
+                lease.healed = True
+        return under_lease

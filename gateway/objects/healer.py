@@ -103,7 +103,8 @@ class Healer:
                 await self.round()
                 if interval > 0 and loop.time() >= next_compare:
                     next_compare = loop.time() + interval
-                    await compare_indexes(self.cluster, self.heal, self.members.rebuilding,
+                    await compare_indexes(self.cluster, self.leases.leased(self.heal),
+                                          self.members.rebuilding,
                                           self.spec.heal_concurrency)
             except Exception:  # a failed round is retried at the next one
                 log.exception("heal round failed")

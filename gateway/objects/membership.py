@@ -16,7 +16,7 @@ import asyncio
 import logging
 
 from gateway.objects.cluster import Cluster
-from gateway.objects.heal_leases import HealLeases
+from gateway.objects.heal_leases import HealLeases, LeasedElsewhere
 from gateway.objects.heal_refs import (
     Heal,
     HealDeferred,
@@ -25,15 +25,10 @@ from gateway.objects.heal_refs import (
     heal_each,
     walk_rows,
 )
-from shardgate.faults import kill_point
 
 log = logging.getLogger("shardgate.gateway.membership")
 
 SCAN_PAGE = 1000
-
-
-class LeasedElsewhere(Exception):
-    """Another healer holds the version's heal lease."""
 
 
 class Membership:
@@ -95,22 +90,14 @@ class Membership:
                     counts[data_id] = counts.get(data_id, 0) + 1
         return records
 
-    async def _heal_leased(self, ref: VersionRef) -> None:
-        """Heal `ref` under its lease; LeasedElsewhere if another healer holds it."""
-        async with self.leases.lease(ref) as lease:
-            if not lease.granted:
-                raise LeasedElsewhere
-            kill_point("gateway.after_heal_lease")
-            await self.heal(ref)
-            lease.healed = True
-
     async def _heal_all(self, refs: set[VersionRef]) -> dict[VersionRef, Exception | None]:
         """Heal every ref, each under its lease. One another healer holds is healed once it
         is free (finding it whole then is a check, not a rebuild): the lease's holder
         may die, and "someone is on it" does not prove it is on the disk."""
         outcomes: dict[VersionRef, Exception | None] = {}
         while refs:
-            outcomes |= await heal_each(self._heal_leased, refs, self.concurrency)
+            outcomes |= await heal_each(self.leases.leased(self.heal), refs,
+                                        self.concurrency)
             refs = {ref for ref in refs if isinstance(outcomes[ref], LeasedElsewhere)}
             if refs:
                 await asyncio.sleep(self.leases.retry_seconds)

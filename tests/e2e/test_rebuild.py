@@ -21,10 +21,13 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, volume_json
+from tests.e2e.rebalance_helpers import gateway_gauges
 from tests.e2e.test_healing import assert_fully_redundant
+from volume_server.layout import FRAGMENTS_DIR
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
+LOST_ROWS = 8
 
 
 @pytest.fixture(scope="module")
@@ -105,34 +108,50 @@ def ccluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_a_row_lost_without_a_heal_entry_is_found_by_comparison(ccluster):
-    """A volume that lost a row (and the fragment) with no heal entry anywhere: the
-    healer's periodic index comparison across the placement finds and heals it."""
+    """A volume that lost rows (and their fragments) with no heal entry anywhere: the
+    healers' periodic index comparison across the placement finds and heals them, with
+    two gateways comparing, each fragment once (under the version's heal lease)."""
     s3 = ccluster.client(*USERS["alice"], retries={"total_max_attempts": 1})
     s3.create_bucket(Bucket="compare")
-    body = os.urandom(MIB + 77)
-    s3.put_object(Bucket="compare", Key="k", Body=body)
+    bodies = {f"k{n}": os.urandom(MIB + 77 + n) for n in range(LOST_ROWS)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket="compare", Key=key, Body=body)
     inc = incarnation(ccluster, "compare")
-    time.sleep(1.0)  # the durable notice lands
+    second = ccluster.second_gateway()
+    gateways = (ccluster.endpoint, second)
+    time.sleep(1.0)  # the durable notices land
     victim = "v2"
     ccluster.kill_volume(victim)
+    before = sum(gateway_gauges(ccluster, g)["shardgate_healed_fragments_total"]
+                 for g in gateways)
     index = Path(ccluster.config.volume(victim).data_dir) / "index.sqlite"
     conn = sqlite3.connect(index)
     try:
-        ids = [r[0] for r in conn.execute("SELECT id FROM objects WHERE key='k'")]
-        assert ids
+        ids = [r[0] for r in conn.execute("SELECT id FROM objects WHERE key LIKE 'k%'")]
+        assert len(ids) == LOST_ROWS
         for object_id in ids:
+            for (archive,) in conn.execute("SELECT archive_id FROM object_archives"
+                                           " WHERE object_id=?", (object_id,)).fetchall():
+                (index.parent / FRAGMENTS_DIR / archive[:2] / archive[2:4] / archive).unlink()
             conn.execute("DELETE FROM object_archives WHERE object_id=?", (object_id,))
             conn.execute("DELETE FROM objects WHERE id=?", (object_id,))
         conn.commit()
     finally:
         conn.close()
     ccluster.restart_volume(victim)
-    answer = volume_json(ccluster, victim, f"/objects/latest?incarnation={inc}&key=k")
-    assert answer["versions"] == []
+
+    def rows(key: str) -> list:
+        return volume_json(ccluster, victim,
+                           f"/objects/latest?incarnation={inc}&key={key}")["versions"]
+
+    assert rows("k0") == []
     deadline = time.monotonic() + 60
-    while not volume_json(ccluster, victim,
-                          f"/objects/latest?incarnation={inc}&key=k")["versions"]:
-        assert time.monotonic() < deadline, "the comparison did not restore the row"
+    while not all(rows(key) for key in bodies):
+        assert time.monotonic() < deadline, "the comparison did not restore the rows"
         time.sleep(0.5)
-    assert_fully_redundant(ccluster, "compare", "k")
-    assert outcome(s3, "compare", "k") == body
+    for key, body in bodies.items():
+        assert_fully_redundant(ccluster, "compare", key)
+        assert outcome(s3, "compare", key) == body
+    healed = sum(gateway_gauges(ccluster, g)["shardgate_healed_fragments_total"]
+                 for g in gateways) - before
+    assert healed == LOST_ROWS
