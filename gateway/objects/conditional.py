@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from gateway.errors import KeyBusy, S3Error
 from gateway.objects.cluster import Cluster
+from gateway.objects.reader import current_evidence
 from shardgate.manifest import ObjectManifest
 
 CLAIM_WAIT = 10.0  # how long a racer waits for the claim before answering 409
@@ -82,6 +83,16 @@ def evaluate(conditions: WriteConditions, current: ObjectManifest | None, key: s
             raise S3Error("NoSuchKey", extra={"Key": key})
         if "*" not in conditions.if_match and live.etag not in conditions.if_match:
             raise S3Error("PreconditionFailed", extra={"Condition": "If-Match"})
+
+
+async def fence_for(cluster: Cluster, incarnation: str, key: str,
+                    conditions: WriteConditions) -> Fence:
+    """With the key's claim held: the conditions against its current version, and
+    the fence the commit carries."""
+    async with busy_is_conflict():
+        current, skipped = await current_evidence(cluster, incarnation, key)
+    evaluate(conditions, current, key)
+    return Fence(current.version_id if current is not None else "", tuple(skipped))
 
 
 @asynccontextmanager

@@ -17,26 +17,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from erasure import archive_seed
-from gateway.errors import S3Error, quorum_lost
-from gateway.objects import attributes, one_trip, small_write, uploads, versions
+from gateway.errors import S3Error
+from gateway.objects import attributes, deletes, one_trip, small_write, uploads, versions
 from gateway.objects.bucket_import import volume_held_records
 from gateway.objects.bucket_records import BucketRecord, BucketRecords
 from gateway.objects.cluster import Cluster
-from gateway.objects.commit import commit_manifest, commit_staged
+from gateway.objects.commit import commit_staged
 from gateway.objects.conditional import (
-    Fence,
     WriteConditions,
     busy_is_conflict,
     evaluate,
+    fence_for,
     key_claim,
 )
 from gateway.objects.copying import ReaderPayload, copy_expectations
-from gateway.objects.fanout import answered, first_answers
 from gateway.objects.healer import Healer
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
 from gateway.objects.list_merge import ListPage, merge_list
 from gateway.objects.read_ahead import ReadAhead
-from gateway.objects.reader import ObjectReader, current_evidence, find_current, find_latest
+from gateway.objects.reader import ObjectReader, find_current, find_latest
 from gateway.objects.version_merge import VersionPage, merge_versions
 from gateway.objects.writer import Staged, abort_staged
 from shardgate.config import ClusterConfig
@@ -45,8 +44,6 @@ from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, arch
 from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import MapView
 from shardgate.versionid import new_version_id
-
-PARALLEL_DELETES = 32
 
 
 @dataclass(frozen=True)
@@ -59,11 +56,6 @@ class ObjectAttributes:
     metadata: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     acl: list[dict[str, str]] | None = None  # None: the default, owner-only
-
-
-# What deleting one entry of a DeleteObjects came to: the marker written (a plain DELETE),
-# the version removed or None (a DELETE by version id), or the error.
-DeleteOutcome = ObjectManifest | None | S3Error
 
 
 def _live(bucket: BucketRecord, key: str, current: ObjectManifest | None) -> ObjectManifest:
@@ -288,7 +280,7 @@ class ObjectLayer:
                     await small_write.forget_kept(cluster, kept)
                 return PutResult(manifest, verified)
             async with key_claim(cluster, bucket.incarnation, key):
-                fence = await self._evaluate(bucket, key, conditions)
+                fence = await fence_for(self.cluster, bucket.incarnation, key, conditions)
                 kill_point("gateway.after_claim")
                 manifest = self._put_manifest(bucket, key, verified, tag, attrs)
                 await commit_staged(cluster, staged, manifest, fence)
@@ -319,15 +311,6 @@ class ObjectLayer:
             null_version=versions.writes_null_versions(bucket),
             erasure=ErasureParams(ec.k, ec.m, ec.ec_type, ec.segment_size), parts=(part,))
 
-    async def _evaluate(self, bucket: BucketRecord, key: str,
-                        conditions: WriteConditions) -> Fence:
-        """With the key's claim held: the conditions against its current version, and
-        the fence the commit carries."""
-        async with busy_is_conflict():
-            current, skipped = await current_evidence(self.cluster, bucket.incarnation, key)
-        evaluate(conditions, current, key)
-        return Fence(current.version_id if current is not None else "", tuple(skipped))
-
     async def copy(self, source: ObjectManifest, bucket: BucketRecord, key: str,
                    attrs: ObjectAttributes, conditions: WriteConditions,
                    algorithm: str | None, max_size: int) -> PutResult:
@@ -352,92 +335,16 @@ class ObjectLayer:
 
     async def delete(self, bucket: BucketRecord, key: str, owner: str,
                      if_match: tuple[str, ...] | None = None) -> ObjectManifest:
-        """DELETE without a version id: a delete marker (a null one unless versioning is
-        Enabled; in a never-versioned bucket a plain removal), so a volume that was down
-        cannot bring the key back. Returns the marker. With `if_match` (ETags), only if
-        the current version has one of them, atomically (conditional.py)."""
-        if if_match is not None:
-            async with key_claim(self.cluster, bucket.incarnation, key):
-                fence = await self._evaluate(bucket, key, WriteConditions(if_match=if_match))
-                return await self._tombstone(bucket, key, owner, fence)
-        marker = self._marker(bucket, key, owner)
-        if marker.null_version and one_trip.allowed(self.cluster, bucket.incarnation,
-                                                    key):
-            # A null marker replaces the one a refused trip may leave on a quorum, so
-            # one DELETE never shows as two markers.
-            try:
-                await one_trip.commit_marker(
-                    self.cluster, self.cluster.placement(bucket.incarnation, key), marker)
-                return marker
-            except one_trip.Refused:
-                pass
-        # Reading the key first moves our clock past its newest version (see put), so the
-        # tombstone is newer than what it deletes.
-        await find_latest(self.cluster, bucket.incarnation, key)
-        return await self._tombstone(bucket, key, owner)
+        return await deletes.delete(self.cluster, bucket, key, owner, if_match)
 
     async def delete_version(self, bucket: BucketRecord, key: str,
                              version_id: str) -> ObjectManifest | None:
-        """Delete one version for good (None if there was no such version)."""
-        target = await versions.find_version(self.cluster, bucket.incarnation, key,
-                                             version_id)
-        if target is not None:
-            await versions.forget(self.cluster, target)
-        return target
+        return await deletes.delete_version(self.cluster, bucket, key, version_id)
 
-    async def delete_many(self, bucket: BucketRecord,
-                          keys: list[tuple[str, str | None, str | None]], owner: str
-                          ) -> AsyncIterator[tuple[str, str | None, DeleteOutcome]]:
-        """Delete up to 1,000 (key, version id or None, ETag condition or None), yielding
-        each with its outcome as it finishes."""
-        await self._sync_clock()
-        limiter = asyncio.Semaphore(PARALLEL_DELETES)
-
-        async def one(key: str, version_id: str | None, etag: str | None
-                      ) -> tuple[str, str | None, DeleteOutcome]:
-            async with limiter:
-                try:
-                    if etag is not None and version_id is None:
-                        return key, None, await self.delete(bucket, key, owner, (etag,))
-                    if version_id is None:
-                        return key, None, await self._tombstone(bucket, key, owner)
-                    return key, version_id, await self.delete_version(bucket, key,
-                                                                      version_id)
-                except S3Error as exc:
-                    return key, version_id, exc
-
-        tasks = [asyncio.ensure_future(one(k, v, e)) for k, v, e in keys]
-        try:
-            for finished in asyncio.as_completed(tasks):
-                yield await finished
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    def _marker(self, bucket: BucketRecord, key: str, owner: str) -> ObjectManifest:
-        state = versions.versioning_state(bucket)
-        return ObjectManifest(bucket=bucket.name, incarnation=bucket.incarnation, key=key,
-                              version_id=new_version_id(), last_modified=time.time(),
-                              owner=owner, deleted=True,
-                              null_version=state != versions.ENABLED,
-                              delete_marker=bool(state))
-
-    async def _tombstone(self, bucket: BucketRecord, key: str, owner: str,
-                         fence: Fence | None = None) -> ObjectManifest:
-        manifest = self._marker(bucket, key, owner)
-        await commit_manifest(self.cluster, self.cluster.placement(bucket.incarnation, key),
-                              manifest, fence)
-        return manifest
-
-    async def _sync_clock(self) -> None:
-        """Move our clock past every version committed before now: each volume reports
-        its newest version id, and asking all but write_quorum - 1 meets every quorum."""
-        cluster = self.cluster
-        need = len(cluster.volume_ids) - cluster.write_quorum + 1
-        results = await first_answers({vid: cluster.volumes.health(vid)
-                                       for vid in cluster.volume_ids}, need)
-        if len(answered(results)) < need:
-            raise quorum_lost("Too few storage volumes answered.")
+    def delete_many(self, bucket: BucketRecord,
+                    keys: list[tuple[str, str | None, str | None]], owner: str
+                    ) -> AsyncIterator[tuple[str, str | None, deletes.DeleteOutcome]]:
+        return deletes.delete_many(self.cluster, bucket, keys, owner)
 
     # multipart uploads
 
