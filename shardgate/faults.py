@@ -53,8 +53,9 @@ POINTS = (
 HOLDS = (
     "map.watch",              # gateway: ignore map watch events and periodic re-reads
                               # (a lagging watch; a fencing refusal still re-reads)
-    "heal.rounds",            # gateway: the healer stands still: no membership check,
-                              # no heal queue polled (the others heal)
+    "heal.rounds",            # gateway: the healer starts nothing: no membership check,
+                              # no heal queue polled (the others heal); a rebuild already
+                              # running goes on
 )
 
 _armed: dict[str, int] = {}

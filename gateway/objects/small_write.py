@@ -95,7 +95,8 @@ async def forget_kept(cluster: Cluster, kept: ObjectManifest) -> None:
     kill_point("gateway.before_forget_kept")
     try:
         await versions.forget(cluster, kept)
-    except S3Error as exc:  # the PUT stands: the tombstones it left roll forward
+    except S3Error as exc:  # the PUT stands; tombstones that landed roll forward, and
+        # a version no tombstone reached stays, as after a crash before this delete
         log.warning("%s/%s: the refused version %s stays for now: %s", kept.incarnation,
                     kept.key, kept.version_id, exc.message)
 

@@ -35,6 +35,7 @@ from gateway.objects.conditional import (
     WriteConditions,
     busy_is_conflict,
     evaluate,
+    fence_for,
     key_claim,
 )
 from gateway.objects.ingest import Expectations, Payload, Verified, stage_verified
@@ -48,7 +49,7 @@ from gateway.objects.multipart_end import (
     finish_ended,
 )
 from gateway.objects.part_rows import held_by, read_part_rows
-from gateway.objects.reader import current_evidence, find_latest
+from gateway.objects.reader import find_latest
 from gateway.objects.volume_errors import VolumeNotFound
 from gateway.objects.writer import abort_staged
 from shardgate.manifest import ErasureParams, ObjectManifest, PartManifest, archive_id
@@ -108,10 +109,7 @@ class CompleteChecks:
         """With the key's claim held: evaluate the conditions; the commit's fence."""
         if self.conditions is None or not self.conditions.any:
             return None
-        async with busy_is_conflict():
-            current, skipped = await current_evidence(cluster, incarnation, key)
-        evaluate(self.conditions, current, key)
-        return Fence(current.version_id if current is not None else "", tuple(skipped))
+        return await fence_for(cluster, incarnation, key, self.conditions)
 
     def claim(self, cluster: Cluster, incarnation: str, key: str
               ) -> AbstractAsyncContextManager[None]:

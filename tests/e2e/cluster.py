@@ -184,6 +184,14 @@ class DevCluster:
         wait_http(f"{endpoint}/-/ready")
         return endpoint
 
+    def stop_gateway(self, endpoint: str) -> None:
+        """Stop a gateway second_gateway() started (SIGKILL: it may be held or armed)."""
+        port = endpoint.rpartition(":")[2]
+        for proc in self.extra:
+            if f"gateway-{port}.toml" in " ".join(map(str, proc.args)) and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
     def client_at(self, endpoint: str, access_key: str, secret_key: str, **config: object):
         return boto3.client("s3", endpoint_url=endpoint, region_name=REGION,
                             aws_access_key_id=access_key, aws_secret_access_key=secret_key,

@@ -51,6 +51,19 @@ def two(tmp_path_factory):
         yield dev, second, dev.client(*USERS["alice"])
 
 
+@pytest.fixture
+def other(two):
+    """One more gateway for this test alone, stopped after it."""
+    dev = two[0]
+    endpoint = dev.second_gateway()
+    yield endpoint
+    dev.stop_gateway(endpoint)
+
+
+def live_gateways(dev, *endpoints: str) -> list[str]:
+    return [e for e in (dev.endpoint, *endpoints) if gateway_alive(e)]
+
+
 def healed_fragments(dev, endpoint: str) -> float:
     """This gateway process's count of fragments its healer rebuilt and installed."""
     return gateway_gauges(dev, endpoint)["shardgate_healed_fragments_total"]
@@ -106,11 +119,13 @@ def test_a_gateway_killed_holding_a_heal_lease_leaves_the_heal_to_another(two):
 
 
 @contextlib.contextmanager
-def dying_with_a_lease(dev, doomed: str) -> Iterator[None]:
-    """The first gateway's healer held back and `doomed` armed to die as soon as it
-    holds a heal lease, while the body makes work for it; returns once it died, with
-    the first gateway's healer let go."""
-    post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds"})
+def dying_with_a_lease(dev, doomed: str, held: list[str] | None = None) -> Iterator[None]:
+    """The other gateways' healers (`held`, the first one by default) held back and
+    `doomed` armed to die as soon as it holds a heal lease, while the body makes work
+    for it; returns once it died, with the others let go."""
+    held = held or [dev.endpoint]
+    for endpoint in held:
+        post(f"{endpoint}/-/faults", {"hold": "heal.rounds"})
     try:
         post(f"{doomed}/-/faults", {"point": "gateway.after_heal_lease"})
         yield
@@ -119,7 +134,8 @@ def dying_with_a_lease(dev, doomed: str) -> Iterator[None]:
             assert time.monotonic() < deadline, "the gateway never took a lease"
             time.sleep(0.1)
     finally:
-        post(f"{dev.endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
+        for endpoint in held:
+            post(f"{endpoint}/-/faults", {"hold": "heal.rounds", "on": False})
 
 
 def gateway_alive(endpoint: str) -> bool:
@@ -158,25 +174,24 @@ def wait_rebuilt(dev, s3, bucket: str, objects: dict[str, bytes]) -> None:
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
 
 
-def test_a_replaced_disk_is_rebuilt_once_by_two_gateways(two):
-    """Both gateways' membership checks find the wiped volume and rebuild it, each
+def test_a_replaced_disk_is_rebuilt_once_by_two_gateways(two, other):
+    """Every gateway's membership check finds the wiped volume and rebuilds it, each
     version under its lease: each fragment it lost is rebuilt once in all (without
-    leases, 31 of 24 here), and it holds every version again."""
-    dev, _, s3 = two
-    other = dev.second_gateway()  # the module's second may have been killed
-    gateways = (dev.endpoint, other)
+    leases, 31 of 24 here with two gateways), and it holds every version again."""
+    dev, second, s3 = two
+    gateways = live_gateways(dev, second, other)  # the module's second may be dead
+    assert len(gateways) >= 2
     before = sum(healed_fragments(dev, g) for g in gateways)
     bucket, objects, lost = wipe_and_write(dev, s3, 24)
     wait_rebuilt(dev, s3, bucket, objects)
     assert sum(healed_fragments(dev, g) for g in gateways) - before == lost
 
 
-def test_a_gateway_killed_holding_a_rebuild_lease_leaves_the_rest_to_another(two):
-    """Only a new gateway rebuilds the wiped volume at first, armed to die as soon as it
-    holds a version's lease; the first gateway, let go then, rebuilds everything, that
-    version once its lease lapsed."""
-    dev, _, s3 = two
-    other = dev.second_gateway()
-    with dying_with_a_lease(dev, other):
+def test_a_gateway_killed_holding_a_rebuild_lease_leaves_the_rest_to_another(two, other):
+    """Only `other` rebuilds the wiped volume at first, armed to die as soon as it holds
+    a version's lease; the first gateway, let go then, rebuilds everything, that version
+    once its lease lapsed."""
+    dev, second, s3 = two
+    with dying_with_a_lease(dev, other, held=live_gateways(dev, second)):
         bucket, objects, _ = wipe_and_write(dev, s3, 6)
     wait_rebuilt(dev, s3, bucket, objects)

@@ -78,8 +78,9 @@ def test_a_newer_version_on_the_volumes_sends_it_two_phase(cluster, s3, bucket, 
     assert answer["VersionId"] > future
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
     # One PUT, one version: a refused write kept on five volumes is deleted once the
-    # staged write supersedes it. (Whether the volumes refused depends on whether the
-    # gateway's background work already brought it their clocks; `staged` tells.)
+    # staged write supersedes it. (Whether the volumes refused, and whether the refused
+    # write stayed or was rolled back, depends on timing; `staged` tells the first.
+    # test_version_faults.py makes sure of the kept case and kills the gateway there.)
     staged = volume_requests(cluster, "PUT /stage/{stage_id}") > stages
     listed = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
     assert len(listed) == 2, (staged, listed)  # "first" and this PUT's

@@ -128,6 +128,31 @@ def test_volumes_killed_after_a_tombstone(vcluster, count):
     check_gone(vcluster, bucket, "k", v2, v1)
 
 
+SMALL = b"small" * 600
+
+
+def kept_then_killed(vcluster, bucket: str, endpoint: str) -> tuple[str, str, str]:
+    """Small PUTs through the armed gateway at `endpoint`, each of a key with a marker
+    from the future on one volume, until one is cut: (its key, the marker, outcome).
+
+    Whether a refused write stays depends on which answers came first (below the write
+    quorum it is rolled back, and the PUT succeeds), hence a few keys, each marker
+    further ahead than the clock the last refusal brought. The key's older versions go
+    through the same gateway, so that its clock is past them (not past the marker)
+    whatever other gateways have seen."""
+    writer = client(vcluster, endpoint)
+    for n in range(8):
+        key = f"k{n}"
+        future = marker_from_the_future(vcluster, writer, bucket, key, 1)
+        stages = volume_requests(vcluster, "PUT /stage/{stage_id}")
+        outcome = attempt(lambda key=key: writer.put_object(Bucket=bucket, Key=key,
+                                                            Body=SMALL))
+        assert volume_requests(vcluster, "PUT /stage/{stage_id}") > stages, "never refused"
+        if outcome != "ok":
+            break
+    return key, future, outcome
+
+
 @pytest.mark.parametrize("point", ["gateway.before_forget_kept", "gateway.after_tombstones"])
 def test_gateway_killed_while_a_small_put_deletes_its_kept_version(vcluster, point):
     """A delete marker from the future on one volume makes the one-trip write of a small
@@ -139,27 +164,15 @@ def test_gateway_killed_while_a_small_put_deletes_its_kept_version(vcluster, poi
     s3 = client(vcluster)
     s3.create_bucket(Bucket=bucket)
     endpoint = vcluster.second_gateway()
-    # Its healer stands still: a membership check's answers would bring it the clocks.
-    post(f"{endpoint}/-/faults", {"hold": "heal.rounds"})
-    post(f"{endpoint}/-/faults", {"point": point})
-    data = b"small" * 600
-    # Whether the refused write stays depends on which answers came first (below the
-    # write quorum it is rolled back, and the PUT succeeds): try a few keys, each with a
-    # marker further ahead than the clock the last refusal brought.
-    # The key's older versions go through the same gateway, so that its clock is past
-    # them (not past the marker) whatever other gateways have seen.
-    writer = client(vcluster, endpoint)
-    for n in range(8):
-        key = f"k{n}"
-        future = marker_from_the_future(vcluster, writer, bucket, key, 1)
-        stages = volume_requests(vcluster, "PUT /stage/{stage_id}")
-        outcome = attempt(lambda key=key: writer.put_object(Bucket=bucket, Key=key,
-                                                            Body=data))
-        assert volume_requests(vcluster, "PUT /stage/{stage_id}") > stages, "never refused"
-        if outcome == "cut":
-            break
-        assert outcome == "ok"
+    try:
+        # Its healer stands still: a membership check's answers would bring it the clocks.
+        post(f"{endpoint}/-/faults", {"hold": "heal.rounds"})
+        post(f"{endpoint}/-/faults", {"point": point})
+        key, future, outcome = kept_then_killed(vcluster, bucket, endpoint)
+    finally:
+        vcluster.stop_gateway(endpoint)  # held and armed: no use to later tests
     assert outcome == "cut"
+    data = SMALL
     got = s3.get_object(Bucket=bucket, Key=key)
     assert got["Body"].read() == data and got["VersionId"] > future
     listed = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]

@@ -23,7 +23,7 @@ from gateway.checksums import (
     verify_object_checksum,
 )
 from gateway.errors import S3Error
-from gateway.objects import uploads
+from gateway.objects import conditional, uploads
 from gateway.objects.bucket_records import BucketRecord
 from gateway.objects.conditional import WriteConditions
 from gateway.objects.multipart_end import Claims
@@ -147,10 +147,11 @@ class _Steps:
             "commit_where_missing": lambda *a: step("missing", []),
             "notify_durable": lambda *a: self.log.append("durable"),
             "key_claim": key_claim,
-            "current_evidence": evidence,
         }
         for name, fake in patches.items():
             monkeypatch.setattr(uploads, name, fake)
+        # The fence is conditional.fence_for's, which reads the key there.
+        monkeypatch.setattr(conditional, "current_evidence", evidence)
 
     def complete(self, checks: CompleteChecks) -> object:
         cluster = SimpleNamespace(ack_quorum=2, config=SimpleNamespace(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.objects.heal_leases import HealLeases
+from gateway.objects.heal_leases import HealLeases, LeasedElsewhere
 from gateway.objects.heal_refs import VersionRef
+from gateway.objects.membership import Membership
 from gateway.objects.volume_errors import VolumeUnavailable
 from volume_server.heal_leases import LeaseTable
 
@@ -142,3 +143,62 @@ def test_no_leases_when_their_term_is_zero() -> None:
 
     assert asyncio.run(main()) == [True, True]
     assert volumes.asked == []
+
+
+def test_leased_heals_under_the_lease_and_says_when_another_holds_it() -> None:
+    """HealLeases.leased: the heal runs only with the lease (LeasedElsewhere otherwise),
+    and a heal that ended keeps the lease for the linger, so a second healer is told to
+    wait rather than heal it again at once."""
+    one, two = healers(FakeCluster(FakeVolumes()))
+    healed: list[str] = []
+
+    async def heal_by(name: str):  # noqa: ANN202 - a Heal
+        async def heal(ref: VersionRef) -> None:
+            healed.append(name)
+        return heal
+
+    async def main() -> list[str]:
+        outcomes = []
+        async with one.lease(REF) as held:
+            assert held.granted
+            try:
+                await two.leased(await heal_by("two"))(REF)
+            except LeasedElsewhere:
+                outcomes.append("two: leased elsewhere")
+        await one.leased(await heal_by("one"))(REF)
+        try:
+            await two.leased(await heal_by("two"))(REF)
+        except LeasedElsewhere:
+            outcomes.append("two: lingering")
+        return outcomes
+
+    assert asyncio.run(main()) == ["two: leased elsewhere", "two: lingering"]
+    assert healed == ["one"]
+
+
+def test_a_rebuild_heals_again_what_another_held_once_it_is_free() -> None:
+    """Membership._heal_all: a version another healer holds is not taken as done; it is
+    healed once the lease is free, and the rest at once."""
+    volumes = FakeVolumes()
+    cluster = FakeCluster(volumes)
+    mine, theirs = (HealLeases(cluster, 0.3, 0.0),  # type: ignore[arg-type]
+                    HealLeases(cluster, 0.3, 0.0))  # type: ignore[arg-type]
+    other = VersionRef("inc", "key", "v2")
+    healed: list[VersionRef] = []
+
+    async def heal(ref: VersionRef) -> None:
+        healed.append(ref)
+
+    members = Membership(cluster, heal, 4, mine)  # type: ignore[arg-type]
+
+    async def main() -> dict:
+        async with theirs.lease(REF) as held:
+            assert held.granted
+            rebuild = asyncio.create_task(members._heal_all({REF, other}))
+            await asyncio.sleep(0.2)
+            assert healed == [other]  # REF waits for the lease
+        return await asyncio.wait_for(rebuild, 5)
+
+    outcomes = asyncio.run(main())
+    assert outcomes == {REF: None, other: None}
+    assert len(healed) == 2 and set(healed) == {other, REF}
