@@ -280,7 +280,7 @@ class ObjectLayer:
                     await small_write.forget_kept(cluster, kept)
                 return PutResult(manifest, verified)
             async with key_claim(cluster, bucket.incarnation, key):
-                fence = await fence_for(self.cluster, bucket.incarnation, key, conditions)
+                fence = await fence_for(cluster, bucket.incarnation, key, conditions)
                 kill_point("gateway.after_claim")
                 manifest = self._put_manifest(bucket, key, verified, tag, attrs)
                 await commit_staged(cluster, staged, manifest, fence)

@@ -146,7 +146,6 @@ def gateway_alive(endpoint: str) -> bool:
         return False
 
 
-
 def wipe_and_write(dev, s3, count: int) -> tuple[str, dict[str, bytes], int]:
     """Objects in a new bucket, then volume v3 restarted on an empty data directory:
     (bucket, objects, how many fragment archives it held, of every bucket)."""

@@ -21,9 +21,9 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, volume_json
-from tests.e2e.rebalance_helpers import gateway_gauges
+from tests.e2e.test_faults import archive_path
+from tests.e2e.test_heal_leases import healed_fragments
 from tests.e2e.test_healing import assert_fully_redundant
-from volume_server.layout import FRAGMENTS_DIR
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
@@ -122,8 +122,7 @@ def test_a_row_lost_without_a_heal_entry_is_found_by_comparison(ccluster):
     time.sleep(1.0)  # the durable notices land
     victim = "v2"
     ccluster.kill_volume(victim)
-    before = sum(gateway_gauges(ccluster, g)["shardgate_healed_fragments_total"]
-                 for g in gateways)
+    before = sum(healed_fragments(ccluster, g) for g in gateways)
     index = Path(ccluster.config.volume(victim).data_dir) / "index.sqlite"
     conn = sqlite3.connect(index)
     try:
@@ -132,7 +131,7 @@ def test_a_row_lost_without_a_heal_entry_is_found_by_comparison(ccluster):
         for object_id in ids:
             for (archive,) in conn.execute("SELECT archive_id FROM object_archives"
                                            " WHERE object_id=?", (object_id,)).fetchall():
-                (index.parent / FRAGMENTS_DIR / archive[:2] / archive[2:4] / archive).unlink()
+                archive_path(ccluster, victim, archive).unlink()
             conn.execute("DELETE FROM object_archives WHERE object_id=?", (object_id,))
             conn.execute("DELETE FROM objects WHERE id=?", (object_id,))
         conn.commit()
@@ -152,6 +151,5 @@ def test_a_row_lost_without_a_heal_entry_is_found_by_comparison(ccluster):
     for key, body in bodies.items():
         assert_fully_redundant(ccluster, "compare", key)
         assert outcome(s3, "compare", key) == body
-    healed = sum(gateway_gauges(ccluster, g)["shardgate_healed_fragments_total"]
-                 for g in gateways) - before
+    healed = sum(healed_fragments(ccluster, g) for g in gateways) - before
     assert healed == LOST_ROWS
