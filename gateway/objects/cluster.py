@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from erasure import Codec
@@ -12,6 +14,7 @@ from gateway.objects.notices import DurableNotices
 from gateway.objects.read_ahead import ReadHints
 from gateway.objects.shared_reads import SegmentExchange
 from gateway.objects.volume_client import VolumeClient
+from gateway.objects.volume_transport import PLACED_EPOCH
 from placement import Ring
 from shardgate.clustermap import ClusterMap, seed_map
 from shardgate.config import ClusterConfig
@@ -117,6 +120,34 @@ class Cluster:
     def placement(self, incarnation: str, key: str) -> tuple[str, ...]:
         """Where a key is written: the newest epoch's ring."""
         return self.ring.placement(f"{incarnation}/{key}", self.width)
+
+    @contextmanager
+    def placing(self, incarnation: str, key: str,
+                chosen: tuple[tuple[str, ...], int] | None = None) -> Iterator[None]:
+        """A write of `key`: every write request this task sends meanwhile carries the
+        epoch of the ring that placed it, or a newer ring's that places the key on the
+        same volumes (the move to it leaves them where they are). The placement is the
+        ring's of now, so enter this before the write chooses it (the ring only grows
+        newer), or `chosen` earlier, with its ring's epoch. A write still in flight
+        when its key moves is then refused by every volume that knows the new ring
+        (docs/cluster-map.md, fencing)."""
+        ring_key = f"{incarnation}/{key}"
+        if chosen is None:
+            chosen = (self.ring.placement(ring_key, self.width), self.ring.epoch)
+        volumes, placed_by = frozenset(chosen[0]), chosen[1]
+
+        def epoch() -> int:
+            now = self.ring
+            if now.epoch == placed_by or frozenset(
+                    now.placement(ring_key, self.width)) == volumes:
+                return now.epoch
+            return placed_by
+
+        token = PLACED_EPOCH.set(epoch)
+        try:
+            yield
+        finally:
+            PLACED_EPOCH.reset(token)
 
     def previous_placement(self, incarnation: str, key: str) -> tuple[str, ...] | None:
         """While fragments move to the newest epoch: the key's placement in the epoch

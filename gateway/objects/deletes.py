@@ -78,12 +78,13 @@ async def delete_many(cluster: Cluster, bucket: BucketRecord,
                   ) -> tuple[str, str | None, DeleteOutcome]:
         async with limiter:
             try:
-                if etag is not None and version_id is None:
-                    return key, None, await delete(cluster, bucket, key, owner, (etag,))
-                if version_id is None:
-                    return key, None, await tombstone(cluster, bucket, key, owner)
-                return key, version_id, await delete_version(cluster, bucket, key,
-                                                             version_id)
+                with cluster.placing(bucket.incarnation, key):
+                    if etag is not None and version_id is None:
+                        return key, None, await delete(cluster, bucket, key, owner, (etag,))
+                    if version_id is None:
+                        return key, None, await tombstone(cluster, bucket, key, owner)
+                    return key, version_id, await delete_version(cluster, bucket, key,
+                                                                 version_id)
             except S3Error as exc:
                 return key, version_id, exc
 

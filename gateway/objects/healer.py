@@ -191,6 +191,10 @@ class Healer:
         the volumes that took its place (each index kept where its volume stays); with
         `copy_moved` (the rebalancer), copied from it instead while it answers, and the
         fragments that stay are left to the scrubber."""
+        with self.cluster.placing(ref.incarnation, ref.key):
+            await self._heal(ref, copy_moved)
+
+    async def _heal(self, ref: VersionRef, copy_moved: bool) -> None:
         cluster = self.cluster
         placement = cluster.placement(ref.incarnation, ref.key)
         asked = list(dict.fromkeys(

@@ -244,6 +244,12 @@ class ObjectLayer:
     async def put(self, bucket: BucketRecord, key: str, body: Payload, expect: Expectations,
                   attrs: ObjectAttributes, conditions: WriteConditions) -> PutResult:
         """Stage, verify, re-check the conditions, then commit on the write quorum."""
+        with self.cluster.placing(bucket.incarnation, key):
+            return await self._put(bucket, key, body, expect, attrs, conditions)
+
+    async def _put(self, bucket: BucketRecord, key: str, body: Payload,
+                   expect: Expectations, attrs: ObjectAttributes,
+                   conditions: WriteConditions) -> PutResult:
         cluster = self.cluster
         placement = cluster.placement(bucket.incarnation, key)
         await self.check_conditions(bucket, key, conditions)
@@ -335,11 +341,13 @@ class ObjectLayer:
 
     async def delete(self, bucket: BucketRecord, key: str, owner: str,
                      if_match: tuple[str, ...] | None = None) -> ObjectManifest:
-        return await deletes.delete(self.cluster, bucket, key, owner, if_match)
+        with self.cluster.placing(bucket.incarnation, key):
+            return await deletes.delete(self.cluster, bucket, key, owner, if_match)
 
     async def delete_version(self, bucket: BucketRecord, key: str,
                              version_id: str) -> ObjectManifest | None:
-        return await deletes.delete_version(self.cluster, bucket, key, version_id)
+        with self.cluster.placing(bucket.incarnation, key):
+            return await deletes.delete_version(self.cluster, bucket, key, version_id)
 
     def delete_many(self, bucket: BucketRecord,
                     keys: list[tuple[str, str | None, str | None]], owner: str
@@ -350,11 +358,12 @@ class ObjectLayer:
 
     async def create_upload(self, bucket: BucketRecord, key: str, attrs: ObjectAttributes,
                             checksum_algorithm: str | None, checksum_type: str | None) -> str:
-        return await uploads.create(self.cluster, bucket, key, attrs.owner, {
-            "content_type": attrs.content_type, "headers": attrs.headers,
-            "metadata": attrs.metadata, "tags": attrs.tags, "acl": attrs.acl,
-            "checksum_algorithm": checksum_algorithm,
-            "checksum_type": checksum_type})
+        with self.cluster.placing(bucket.incarnation, key):
+            return await uploads.create(self.cluster, bucket, key, attrs.owner, {
+                "content_type": attrs.content_type, "headers": attrs.headers,
+                "metadata": attrs.metadata, "tags": attrs.tags, "acl": attrs.acl,
+                "checksum_algorithm": checksum_algorithm,
+                "checksum_type": checksum_type})
 
     async def upload(self, bucket: BucketRecord, key: str, upload_id: str,
                      user_id: str) -> uploads.Upload:
@@ -385,12 +394,14 @@ class ObjectLayer:
                               user_id: str, requested: list[uploads.RequestedPart],
                               checks: uploads.CompleteChecks | None = None
                               ) -> ObjectManifest:
-        return await uploads.complete(self.cluster, bucket, key, upload_id, user_id,
-                                      requested, checks)
+        with self.cluster.placing(bucket.incarnation, key):
+            return await uploads.complete(self.cluster, bucket, key, upload_id, user_id,
+                                          requested, checks)
 
     async def abort_upload(self, bucket: BucketRecord, key: str, upload_id: str,
                            user_id: str) -> None:
-        await uploads.abort(self.cluster, bucket, key, upload_id, user_id)
+        with self.cluster.placing(bucket.incarnation, key):
+            await uploads.abort(self.cluster, bucket, key, upload_id, user_id)
 
     async def list_uploads(self, bucket: BucketRecord, prefix: str) -> list[dict]:
         return await uploads.list_all(self.cluster, bucket.incarnation, prefix)

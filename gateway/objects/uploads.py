@@ -61,10 +61,12 @@ MIN_PART_SIZE = 5 * 1024**2
 
 @dataclass(frozen=True)
 class Upload:
-    """An upload's record as the volumes keep it, and the placement it lives on."""
+    """An upload's record as the volumes keep it, the placement it lives on, and the
+    ring epoch that placed it (its parts are written there: Cluster.placing)."""
 
     record: dict
     placement: tuple[str, ...]
+    placed_by: int
 
     @property
     def upload_id(self) -> str:
@@ -144,7 +146,7 @@ async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
 async def find(cluster: Cluster, incarnation: str, key: str, upload_id: str,
                user_id: str) -> Upload:
     """The upload record for this key (NoSuchUpload if absent)."""
-    placement = cluster.placement(incarnation, key)
+    placement, placed_by = cluster.placement(incarnation, key), cluster.ring.epoch
     if not upload_id or len(upload_id) > 64 or not upload_id.isalnum():
         raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
     results = await asyncio.gather(*(cluster.volumes.get_upload(vid, upload_id)
@@ -160,12 +162,19 @@ async def find(cluster: Cluster, incarnation: str, key: str, upload_id: str,
         raise S3Error("NoSuchUpload", extra={"UploadId": upload_id})
     if record["owner"] != user_id:
         raise S3Error("AccessDenied")
-    return Upload(record, placement)
+    return Upload(record, placement, placed_by)
 
 
 async def upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, number: int,
                       body: Payload, expect: Expectations) -> tuple[PartManifest, Verified]:
     key = upload.record["key"]
+    with cluster.placing(bucket.incarnation, key, (upload.placement, upload.placed_by)):
+        return await _upload_part(cluster, bucket, upload, key, number, body, expect)
+
+
+async def _upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, key: str,
+                       number: int, body: Payload, expect: Expectations
+                       ) -> tuple[PartManifest, Verified]:
     tag = f"{upload.upload_id}.{number:05d}.{new_version_id()}"
     seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
              for i in range(cluster.width)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -39,8 +40,9 @@ class VolumeClient(VolumeTransport):
         super().__init__(config, connect_timeout, read_timeout, metadata_timeout)
         self._latest_batches: VolumeBatches[tuple[str, str, bool], list[dict]] = (
             VolumeBatches(self._latest_many, LATEST_BATCH))
-        self._commit_batches: VolumeBatches[dict, dict] = VolumeBatches(
-            self._commit_many, COMMIT_BATCH)
+        # One set of batches per ring epoch: a batch's request carries one epoch, and
+        # each commit the epoch of its own write's placement.
+        self._commit_batches: dict[int, VolumeBatches[dict, dict]] = {}
 
     async def stage(self, volume_id: str, stage_id: str, body: AsyncIterator[bytes],
                     size: int | None = None, inline: bool = False) -> dict:
@@ -60,23 +62,28 @@ class VolumeClient(VolumeTransport):
         for the same volume (volume_batches.py), each answered or refused alone. A big
         one (a manifest of many parts, inline data past the usual) goes alone, so that a
         batch stays far below the volume's JSON limit."""
+        epoch = self.write_epoch()  # asked now, in the writer's task
         if len(jsonio.dumps(payload)) > SHARED_COMMIT_BYTES:
-            return await self._commit_one(volume_id, payload)
-        return await self._commit_batches.send(volume_id, payload)
+            return await self._commit_one(volume_id, payload, epoch)
+        batches = self._commit_batches.get(epoch)
+        if batches is None:
+            batches = self._commit_batches[epoch] = VolumeBatches(
+                partial(self._commit_many, epoch=epoch), COMMIT_BATCH)
+        return await batches.send(volume_id, payload)
 
-    async def _commit_many(self, volume_id: str, payloads: list[dict]
+    async def _commit_many(self, volume_id: str, payloads: list[dict], epoch: int
                            ) -> list[dict | BaseException]:
         if len(payloads) == 1:
-            return [await self._commit_one(volume_id, payloads[0])]
+            return [await self._commit_one(volume_id, payloads[0], epoch)]
         try:
             answer = await self._request(volume_id, "POST", "/objects/commits",
-                                         json_body={"commits": payloads})
+                                         json_body={"commits": payloads}, epoch=epoch)
         except (VolumeNotFound, VolumeRejected) as exc:
             if isinstance(exc, VolumeRejected) and exc.status != 405:
                 raise
             # A volume that predates batches (mid-upgrade): one request per commit.
-            return await asyncio.gather(*(self._commit_one(volume_id, p) for p in payloads),
-                                        return_exceptions=True)
+            return await asyncio.gather(*(self._commit_one(volume_id, p, epoch)
+                                          for p in payloads), return_exceptions=True)
         results = answer.get("results") if isinstance(answer, dict) else None
         if not isinstance(results, list) or len(results) != len(payloads):
             raise VolumeUnavailable(volume_id, "answer is not a result per commit")
@@ -92,8 +99,9 @@ class VolumeClient(VolumeTransport):
                 found.append(VolumeUnavailable(volume_id, "a commit's result is unreadable"))
         return found
 
-    async def _commit_one(self, volume_id: str, payload: dict) -> dict:
-        return await self._request(volume_id, "POST", "/objects/commit", json_body=payload)
+    async def _commit_one(self, volume_id: str, payload: dict, epoch: int) -> dict:
+        return await self._request(volume_id, "POST", "/objects/commit", json_body=payload,
+                                   epoch=epoch)
 
     async def commit_part(self, volume_id: str, payload: dict) -> dict:
         return await self._request(volume_id, "POST", "/parts/commit", json_body=payload)

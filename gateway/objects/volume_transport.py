@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -38,6 +39,13 @@ def decoded(body: bytes) -> Any:
     if isinstance(clock, str) and clock:
         observe_version_id(clock)
     return value
+
+
+# The ring epoch of the placement whose write this task is doing, asked at each send
+# (Cluster.placing sets it): every write request carries it, so a volume that knows a
+# newer ring refuses a write placed by an older one, however late it is sent. Unset (the
+# rebalancer's moves, tools): the newest epoch this gateway knows.
+PLACED_EPOCH: ContextVar[Callable[[], int] | None] = ContextVar("placed_epoch", default=None)
 
 
 # A pooled keep-alive connection to a volume that has since restarted fails like this on
@@ -99,6 +107,11 @@ class VolumeTransport:
         self._urls = {vid: url.rstrip("/") for vid, url in urls.items()}
         self.epoch = epoch
 
+    def write_epoch(self) -> int:
+        """The epoch a write sent now carries: its placement's (PLACED_EPOCH), else ours."""
+        placed = PLACED_EPOCH.get()
+        return self.epoch if placed is None else placed()
+
     def _stale_epoch(self, newer: object) -> None:
         """A volume knows a newer ring epoch than ours: have the map re-read now."""
         if isinstance(newer, int) and newer > self.epoch and self.on_stale_epoch:
@@ -126,31 +139,33 @@ class VolumeTransport:
     async def _request(self, volume_id: str, method: str, path: str, *,
                        params: dict[str, Any] | None = None, json_body: Any = None,
                        data: Any = None, headers: dict[str, str] | None = None,
-                       allow_404: bool = False, reads_only: bool = False) -> Any:
+                       allow_404: bool = False, reads_only: bool = False,
+                       epoch: int | None = None) -> Any:
         """One request; one that only reads (every GET, and a POST said to) is sent
-        again once on a new connection when the pooled one turns out closed."""
+        again once on a new connection when the pooled one turns out closed. A write
+        carries `epoch`, or else `write_epoch()`."""
         assert self._session is not None, "VolumeClient.start() was not awaited"
         if method in ("GET", "HEAD") or reads_only:
             try:
                 return await self._request_once(volume_id, method, path, params=params,
                                                 json_body=json_body, headers=headers,
-                                                allow_404=allow_404)
+                                                allow_404=allow_404, epoch=epoch)
             except VolumeUnavailable as exc:
                 if not _stale_connection(exc.__cause__):
                     raise
         return await self._request_once(volume_id, method, path, params=params,
                                         json_body=json_body, data=data, headers=headers,
-                                        allow_404=allow_404)
+                                        allow_404=allow_404, epoch=epoch)
 
     async def _request_once(self, volume_id: str, method: str, path: str, *,
                             params: dict[str, Any] | None = None, json_body: Any = None,
                             data: Any = None, headers: dict[str, str] | None = None,
-                            allow_404: bool = False) -> Any:
+                            allow_404: bool = False, epoch: int | None = None) -> Any:
         assert self._session is not None
         scope = "read" if method in ("GET", "HEAD") else "write"
         all_headers = self._headers(volume_id, scope)
         if scope == "write":
-            all_headers[EPOCH_HEADER] = str(self.epoch)
+            all_headers[EPOCH_HEADER] = str(self.write_epoch() if epoch is None else epoch)
         if headers:
             all_headers.update(headers)
         url = self._url(volume_id) + path

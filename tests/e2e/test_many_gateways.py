@@ -1,24 +1,38 @@
 """Several gateways on one cluster: read-after-write across them (1,000 overwrites, the
 reader never going back), conditional writes and multipart uploads that cross gateways,
-and a volume added while one gateway's map watch is held back: its writes are fenced and
-retried, never lost, and a multipart upload spanning the change completes byte-exact."""
+a volume added while one gateway's map watch is held back: its writes are fenced and
+retried, never lost, and a multipart upload spanning the change completes byte-exact;
+and PUTs whose bodies arrive across a whole move, fenced by the epoch of their placement."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import http.client
 import json
 import os
 import threading
 import time
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 from botocore.exceptions import ClientError
 
+from shardgate.clustermap import ClusterMap, add_volume
 from shardgate.faults import ENV
+from shardgate.mapview import open_store, read_or_seed
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.rebalance_helpers import admin, check_all, start_volume, wait_moved
+from tests.e2e.helpers import incarnation, sign
+from tests.e2e.rebalance_helpers import (
+    admin,
+    check_all,
+    map_urls,
+    start_volume,
+    wait_moved,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -154,3 +168,138 @@ def test_a_gateway_with_its_watch_held_back_is_fenced_not_lost(two):
     port = held_endpoint.rsplit(":", 1)[1]
     log = (dev.data / "logs" / f"gateway-{port}.log").read_text(errors="replace")
     assert "cluster map epoch 2" in log
+
+
+class SlowPut:
+    """A PUT (of an object, or with `query` of a part) through the gateway whose body
+    comes in two halves, as long apart as a test wants: the first at once, the second
+    when `finish` is called."""
+
+    def __init__(self, dev, bucket: str, key: str, body: bytes,  # noqa: ANN001
+                 query: str = "") -> None:
+        self.body, self.half = body, len(body) // 2
+        path = f"/{bucket}/{quote(key)}{query}"
+        headers = sign("PUT", f"{dev.endpoint}{path}", *USERS["alice"],
+                       {"Content-Length": str(len(body))})
+        self.conn = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=120)
+        self.conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            self.conn.putheader(name, value)
+        self.conn.endheaders()
+        self.conn.send(body[:self.half])
+        self.sent = self.half
+
+    def trickle(self) -> None:
+        """A little more of the body (short of the end), so the gateway does not give
+        up waiting for it (its body idle timeout). A failed send is left to `finish`."""
+        if self.sent < len(self.body) - 1024:
+            try:
+                self.conn.send(self.body[self.sent:self.sent + 1024])
+            except OSError:
+                return
+            self.sent += 1024
+
+    def finish(self) -> tuple[int, bytes]:
+        self.conn.send(self.body[self.sent:])
+        answer = self.conn.getresponse()
+        status, text = answer.status, answer.read()
+        self.conn.close()
+        return status, text
+
+
+def test_a_put_whose_body_arrives_across_a_whole_move_carries_its_placements_epoch(two):
+    """A PUT placed by ring N that commits after the move to N + 1 has finished: where
+    its key kept its volumes it lands (stamped N + 1, the same placement); where the key
+    moved, every volume refuses the stale placement, so the PUT answers 503 and leaves
+    nothing visible, never a version the move never saw on the old placement. A part of
+    an upload whose key moved is refused alike, sent again, and the upload completes."""
+    dev, fresh, _, _ = two
+    bucket = f"late-{uuid.uuid4().hex[:8]}"
+    fresh.create_bucket(Bucket=bucket)
+    inc = incarnation(dev, bucket)
+    before = map_now(dev)
+    assert not before.moving
+    new_id = f"v{max(int(v[1:]) for v in map_urls(dev)) + 1}"
+    url = start_volume(dev, new_id)
+    after = add_volume(before, new_id, url)  # the map `volume add` publishes
+    width = dev.config.erasure.k + dev.config.erasure.m
+
+    def moves(key: str) -> bool:
+        ring_key = f"{inc}/{key}"
+        return (set(before.ring().placement(ring_key, width))
+                != set(after.ring().placement(ring_key, width)))
+
+    candidates = [f"slow/{i:03d}" for i in range(200)]
+    *moved, multipart = [k for k in candidates if moves(k)][:3]
+    stayed = [k for k in candidates if not moves(k)][:2]
+    bodies = {key: os.urandom(3 << 20) for key in moved + stayed}
+    puts = {key: SlowPut(dev, bucket, key, body) for key, body in bodies.items()}
+    upload = fresh.create_multipart_upload(Bucket=bucket, Key=multipart)["UploadId"]
+    part = os.urandom(6 << 20)
+    puts[multipart] = SlowPut(dev, bucket, multipart, part,
+                              f"?partNumber=1&uploadId={upload}")
+    done = threading.Event()
+
+    def keep_alive() -> None:
+        while not done.wait(1.0):
+            for put in puts.values():
+                put.trickle()
+
+    alive = threading.Thread(target=keep_alive, daemon=True)
+    alive.start()
+    try:
+        added = admin(dev, "volume", "add", new_id, "--url", url)
+        assert added.returncode == 0, added.stderr
+        wait_moved(dev)
+    finally:
+        done.set()
+        alive.join(10)
+    with ThreadPoolExecutor(len(puts)) as pool:  # all at once: none waits idle
+        answers = dict(zip(puts, pool.map(SlowPut.finish, puts.values()), strict=True))
+    for key in stayed:
+        assert answers[key][0] == 200, answers[key]
+        assert fresh.get_object(Bucket=bucket, Key=key)["Body"].read() == bodies[key]
+        # On every volume of the new placement (the same volumes as the old one): the
+        # last may commit just after the answer.
+        digest = hashlib.md5(bodies[key]).hexdigest()
+        for vid in after.ring().placement(f"{inc}/{key}", width):
+            deadline = time.monotonic() + 15
+            while (row := volume_row(dev, vid, map_urls(dev)[vid], inc, key)) is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert row and row["manifest"]["etag"] == digest, (key, vid)
+    for key in moved:
+        assert answers[key][0] == 503, answers[key]
+        assert b"<Code>" in answers[key][1]
+        with pytest.raises(ClientError) as missing:
+            fresh.head_object(Bucket=bucket, Key=key)
+        assert missing.value.response["Error"]["Code"] == "404"
+    assert answers[multipart][0] == 503, answers[multipart]
+    etag = fresh.upload_part(Bucket=bucket, Key=multipart, UploadId=upload, PartNumber=1,
+                             Body=part)["ETag"]
+    fresh.complete_multipart_upload(Bucket=bucket, Key=multipart, UploadId=upload,
+                                    MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                "ETag": etag}]})
+    assert fresh.get_object(Bucket=bucket, Key=multipart)["Body"].read() == part
+
+
+def map_now(dev) -> ClusterMap:  # noqa: ANN001
+    """The cluster map as its store holds it now."""
+    async def read() -> ClusterMap:
+        store = open_store(dev.config.map)
+        try:
+            return (await read_or_seed(store, dev.config))[0]
+        finally:
+            await store.close()
+    return asyncio.run(read())
+
+
+def volume_row(dev, vid: str, url: str, inc: str, key: str) -> dict | None:  # noqa: ANN001
+    """The newest row of `key` on one volume, by its own `latest` answer."""
+    request = urllib.request.Request(
+        f"{url}/objects/latest?incarnation={quote(inc)}&key={quote(key)}")
+    request.add_header("Authorization", f"Bearer {dev.token(vid)}")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        rows = json.loads(answer.read())["versions"]
+    return rows[0] if rows else None
+

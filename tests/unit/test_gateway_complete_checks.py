@@ -116,7 +116,7 @@ class _Steps:
         meta = {"content_type": "text/plain", "headers": {}, "metadata": {},
                 "checksum_algorithm": "CRC32", "checksum_type": "FULL_OBJECT"}
         upload = Upload({"upload_id": "u1", "owner": "alice", "key": "k", "manifest": meta},
-                        ("v1", "v2", "v3"))
+                        ("v1", "v2", "v3"), 1)
 
         async def step(name: str, result: object = None) -> object:
             self.log.append(name)
