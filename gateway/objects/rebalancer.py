@@ -97,7 +97,20 @@ class Rebalancer:
         view.listeners.append(lambda _new: self._changed.set())
 
     async def run_forever(self) -> None:
-        await self._lead()
+        """Lead, and move while leading. A lost lease (a refresh that came too late:
+        another rebalancer may lead now) stops the move at once; then lead again."""
+        while True:
+            lease = await self._lead()
+            moving = asyncio.create_task(self._move_forever())
+            try:
+                await self._keep(lease)
+            finally:
+                moving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await moving
+            log.error("rebalancer lost its lease: stopped; it leads again when it can")
+
+    async def _move_forever(self) -> None:
         while True:
             current = self.view.current
             try:
@@ -112,7 +125,7 @@ class Rebalancer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), RETRY_SECONDS)
 
-    async def _lead(self) -> None:
+    async def _lead(self) -> int:
         """Hold the leader key (leased: a dead leader's lease runs out); wait for it."""
         store, spec = self.view.store, self.config.map
         while True:
@@ -121,20 +134,19 @@ class Rebalancer:
                 if await store.put(spec.prefix + LEADER, jsonio.dumps({"id": self.ident}),
                                    if_revision=0,
                                    lease=lease):
-                    asyncio.get_running_loop().create_task(self._keep(lease))
                     log.info("rebalancer %s leads", self.ident)
-                    return
+                    return lease
             except MapUnavailable as exc:
                 log.info("waiting for the map store: %s", exc)
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _keep(self, lease: int) -> None:
+        """Refresh the leader's lease; return once it has run out."""
         while True:
             await asyncio.sleep(self.config.map.lease_seconds / 4)
             try:
                 if not await self.view.store.refresh_lease(lease):
-                    log.error("rebalancer lost its lease: stopping")
-                    os._exit(3)  # another may lead now; the supervisor restarts us
+                    return
             except MapUnavailable:
                 continue
 

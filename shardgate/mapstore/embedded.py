@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from shardgate.mapstore import Compacted, Entry, Event, MapStore, MapUnavailable, Snapshot
@@ -40,6 +41,9 @@ class EmbeddedStore(MapStore):
         self._db = sqlite3.connect(self._path, timeout=10, isolation_level=None,
                                    check_same_thread=False)
         self._lock = threading.Lock()
+        # A thread of its own: a lease's refresh never queues behind the process's other
+        # work in the default executor (a rebalancer's or healer's erasure coding).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-store")
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -47,7 +51,8 @@ class EmbeddedStore(MapStore):
 
     async def _run(self, fn, *args):
         try:
-            return await asyncio.to_thread(self._locked, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._locked, fn, *args)
         except sqlite3.Error as exc:
             raise MapUnavailable(f"{self._path}: {exc}") from exc
 
@@ -175,3 +180,4 @@ class EmbeddedStore(MapStore):
     async def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._thread.shutdown(wait=False)

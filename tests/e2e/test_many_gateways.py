@@ -2,7 +2,8 @@
 reader never going back), conditional writes and multipart uploads that cross gateways,
 a volume added while one gateway's map watch is held back: its writes are fenced and
 retried, never lost, and a multipart upload spanning the change completes byte-exact;
-and PUTs whose bodies arrive across a whole move, fenced by the epoch of their placement."""
+PUTs whose bodies arrive across a whole move, fenced by the epoch of their placement;
+and a rebalancer that lost its lease leading again."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -21,6 +23,7 @@ from urllib.parse import quote
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.objects.rebalancer import LEADER
 from shardgate.clustermap import ClusterMap, add_volume
 from shardgate.faults import ENV
 from shardgate.mapview import open_store, read_or_seed
@@ -30,6 +33,7 @@ from tests.e2e.rebalance_helpers import (
     admin,
     check_all,
     map_urls,
+    process_of,
     start_volume,
     wait_moved,
 )
@@ -303,3 +307,33 @@ def volume_row(dev, vid: str, url: str, inc: str, key: str) -> dict | None:  # n
         rows = json.loads(answer.read())["versions"]
     return rows[0] if rows else None
 
+
+def test_a_rebalancer_whose_lease_ran_out_leads_again_and_moves(two):
+    """The leader's lease runs out under it (as when its refresh could not reach the
+    store in time): it stops, leads again in the same process, and the next move ends."""
+    dev, fresh, _, _ = two
+    log_file = dev.data / "logs" / "rebalancer.log"
+    pid = process_of(dev, "rebalancer")
+    with sqlite3.connect(dev.config.map.path, timeout=10) as db:
+        (lease,) = db.execute("SELECT lease FROM kv WHERE key=?",
+                              (dev.config.map.prefix + LEADER,)).fetchone()
+        db.execute("UPDATE leases SET expires=0 WHERE id=?", (lease,))
+    deadline = time.monotonic() + 60
+    while sum(line.endswith(" leads") for line in
+              log_file.read_text(errors="replace").splitlines()) < 2:
+        assert time.monotonic() < deadline, log_file.read_text(errors="replace")[-2000:]
+        time.sleep(0.5)
+    assert "rebalancer lost its lease" in log_file.read_text(errors="replace")
+    bucket = f"relead-{uuid.uuid4().hex[:8]}"
+    fresh.create_bucket(Bucket=bucket)
+    bodies = {f"k{i}": os.urandom(150_000) for i in range(20)}
+    for key, body in bodies.items():
+        fresh.put_object(Bucket=bucket, Key=key, Body=body)
+    new_id = f"v{max(int(v[1:]) for v in map_urls(dev)) + 1}"
+    url = start_volume(dev, new_id)
+    added = admin(dev, "volume", "add", new_id, "--url", url)
+    assert added.returncode == 0, added.stderr
+    wait_moved(dev, timeout=300)
+    os.kill(pid, 0)  # the same process, still running
+    assert all(fresh.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+               for key, body in bodies.items())
