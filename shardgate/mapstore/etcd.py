@@ -76,17 +76,29 @@ class EtcdStore(MapStore):
         except (aetcd.exceptions.ClientError, TimeoutError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
+    async def _call_again(self, make):
+        """An idempotent call, sent once more when the connection under it was cut (a
+        member died): the channel then goes on through the next address, and a dead
+        follower costs no failure."""
+        try:
+            return await asyncio.wait_for(make(), self._timeout)
+        except aetcd.exceptions.ConnectionFailedError:
+            pass
+        except (aetcd.exceptions.ClientError, TimeoutError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        return await self._call(make())
+
     async def read(self, prefix: str) -> Snapshot:
-        result = await self._call(self._client.get_prefix(prefix.encode()))
+        result = await self._call_again(lambda: self._client.get_prefix(prefix.encode()))
         entries = {kv.key.decode(): Entry(kv.value, kv.mod_revision) for kv in result}
         return Snapshot(result.header.revision, entries)
 
     async def put(self, key: str, value: bytes, *, if_revision: int | None = None,
                   lease: int | None = None) -> bool:
-        client = self._client
-        if if_revision is None:
-            await self._call(client.put(key.encode(), value, lease=lease))
+        if if_revision is None:  # the same value twice is the same state
+            await self._call_again(lambda: self._client.put(key.encode(), value, lease=lease))
             return True
+        client = self._client
         ok, _ = await self._call(client.transaction(
             compare=[client.transactions.mod(key.encode()) == if_revision],
             success=[client.transactions.put(key.encode(), value, lease=lease)],
@@ -94,7 +106,7 @@ class EtcdStore(MapStore):
         return bool(ok)
 
     async def delete(self, key: str) -> None:
-        await self._call(self._client.delete(key.encode()))
+        await self._call_again(lambda: self._client.delete(key.encode()))
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         try:
@@ -120,7 +132,7 @@ class EtcdStore(MapStore):
         return int(lease.id)
 
     async def refresh_lease(self, lease: int) -> bool:
-        answer = await self._call(self._client.refresh_lease(lease))
+        answer = await self._call_again(lambda: self._client.refresh_lease(lease))
         return getattr(answer, "TTL", 1) > 0
 
     async def close(self) -> None:
