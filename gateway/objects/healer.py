@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from erasure import Codec, NotEnoughFragments
@@ -29,11 +27,10 @@ from gateway.objects.cluster import Cluster
 from gateway.objects.comparison import compare_indexes
 from gateway.objects.fragment_checks import verify_fragments
 from gateway.objects.fragment_copy import CopyFailed, copy_fragments
+from gateway.objects.fragment_rebuild import rebuild_fragments, unstage
 from gateway.objects.heal_leases import HealLeases
 from gateway.objects.heal_refs import HealDeferred, Unrecoverable, VersionRef
 from gateway.objects.membership import Membership
-from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
-from gateway.objects.volume_transport import ArchiveStream
 from placement import stable_placement
 from shardgate import faults
 from shardgate.config import DurabilitySpec
@@ -64,20 +61,6 @@ def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
     if any(old is None or old in down for old in moved.values()):
         return {}
     return moved  # type: ignore[return-value]
-
-
-async def _feed(queue: asyncio.Queue, item: bytes | None, upload: asyncio.Task,
-                volume_id: str) -> None:
-    """Put the next piece of a rebuilt archive in its upload's queue, unless the upload
-    ends first: a target that failed (killed while it was being checked, say) stops
-    reading its queue, and waiting on a full one would hang the heal for good."""
-    put = asyncio.ensure_future(queue.put(item))
-    await asyncio.wait({put, upload}, return_when=asyncio.FIRST_COMPLETED)
-    if put.done():
-        return
-    put.cancel()
-    upload.result()  # its failure, if it failed
-    raise VolumeUnavailable(volume_id, "the stage ended before its body")
 
 
 class Healer:
@@ -343,8 +326,8 @@ class Healer:
                          and placement[i] not in down)
         if not rebuild:
             return {}
-        return await self._rebuild(codec, layout, placement, archives, bad, rebuild, seeds,
-                                   part.inline)
+        return await rebuild_fragments(self.cluster, codec, layout, placement, archives,
+                                       bad, rebuild, seeds, part.inline)
 
     async def _install(self, manifest: ObjectManifest, part: PartManifest,
                        placement: tuple[str, ...], staged: dict[int, str],
@@ -356,107 +339,12 @@ class Healer:
                                                 archives[i], part.inline)
                                    for i, stage_id in staged.items()))
         except BaseException:
-            await self._unstage(placement, staged)
+            await unstage(self.cluster, placement, staged)
             raise
         log.info("healed %s/%s %s part %d: fragments %s installed", manifest.incarnation,
                  manifest.key, manifest.version_id, part.number, sorted(staged))
         self.healed_fragments += len(staged)
         HEALED_FRAGMENTS.inc(len(staged))
-
-    async def _open(self, volume_id: str, archive: str, layout, segment: int  # noqa: ANN001
-                    ) -> ArchiveStream | None:
-        try:
-            return await self.cluster.volumes.open_archive(
-                volume_id, archive, layout.archive_offset(segment), layout.archive_size - 1)
-        except (VolumeUnavailable, VolumeRejected):
-            return None
-
-    async def _sources(self, k: int, layout, placement: tuple[str, ...],  # noqa: ANN001
-                       archives: list[str], bad: dict[int, set[int]]
-                       ) -> dict[int, ArchiveStream]:
-        """Streams of the fragments to rebuild from: k archives that verified whole, if k
-        of them open (each rebuilt fragment is then computed whole, byte-identical);
-        else every archive with a good segment, so each segment can find k good ones
-        spread over damaged archives. A source that rots or dies after its check fails
-        the rebuild (its frames are checked again), and the next round finds it."""
-        whole = [i for i in range(len(placement)) if not bad.get(i)]
-        damaged = [i for i in range(len(placement))
-                   if bad.get(i) and len(bad[i]) < layout.num_segments]
-        streams: dict[int, ArchiveStream] = {}
-
-        async def add(indexes: list[int], enough: int) -> None:
-            for i in indexes:
-                if len(streams) >= enough:
-                    return
-                stream = await self._open(placement[i], archives[i], layout, 0)
-                if stream is not None:
-                    streams[i] = stream
-
-        try:
-            await add(whole, k)
-            if len(streams) < k:
-                await add(damaged, len(placement))
-        except BaseException:  # cancelled while opening (a shutdown): none left open
-            for stream in streams.values():
-                stream.close()
-            raise
-        return streams
-
-    async def _rebuild(self, codec: Codec, layout, placement: tuple[str, ...],  # noqa: ANN001
-                       archives: list[str], bad: dict[int, set[int]], rebuild: list[int],
-                       seeds: dict[int, int], inline: bool) -> dict[int, str]:
-        """Stage rebuilt archives for `rebuild` on their volumes; their stage ids.
-
-        Every segment is rebuilt from the good fragments of that segment, wherever they
-        are: k good ones per segment suffice, even spread over damaged archives."""
-        segments = range(layout.num_segments)
-        streams = await self._sources(codec.k, layout, placement, archives, bad)
-        queues = {i: asyncio.Queue(4) for i in rebuild}
-        batch = uuid.uuid4().hex
-        stage_ids = {i: f"{batch}.heal.{i}" for i in rebuild}
-
-        async def body(i: int) -> AsyncIterator[bytes]:
-            while (item := await queues[i].get()) is not None:
-                yield item
-
-        uploads = {i: asyncio.create_task(self.cluster.volumes.stage(
-            placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline))
-            for i in rebuild}
-        try:
-            for segment in segments:
-                size = layout.framed_length(segment)
-                fragments = {}
-                for i, stream in streams.items():
-                    framed = await stream.read_exactly(size)
-                    if segment not in bad[i]:
-                        fragments[i] = framed
-                # Only this segment's missing copies are rebuilt; a target's good copy
-                # is kept as read when it is a source (only the fallback opens those).
-                bad_here = [i for i in rebuild if i not in fragments]
-                rebuilt = (await asyncio.to_thread(codec.reconstruct, fragments, bad_here,
-                                                   seeds)
-                           if bad_here else {})
-                for i in rebuild:
-                    await _feed(queues[i], rebuilt[i] if i in bad_here else fragments[i],
-                                uploads[i], placement[i])
-            for i in rebuild:
-                await _feed(queues[i], None, uploads[i], placement[i])
-            await asyncio.gather(*uploads.values())
-        except BaseException:
-            for task in uploads.values():
-                task.cancel()
-            await asyncio.gather(*uploads.values(), return_exceptions=True)
-            await self._unstage(placement, stage_ids)
-            raise
-        finally:
-            for stream in streams.values():
-                stream.close()
-        return stage_ids
-
-    async def _unstage(self, placement: tuple[str, ...], stage_ids: dict[int, str]) -> None:
-        """Remove rebuilt stages a failed heal leaves (a repaired one is gone already)."""
-        await asyncio.gather(*(self.cluster.volumes.abort_stage(placement[i], sid)
-                               for i, sid in stage_ids.items()), return_exceptions=True)
 
     async def _repair(self, volume_id: str, manifest: ObjectManifest, stage_id: str | None,
                       archive: str | None, inline: bool = False) -> None:

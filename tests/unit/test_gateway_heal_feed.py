@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from gateway.objects.healer import _feed
+from gateway.objects.fragment_rebuild import _feed
 from gateway.objects.volume_errors import VolumeUnavailable
 
 

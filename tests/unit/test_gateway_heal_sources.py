@@ -1,6 +1,6 @@
 """Which fragments a heal's rebuild reads from, and what it stages: k that verified
 whole, else every one with a good segment; every rebuilt archive byte-identical to the
-one written (gateway/objects/healer.py, `Healer._sources` and `_rebuild`)."""
+one written (gateway/objects/fragment_rebuild.py, `_sources` and `rebuild_fragments`)."""
 
 from __future__ import annotations
 
@@ -11,31 +11,36 @@ from types import SimpleNamespace
 import pytest
 
 from erasure import Codec, cut_slice
+from gateway.objects import fragment_rebuild
 from gateway.objects.fragment_checks import verify_fragments
-from gateway.objects.healer import Healer
+from gateway.objects.fragment_rebuild import rebuild_fragments
 from gateway.objects.volume_errors import VolumeUnavailable
 from shardgate.manifest import PartManifest
 from tests.unit.test_gateway_shared_reads import Stream
 
 PLACEMENT = ("v0", "v1", "v2", "v3", "v4", "v5")
 ARCHIVES = [f"a{i}" for i in range(6)]
-LAYOUT = SimpleNamespace(num_segments=3)
 SEG, K, M = 4096, 4, 2
 
 
 def sources(bad: dict[int, set[int]], unreachable: frozenset[str] = frozenset(),
             k: int = 4) -> tuple[list[int], list[str]]:
     """The indexes streamed from, and the volumes asked (in order)."""
-    healer = object.__new__(Healer)
     opened: list[str] = []
 
-    async def fake_open(volume_id: str, archive: str, layout, segment: int):  # noqa: ANN001, ANN202
-        opened.append(volume_id)
-        return None if volume_id in unreachable else f"stream of {archive}"
+    class Volumes:
+        async def open_archive(self, volume_id: str, archive: str, start: int,
+                               end: int) -> str:
+            opened.append(volume_id)
+            if volume_id in unreachable:
+                raise VolumeUnavailable(volume_id, "down")
+            return f"stream of {archive}"
 
-    healer._open = fake_open  # type: ignore[method-assign]
+    cluster = SimpleNamespace(volumes=Volumes())
+    layout = SimpleNamespace(num_segments=3, archive_size=100, archive_offset=lambda s: 0)
     bad = {i: bad.get(i, set()) for i in range(len(PLACEMENT))}  # as verify_fragments
-    streams = asyncio.run(healer._sources(k, LAYOUT, PLACEMENT, ARCHIVES, bad))
+    streams = asyncio.run(fragment_rebuild._sources(cluster, k, layout, PLACEMENT, ARCHIVES,
+                                                    bad))
     assert all(streams[i] == f"stream of a{i}" for i in streams)
     return sorted(streams), opened
 
@@ -117,8 +122,7 @@ def test_rebuilt_archives_are_the_ones_written(seeded: bool, rot: dict[int, int]
     stored = [flipped(f, codec, size, rot[i]) if i in rot else f
               for i, f in enumerate(framed)]
     volumes = Volumes(dict(zip(archives, stored, strict=True)))
-    healer = object.__new__(Healer)
-    healer.cluster = SimpleNamespace(volumes=volumes)
+    cluster = SimpleNamespace(volumes=volumes)
     layout = codec.layout(size)
 
     async def main() -> list[int]:
@@ -126,8 +130,8 @@ def test_rebuilt_archives_are_the_ones_written(seeded: bool, rot: dict[int, int]
                                      seeds)
         volumes.down |= set(down)  # down after the check, before the rebuild opens
         rebuild = sorted(i for i, segments in bad.items() if segments)
-        await healer._rebuild(codec, layout, PLACEMENT, archives, bad, rebuild, seeds,
-                              False)
+        await rebuild_fragments(cluster, codec, layout, PLACEMENT, archives, bad, rebuild,
+                                seeds, False)
         return rebuild
 
     assert asyncio.run(main()) == sorted(rot)
