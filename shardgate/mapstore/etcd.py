@@ -70,47 +70,44 @@ class EtcdStore(MapStore):
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return MapUnavailable(f"etcd at {', '.join(self._endpoints)}: {exc!r}")
 
-    async def _call(self, coro):
-        try:
-            return await asyncio.wait_for(coro, self._timeout)
-        except (aetcd.exceptions.ClientError, TimeoutError, OSError) as exc:
-            raise self._unavailable(exc) from exc
-
-    async def _call_again(self, make):
-        """An idempotent call, sent once more when the connection under it was cut (a
-        member died): the channel then goes on through the next address, and a dead
-        follower costs no failure."""
+    async def _call(self, make, again: bool = False):
+        """`make()`'s call, its failures as MapUnavailable. With `again` (an idempotent
+        call), one whose connection was cut under it (a member died) is sent once more:
+        the channel goes on through the next address, so a dead follower costs nothing."""
         try:
             return await asyncio.wait_for(make(), self._timeout)
-        except aetcd.exceptions.ConnectionFailedError:
-            pass
+        except aetcd.exceptions.ConnectionFailedError as exc:
+            if not again:
+                raise self._unavailable(exc) from exc
         except (aetcd.exceptions.ClientError, TimeoutError, OSError) as exc:
             raise self._unavailable(exc) from exc
-        return await self._call(make())
+        return await self._call(make)
 
     async def read(self, prefix: str) -> Snapshot:
-        result = await self._call_again(lambda: self._client.get_prefix(prefix.encode()))
+        result = await self._call(lambda: self._client.get_prefix(prefix.encode()),
+                                  again=True)
         entries = {kv.key.decode(): Entry(kv.value, kv.mod_revision) for kv in result}
         return Snapshot(result.header.revision, entries)
 
     async def put(self, key: str, value: bytes, *, if_revision: int | None = None,
                   lease: int | None = None) -> bool:
         if if_revision is None:  # the same value twice is the same state
-            await self._call_again(lambda: self._client.put(key.encode(), value, lease=lease))
+            await self._call(lambda: self._client.put(key.encode(), value, lease=lease),
+                             again=True)
             return True
         client = self._client
-        ok, _ = await self._call(client.transaction(
+        ok, _ = await self._call(lambda: client.transaction(
             compare=[client.transactions.mod(key.encode()) == if_revision],
             success=[client.transactions.put(key.encode(), value, lease=lease)],
             failure=[]))
         return bool(ok)
 
     async def delete(self, key: str) -> None:
-        await self._call_again(lambda: self._client.delete(key.encode()))
+        await self._call(lambda: self._client.delete(key.encode()), again=True)
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
         try:
-            watch = await self._call(self._client.watch_prefix(
+            watch = await self._call(lambda: self._client.watch_prefix(
                 prefix.encode(), start_revision=start_revision))
         except MapUnavailable:
             raise
@@ -128,11 +125,11 @@ class EtcdStore(MapStore):
                 await asyncio.wait_for(watch.cancel(), 1.0)
 
     async def grant_lease(self, ttl_seconds: int) -> int:
-        lease = await self._call(self._client.lease(ttl_seconds))
+        lease = await self._call(lambda: self._client.lease(ttl_seconds))
         return int(lease.id)
 
     async def refresh_lease(self, lease: int) -> bool:
-        answer = await self._call_again(lambda: self._client.refresh_lease(lease))
+        answer = await self._call(lambda: self._client.refresh_lease(lease), again=True)
         return getattr(answer, "TTL", 1) > 0
 
     async def close(self) -> None:

@@ -223,7 +223,7 @@ def test_a_put_whose_body_arrives_across_a_whole_move_carries_its_placements_epo
     inc = incarnation(dev, bucket)
     before = map_now(dev)
     assert not before.moving
-    new_id = f"v{max(int(v[1:]) for v in map_urls(dev)) + 1}"
+    new_id = next_volume_id(dev)
     url = start_volume(dev, new_id)
     after = add_volume(before, new_id, url)  # the map `volume add` publishes
     width = dev.config.erasure.k + dev.config.erasure.m
@@ -287,6 +287,11 @@ def test_a_put_whose_body_arrives_across_a_whole_move_carries_its_placements_epo
     assert fresh.get_object(Bucket=bucket, Key=multipart)["Body"].read() == part
 
 
+def next_volume_id(dev) -> str:  # noqa: ANN001
+    """A volume id the map has never had (ids are never reused)."""
+    return f"v{max(int(v[1:]) for v in map_urls(dev)) + 1}"
+
+
 def map_now(dev) -> ClusterMap:  # noqa: ANN001
     """The cluster map as its store holds it now."""
     async def read() -> ClusterMap:
@@ -331,7 +336,7 @@ def test_a_rebalancer_whose_lease_ran_out_leads_again_and_moves(two):
     bodies = {f"k{i}": os.urandom(150_000) for i in range(20)}
     for key, body in bodies.items():
         fresh.put_object(Bucket=bucket, Key=key, Body=body)
-    new_id = f"v{max(int(v[1:]) for v in map_urls(dev)) + 1}"
+    new_id = next_volume_id(dev)
     url = start_volume(dev, new_id)
     added = admin(dev, "volume", "add", new_id, "--url", url)
     assert added.returncode == 0, added.stderr
