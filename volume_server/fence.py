@@ -2,11 +2,11 @@
 
 Gateways send their ring epoch with every write (`x-shardgate-epoch`). The volume keeps
 the newest epoch it has seen, from its own view of the cluster map or from any request,
-and answers 409 StaleEpoch to a stage, commit, repair or upload write (create, claim,
-Complete) placed by an older ring: a gateway whose map lags (a watch held back, a process
-paused past its lease) cannot put data where the rebalancer will not look
-(docs/cluster-map.md). Requests without the header (tools, older gateways) are let
-through.
+and answers 409 StaleEpoch to a stage, commit, repair, in-place attribute change, version
+delete or upload write (create, claim, Complete) placed by an older ring: a gateway whose
+map lags (a watch held back, a process paused past its lease) cannot put data where the
+rebalancer will not look (docs/cluster-map.md). Requests without the header (tools,
+older gateways) are let through.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from shardgate import jsonio
 
 EPOCH_HEADER = b"x-shardgate-epoch"
 # Every PUT and POST that places something by the ring: staged fragments, object and part
-# rows, repairs, and upload records, their claims and Complete. (DELETEs are not: letting
-# go of a claim or dropping a moved copy must work whatever the epoch.)
-FENCED = ("/stage/", "/objects/commit", "/parts/commit", "/objects/repair", "/uploads/")
+# rows, repairs, in-place attribute changes (tags, ACLs), version deletes (tombstones),
+# and upload records, their claims and Complete. (DELETEs are not: letting go of a claim
+# or dropping a moved copy must work whatever the epoch.)
+FENCED = ("/stage/", "/objects/commit", "/parts/commit", "/objects/repair",
+          "/objects/attribute", "/objects/forget", "/uploads/")
 
 
 class EpochsSeen:

@@ -45,13 +45,16 @@ def apply(manifest: ObjectManifest, attributes: dict[str, dict[str, Any]]) -> Ob
 
 async def write(cluster: Cluster, manifest: ObjectManifest, name: str, value: Any) -> None:
     """Set an attribute of one version on its placement; 503 unless the write quorum
-    holds it. Volumes that missed it are queued for heal on those that took it."""
-    placement = cluster.placement(manifest.incarnation, manifest.key)
+    holds it. Volumes that missed it are queued for heal on those that took it. The
+    change carries its placement's ring epoch: one sent to a placement a move has left
+    is refused, not kept where the move no longer looks (docs/cluster-map.md)."""
     payload = {"incarnation": manifest.incarnation, "key": manifest.key,
                "version_id": manifest.version_id, "name": name, "stamp": new_version_id(),
                "value": value}
-    answers = await asyncio.gather(*(cluster.volumes.set_attribute(vid, payload)
-                                     for vid in placement), return_exceptions=True)
+    with cluster.placing(manifest.incarnation, manifest.key):
+        placement = cluster.placement(manifest.incarnation, manifest.key)
+        answers = await asyncio.gather(*(cluster.volumes.set_attribute(vid, payload)
+                                         for vid in placement), return_exceptions=True)
     took = [vid for vid, a in zip(placement, answers, strict=True) if a is True]
     if len(took) < cluster.write_quorum:
         raise quorum_lost("Too few storage volumes took the change.")

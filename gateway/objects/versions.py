@@ -56,8 +56,16 @@ async def find_version(cluster: Cluster, incarnation: str, key: str,
 async def forget(cluster: Cluster, manifest: ObjectManifest) -> None:
     """Delete one version for good: tombstone it on the write quorum (503 otherwise, the
     tombstones left to the healer, which rolls them forward), then tell the volumes
-    that took it to drop the row, queuing a heal for those that missed it."""
-    placement = cluster.placement(manifest.incarnation, manifest.key)
+    that took it to drop the row, queuing a heal for those that missed it. Both rounds
+    carry the placement's ring epoch, as every write does (a delete sent to a placement
+    a move has left is refused: the move would not carry its tombstones)."""
+    with cluster.placing(manifest.incarnation, manifest.key):
+        await _forget_on(cluster, manifest, cluster.placement(manifest.incarnation,
+                                                              manifest.key))
+
+
+async def _forget_on(cluster: Cluster, manifest: ObjectManifest,
+                     placement: tuple[str, ...]) -> None:
     payload = {"incarnation": manifest.incarnation, "key": manifest.key,
                "version_id": manifest.version_id, "durable": False}
     answers = await asyncio.gather(*(cluster.volumes.forget(vid, payload)

@@ -106,11 +106,8 @@ class EtcdStore(MapStore):
         await self._call(lambda: self._client.delete(key.encode()), again=True)
 
     async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[list[Event]]:
-        try:
-            watch = await self._call(lambda: self._client.watch_prefix(
-                prefix.encode(), start_revision=start_revision))
-        except MapUnavailable:
-            raise
+        watch = await self._call(lambda: self._client.watch_prefix(
+            prefix.encode(), start_revision=start_revision))
         try:
             async for event in watch:
                 deleted = event.kind == aetcd.rtypes.EventKind.DELETE

@@ -3,7 +3,8 @@ reader never going back), conditional writes and multipart uploads that cross ga
 a volume added while one gateway's map watch is held back: its writes are fenced and
 retried, never lost, and a multipart upload spanning the change completes byte-exact;
 PUTs whose bodies arrive across a whole move, fenced by the epoch of their placement;
-and a rebalancer that lost its lease leading again."""
+tag changes and version deletes from gateways that lag a move, fenced alike; and a
+rebalancer that lost its lease leading again."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from botocore.exceptions import ClientError
 from gateway.objects.rebalancer import LEADER
 from shardgate.clustermap import ClusterMap, add_volume
 from shardgate.faults import ENV
-from shardgate.mapview import open_store, read_or_seed
+from shardgate.mapview import MEMBERS, open_store, read_or_seed
 from tests.e2e.conftest import USERS, own_cluster
 from tests.e2e.helpers import incarnation, sign
 from tests.e2e.rebalance_helpers import (
@@ -285,6 +286,77 @@ def test_a_put_whose_body_arrives_across_a_whole_move_carries_its_placements_epo
                                     MultipartUpload={"Parts": [{"PartNumber": 1,
                                                                 "ETag": etag}]})
     assert fresh.get_object(Bucket=bucket, Key=multipart)["Body"].read() == part
+
+
+def test_a_tag_change_or_version_delete_from_a_lagging_gateway_is_fenced(two):
+    """Both gateways' map watches held through a `volume add`: a tag change from one and
+    a delete by version id from the other, each of a key the move takes to new volumes,
+    are refused by the volumes that know the new ring (503, never a change kept where
+    the move no longer looks). Each gateway learns the ring from its refusal; sent
+    again, both land, and after the move the tags read back and the version is gone."""
+    dev, fresh, held, held_endpoint = two
+    strict = {"retries": {"total_max_attempts": 1}}
+    first = dev.client(*USERS["alice"], **strict)
+    second = dev.client_at(held_endpoint, *USERS["alice"], **strict)
+    bucket = f"attr-{uuid.uuid4().hex[:8]}"
+    fresh.create_bucket(Bucket=bucket)
+    fresh.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    inc = incarnation(dev, bucket)
+    before = map_now(dev)
+    new_id = next_volume_id(dev)
+    url = start_volume(dev, new_id)
+    after = add_volume(before, new_id, url)
+    width = dev.config.erasure.k + dev.config.erasure.m
+    tagged, pruned = [k for k in (f"a/{i:03d}" for i in range(200))
+                      if set(before.ring().placement(f"{inc}/{k}", width))
+                      != set(after.ring().placement(f"{inc}/{k}", width))][:2]
+    fresh.put_object(Bucket=bucket, Key=tagged, Body=b"tagged")
+    old = fresh.put_object(Bucket=bucket, Key=pruned, Body=b"old")["VersionId"]
+    fresh.put_object(Bucket=bucket, Key=pruned, Body=b"new")
+    tags = {"TagSet": [{"Key": "moved", "Value": "yes"}]}
+    for endpoint in (dev.endpoint, held_endpoint):
+        post(f"{endpoint}/-/faults", {"hold": "map.watch"})
+    try:
+        added = admin(dev, "volume", "add", new_id, "--url", url)
+        assert added.returncode == 0, added.stderr
+        wait_for_volumes_on(dev, after.epoch)
+        with pytest.raises(ClientError) as refused:
+            second.put_object_tagging(Bucket=bucket, Key=tagged, Tagging=tags)
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        with pytest.raises(ClientError) as refused:
+            first.delete_object(Bucket=bucket, Key=pruned, VersionId=old)
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        second.put_object_tagging(Bucket=bucket, Key=tagged, Tagging=tags)
+        first.delete_object(Bucket=bucket, Key=pruned, VersionId=old)
+        wait_moved(dev)
+    finally:
+        for endpoint in (dev.endpoint, held_endpoint):
+            post(f"{endpoint}/-/faults", {"disarm": True})
+    assert fresh.get_object_tagging(Bucket=bucket, Key=tagged)["TagSet"] == tags["TagSet"]
+    listed = fresh.list_object_versions(Bucket=bucket, Prefix=pruned)["Versions"]
+    assert [v["VersionId"] for v in listed] != [] and old not in {v["VersionId"]
+                                                                  for v in listed}
+    with pytest.raises(ClientError) as gone:
+        fresh.get_object(Bucket=bucket, Key=pruned, VersionId=old)
+    assert gone.value.response["Error"]["Code"] == "NoSuchVersion"
+
+
+def wait_for_volumes_on(dev, epoch: int, timeout: float = 30) -> None:  # noqa: ANN001
+    """Until every volume's member record says it has seen `epoch` (its fence then
+    refuses anything older)."""
+    async def behind() -> list[str]:
+        store = open_store(dev.config.map)
+        try:
+            prefix = dev.config.map.prefix + MEMBERS + "volume/"
+            snapshot = await store.read(prefix)
+        finally:
+            await store.close()
+        return [k for k, entry in snapshot.entries.items()
+                if json.loads(entry.value)["epoch"] < epoch]
+    deadline = time.monotonic() + timeout
+    while (late := asyncio.run(behind())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not late, late
 
 
 def next_volume_id(dev) -> str:  # noqa: ANN001

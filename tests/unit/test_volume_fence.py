@@ -1,6 +1,7 @@
 """Epoch fencing on one volume: every write placed by the ring (stage, object and part
-commits, repairs, upload records, claims and Complete) is refused 409 StaleEpoch once
-the volume has seen a newer epoch; reads, deletes and letting go of a claim are not."""
+commits, repairs, in-place attribute changes, version deletes, upload records, claims and
+Complete) is refused 409 StaleEpoch once the volume has seen a newer epoch; reads,
+deletes and letting go of a claim are not."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.unit.test_volume_objects import commit_body, vid
 from tests.unit.volume_support import INC, running
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +26,8 @@ PLACED_BY_THE_RING = [
     ("POST", "/objects/commits", {"commits": [{}]}),
     ("POST", "/parts/commit", {}),
     ("POST", "/objects/repair", {}),
+    ("POST", "/objects/attribute", {}),
+    ("POST", "/objects/forget", {}),
     ("PUT", "/uploads/u2", {**UPLOAD, "upload_id": "u2"}),
     ("POST", "/uploads/u1/claim", {"token": "t1", "op": "complete"}),
     ("POST", "/uploads/u1/complete", {"token": "t1"}),
@@ -90,3 +94,24 @@ async def test_the_newest_epoch_seen_is_learned_from_any_write(
         == 200
     assert (await client.put("/stage/st-b", content=b"x", headers=epoch(7))).json()[
         "code"] == "StaleEpoch"
+
+
+async def test_a_stale_attribute_change_or_version_delete_leaves_the_version_as_it_was(
+        client: httpx.AsyncClient) -> None:
+    committed = await client.post("/objects/commit", json=commit_body("k", vid(1)),
+                                  headers=epoch(4))
+    assert committed.status_code == 200, committed.text
+    version = {"incarnation": INC, "key": "k", "version_id": vid(1)}
+    tags = {**version, "name": "tags", "stamp": "s1", "value": {"a": "1"}}
+    assert (await client.post("/objects/attribute", json=tags, headers=epoch(3))
+            ).json()["code"] == "StaleEpoch"
+    for durable in (False, True):
+        refused = await client.post("/objects/forget", json={**version, "durable": durable},
+                                    headers=epoch(3))
+        assert refused.json()["code"] == "StaleEpoch"
+    row = await client.get("/objects/version", params=version)
+    assert row.status_code == 200 and row.json()["deleted"] is False
+    assert not row.json()["attributes"]
+    # The same change from the current epoch is kept.
+    assert (await client.post("/objects/attribute", json=tags, headers=epoch(4))
+            ).json()["found"] is True
