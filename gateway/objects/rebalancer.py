@@ -98,17 +98,25 @@ class Rebalancer:
 
     async def run_forever(self) -> None:
         """Lead, and move while leading. A lost lease (a refresh that came too late:
-        another rebalancer may lead now) stops the move at once; then lead again."""
+        another rebalancer may lead now) stops the move at once; a move that stopped by
+        itself (only something that is not an Exception can end it) lets the lease run
+        out rather than hold it idle. Either way, lead again."""
         while True:
             lease = await self._lead()
             moving = asyncio.create_task(self._move_forever())
+            keeping = asyncio.create_task(self._keep(lease))
             try:
-                await self._keep(lease)
+                await asyncio.wait({moving, keeping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                moving.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await moving
-            log.error("rebalancer lost its lease: stopped; it leads again when it can")
+                for task in (moving, keeping):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if keeping.cancelled():
+                log.error("rebalancer's move stopped by itself: its lease is let run out; "
+                          "it leads again when it can")
+            else:
+                log.error("rebalancer lost its lease: stopped; it leads again when it can")
 
     async def _move_forever(self) -> None:
         while True:
