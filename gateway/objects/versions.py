@@ -60,23 +60,18 @@ async def forget(cluster: Cluster, manifest: ObjectManifest) -> None:
     carry the placement's ring epoch, as every write does (a delete sent to a placement
     a move has left is refused: the move would not carry its tombstones)."""
     with cluster.placing(manifest.incarnation, manifest.key):
-        await _forget_on(cluster, manifest, cluster.placement(manifest.incarnation,
-                                                              manifest.key))
-
-
-async def _forget_on(cluster: Cluster, manifest: ObjectManifest,
-                     placement: tuple[str, ...]) -> None:
-    payload = {"incarnation": manifest.incarnation, "key": manifest.key,
-               "version_id": manifest.version_id, "durable": False}
-    answers = await asyncio.gather(*(cluster.volumes.forget(vid, payload)
-                                     for vid in placement), return_exceptions=True)
-    took = [vid for vid, a in zip(placement, answers, strict=True)
-            if not isinstance(a, BaseException)]
-    if len(took) < cluster.write_quorum:
-        raise quorum_lost("Too few storage volumes took the delete.")
-    kill_point("gateway.after_tombstones")
-    heal = ([{"archive_id": None, "index": None, "reason": "missed a version delete"}]
-            if len(took) < len(placement) else [])
-    await asyncio.gather(*(cluster.volumes.forget(vid, {**payload, "durable": True,
-                                                        "heal": heal}) for vid in took),
-                         return_exceptions=True)
+        placement = cluster.placement(manifest.incarnation, manifest.key)
+        payload = {"incarnation": manifest.incarnation, "key": manifest.key,
+                   "version_id": manifest.version_id, "durable": False}
+        answers = await asyncio.gather(*(cluster.volumes.forget(vid, payload)
+                                         for vid in placement), return_exceptions=True)
+        took = [vid for vid, a in zip(placement, answers, strict=True)
+                if not isinstance(a, BaseException)]
+        if len(took) < cluster.write_quorum:
+            raise quorum_lost("Too few storage volumes took the delete.")
+        kill_point("gateway.after_tombstones")
+        heal = ([{"archive_id": None, "index": None, "reason": "missed a version delete"}]
+                if len(took) < len(placement) else [])
+        await asyncio.gather(*(cluster.volumes.forget(vid, {**payload, "durable": True,
+                                                            "heal": heal}) for vid in took),
+                             return_exceptions=True)

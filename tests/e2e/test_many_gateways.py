@@ -228,15 +228,9 @@ def test_a_put_whose_body_arrives_across_a_whole_move_carries_its_placements_epo
     url = start_volume(dev, new_id)
     after = add_volume(before, new_id, url)  # the map `volume add` publishes
     width = dev.config.erasure.k + dev.config.erasure.m
-
-    def moves(key: str) -> bool:
-        ring_key = f"{inc}/{key}"
-        return (set(before.ring().placement(ring_key, width))
-                != set(after.ring().placement(ring_key, width)))
-
     candidates = [f"slow/{i:03d}" for i in range(200)]
-    *moved, multipart = [k for k in candidates if moves(k)][:3]
-    stayed = [k for k in candidates if not moves(k)][:2]
+    *moved, multipart = [k for k in candidates if moves(dev, before, after, inc, k)][:3]
+    stayed = [k for k in candidates if not moves(dev, before, after, inc, k)][:2]
     bodies = {key: os.urandom(3 << 20) for key in moved + stayed}
     puts = {key: SlowPut(dev, bucket, key, body) for key, body in bodies.items()}
     upload = fresh.create_multipart_upload(Bucket=bucket, Key=multipart)["UploadId"]
@@ -306,10 +300,8 @@ def test_a_tag_change_or_version_delete_from_a_lagging_gateway_is_fenced(two):
     new_id = next_volume_id(dev)
     url = start_volume(dev, new_id)
     after = add_volume(before, new_id, url)
-    width = dev.config.erasure.k + dev.config.erasure.m
     tagged, pruned = [k for k in (f"a/{i:03d}" for i in range(200))
-                      if set(before.ring().placement(f"{inc}/{k}", width))
-                      != set(after.ring().placement(f"{inc}/{k}", width))][:2]
+                      if moves(dev, before, after, inc, k)][:2]
     fresh.put_object(Bucket=bucket, Key=tagged, Body=b"tagged")
     old = fresh.put_object(Bucket=bucket, Key=pruned, Body=b"old")["VersionId"]
     fresh.put_object(Bucket=bucket, Key=pruned, Body=b"new")
@@ -357,6 +349,14 @@ def wait_for_volumes_on(dev, epoch: int, timeout: float = 30) -> None:  # noqa: 
     while (late := asyncio.run(behind())) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not late, late
+
+
+def moves(dev, before: ClusterMap, after: ClusterMap, inc: str,  # noqa: ANN001
+          key: str) -> bool:
+    """Whether the move from `before` to `after` takes `key` to other volumes."""
+    width, ring_key = dev.config.erasure.k + dev.config.erasure.m, f"{inc}/{key}"
+    return (set(before.ring().placement(ring_key, width))
+            != set(after.ring().placement(ring_key, width)))
 
 
 def next_volume_id(dev) -> str:  # noqa: ANN001
