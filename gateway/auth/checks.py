@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from gateway.auth import canonical
 from gateway.auth.context import SHA256_PAYLOAD, STREAMING_MODES, UNSIGNED_PAYLOAD
@@ -15,6 +16,17 @@ TERMINAL = "aws4_request"
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+
+
+def parse_amz_date(raw: str) -> datetime:
+    """X-Amz-Date's ISO 8601 basic form (AMZ_DATE_FORMAT, exactly) as a UTC datetime, else
+    ValueError. Every signed request parses one; `datetime.strptime` took about 2 % of a
+    small PUT's gateway time."""
+    match = _AMZ_DATE.fullmatch(raw)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 basic timestamp: {raw!r}")
+    return datetime(*map(int, match.groups()), tzinfo=UTC)
 
 
 def parse_credential(value: str, region: str,

@@ -7,7 +7,7 @@ S3 API reference (sigv4-query-string-auth).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from gateway.auth import canonical, checks
 from gateway.auth.context import UNSIGNED_PAYLOAD, AuthContext
@@ -39,7 +39,7 @@ def authenticate_query(method: str, raw_path: str, pairs: list[tuple[bytes, byte
             f"Error parsing the X-Amz-Credential parameter; {detail}", **extra))
     amz_date = params["X-Amz-Date"]
     try:
-        when = datetime.strptime(amz_date, checks.AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        when = checks.parse_amz_date(amz_date)
     except ValueError as exc:
         raise _query_error("X-Amz-Date must be in the ISO8601 Long Format "
                            "\"yyyyMMdd'T'HHmmss'Z'\"") from exc

@@ -205,7 +205,7 @@ def _parse_date(raw: str) -> datetime:
     try:
         when = parsedate_to_datetime(raw)
     except (ValueError, TypeError, IndexError):
-        when = datetime.strptime(raw, checks.AMZ_DATE_FORMAT)
+        when = checks.parse_amz_date(raw)
     if when.tzinfo is None:
         return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)

@@ -124,8 +124,9 @@ def _request_time(headers: Mapping[str, str]) -> tuple[str, datetime]:
     raw = headers.get("x-amz-date")
     try:
         if raw is not None:
-            when = datetime.strptime(raw.strip(), checks.AMZ_DATE_FORMAT).replace(tzinfo=UTC)
-        elif "date" in headers:
+            stamp = raw.strip()
+            return stamp, checks.parse_amz_date(stamp)  # exact form: the stamp is canonical
+        if "date" in headers:
             when = parsedate_to_datetime(headers["date"]).astimezone(UTC)
         else:
             raise ValueError("no date")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import awscrt.auth
 import awscrt.http
@@ -168,6 +168,16 @@ def test_date_header_instead_of_x_amz_date() -> None:
     assert verify("GET", url, headers) is not None
 
 
+@pytest.mark.parametrize("stamp", ["2026-12-03T23:59:59Z", "20261203T235959", "20261303T000000Z"])
+def test_a_malformed_x_amz_date_is_access_denied(stamp: str) -> None:
+    url = object_url("k")
+    headers = {**botocore_sign("GET", url), "X-Amz-Date": stamp}
+    with pytest.raises(S3Error) as err:
+        verify("GET", url, headers)
+    assert err.value.code == "AccessDenied"
+    assert "x-amz-date" in err.value.message
+
+
 def test_wrong_secret_is_signature_does_not_match() -> None:
     url = object_url("k")
     headers = botocore_sign("GET", url, secret="not-the-secret")
@@ -236,6 +246,15 @@ def test_presigned_url_from_the_future_is_not_valid_yet() -> None:
     with pytest.raises(S3Error) as err:
         verify("GET", url, {}, at=now() - timedelta(hours=1))
     assert err.value.code == "AccessDenied"
+
+
+def test_presigned_with_a_malformed_x_amz_date() -> None:
+    url = botocore_presign("GET", object_url("k"))
+    stamp = parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
+    with pytest.raises(S3Error) as err:
+        verify("GET", url.replace(stamp, stamp[:-1]), {})
+    assert err.value.code == "AuthorizationQueryParametersError"
+    assert "ISO8601" in err.value.message
 
 
 def test_presigned_expires_capped_at_a_week() -> None:
