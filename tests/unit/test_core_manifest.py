@@ -3,6 +3,7 @@ named by any copy."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from shardgate.manifest import (
@@ -110,3 +111,16 @@ def test_named_holders_of_equal_copies_is_the_first() -> None:
     assert named_holders([mine, manifest().to_dict()]) is mine
     tombstone = {"parts": []}
     assert named_holders([tombstone, tombstone]) is tombstone
+
+
+def test_to_dict_is_asdict_with_nothing_shared_that_can_change() -> None:
+    original = manifest(acl=[{"grantee": "alice", "permission": "FULL_CONTROL"}],
+                        tags={"team": "a"})
+    raw = original.to_dict()
+    assert raw == dataclasses.asdict(original)
+    assert isinstance(raw["parts"], tuple) and isinstance(raw["parts"][0]["placement"], tuple)
+    raw["headers"]["cache-control"] = "changed"
+    raw["acl"][0]["permission"] = "READ"
+    raw["parts"][0]["checksums"]["CRC32"] = "changed"
+    assert original == manifest(acl=[{"grantee": "alice", "permission": "FULL_CONTROL"}],
+                                tags={"team": "a"})
