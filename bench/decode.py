@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from erasure.codec import Codec
-from shardgate.memory import raise_mmap_threshold
+from shardgate.memory import tune_allocator
 
 SEGMENT = 1 << 20
 PYECLIB_HEADER = 80  # bytes of liberasurecode's fragment header
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.decode", description=__doc__)
     parser.add_argument("--rounds", type=int, default=300)
     rounds = parser.parse_args(argv).rounds
-    raise_mmap_threshold()  # as every gateway process does: 1 MiB buffers stay off mmap
+    tune_allocator()  # as every gateway process does: 1 MiB buffers stay off mmap
     codec = Codec(4, 2, "isa_l_rs_vand", SEGMENT)
     segment = os.urandom(SEGMENT)
     framed = codec.encode_segment(segment)

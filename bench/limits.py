@@ -38,7 +38,7 @@ from bench.s3shape import (
     respond,
     stream,
 )
-from shardgate.memory import raise_mmap_threshold
+from shardgate.memory import tune_allocator
 from shardgate.serving import hypercorn_config, run_app
 
 SEGMENT_SIZE = BLOCK_SIZE  # the gateway's default segment size, 1 MiB
@@ -231,17 +231,17 @@ BACKENDS_ENV = "BENCH_BACKENDS"  # the forwarder's backends, for a server that i
 
 def store_app() -> Store:
     """The apps for a server that imports them by name (Granian's --factory)."""
-    raise_mmap_threshold()
+    tune_allocator()
     return Store()
 
 
 def fragments_app() -> Fragments:
-    raise_mmap_threshold()
+    tune_allocator()
     return Fragments()
 
 
 def forward_app() -> Forwarder:
-    raise_mmap_threshold()
+    tune_allocator()
     return Forwarder([b for b in os.environ[BACKENDS_ENV].split(",") if b])
 
 
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         config.application_path = f"bench.limits:{factory}()"
         hypercorn_run(config)
         return
-    raise_mmap_threshold()
+    tune_allocator()
     app: S3Shape | Fragments
     if args.role == "store":
         app = Store()

@@ -52,6 +52,7 @@ from shardgate.config import ClusterConfig
 from shardgate.fault_routes import fault_routes
 from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import read_progress
+from shardgate.memory import keep_returning_free_memory
 from shardgate.metrics import set_operation
 
 log = logging.getLogger("shardgate.gateway")
@@ -223,11 +224,15 @@ class GatewayApp:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.objects.start()
+        returning = asyncio.create_task(keep_returning_free_memory())
         self.ready = True
         try:
             yield
         finally:
             self.ready = False
+            returning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await returning
             await self.objects.close()
 
 

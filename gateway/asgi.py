@@ -13,13 +13,13 @@ import os
 
 from gateway.app import create_app
 from shardgate.config import load_config
-from shardgate.memory import raise_mmap_threshold
+from shardgate.memory import tune_allocator
 
 CONFIG_ENV = "SHARDGATE_CONFIG"
 
 
 def create():  # noqa: ANN201 - the ASGI app type is Starlette's, wrapped
-    raise_mmap_threshold()
+    tune_allocator()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
     return create_app(load_config(os.environ[CONFIG_ENV]))

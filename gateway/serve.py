@@ -13,13 +13,13 @@ from hypercorn.run import run as hypercorn_run
 from gateway.app import create_app
 from gateway.asgi import CONFIG_ENV
 from shardgate.config import ClusterConfig
-from shardgate.memory import raise_mmap_threshold
+from shardgate.memory import tune_allocator
 from shardgate.metrics_dir import MULTIPROC_ENV
 from shardgate.serving import hypercorn_config, run_app, run_workers
 
 
 def run(config: ClusterConfig, config_path: Path) -> None:
-    raise_mmap_threshold()
+    tune_allocator()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s gateway %(levelname)s "
                                                    "%(name)s: %(message)s")
     gw = config.gateway

@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from shardgate.config import ClusterConfig
 from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import MapView, update_map, with_url
+from shardgate.memory import keep_returning_free_memory
 from volume_server import scrub
 from volume_server.auth import TokenAuth
 from volume_server.errors import exception_handlers
@@ -55,10 +56,11 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         janitor = asyncio.create_task(run_forever(store, config.durability))
         scrubbing = asyncio.create_task(scrub.run_forever(
             scrubber, config.durability.scrub_interval_seconds))
+        returning = asyncio.create_task(keep_returning_free_memory())
         try:
             yield
         finally:
-            for task in (janitor, scrubbing):
+            for task in (janitor, scrubbing, returning):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

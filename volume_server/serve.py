@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shardgate.config import ClusterConfig, ConfigError
-from shardgate.memory import raise_mmap_threshold
+from shardgate.memory import tune_allocator
 from shardgate.serving import hypercorn_config, run_app
 from volume_server.app import create_app
 from volume_server.layout import Layout
@@ -50,7 +50,7 @@ def run(config: ClusterConfig, volume_id: str, url: str = "", data_dir: str = ""
     """Serve `volume_id` from its data directory; returns after a signal. `url` and
     `data_dir` default to the cluster file's entry for the volume, and are required for
     a volume the file does not list (one to be added with `shardgate admin volume add`)."""
-    raise_mmap_threshold()
+    tune_allocator()
     try:
         spec = config.volume(volume_id)
         url, data_dir = url or spec.url, data_dir or spec.data_dir

@@ -1,4 +1,5 @@
-"""Streams, not buffers: the gateway's peak memory does not grow with object size.
+"""Streams, not buffers: the gateway's peak memory does not grow with object size, and
+what a burst of reads needed is returned after it.
 
 Reads VmHWM of the gateway process from /proc after resetting it (clear_refs 5), so
 each measurement is the peak of one transfer. A property, not a speed target.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from shardgate.memory import RETURN_EVERY_SECONDS
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
@@ -82,3 +87,29 @@ def test_gateway_memory_bounded_on_a_1gib_copy(cluster, s3, bucket, tmp_path):
     print(f"gateway peak growth: 32 MiB PUT + GET {growth_small / MIB:.1f} MiB, "
           f"1 GiB copy + 256 MiB part copy {growth_copy / MIB:.1f} MiB")
     assert growth_copy - growth_small < 64 * MIB, (growth_small, growth_copy)
+
+
+def test_gateway_returns_a_bursts_memory(cluster, s3, bucket, tmp_path):
+    """Memory a burst of concurrent reads needed goes back to the kernel once the burst is
+    over, rather than staying with malloc for the life of the process."""
+    pid = cluster.gateway_pid()
+    with open(_make(tmp_path / "hot.bin", 64 * MIB), "rb") as fh:
+        s3.put_object(Bucket=bucket, Key="hot", Body=fh)
+    ranges = [f"bytes={start}-{start + 8 * MIB - 1}" for start in range(0, 64 * MIB, 8 * MIB)]
+    s3.get_object(Bucket=bucket, Key="hot", Range=ranges[0])["Body"].read()
+    time.sleep(RETURN_EVERY_SECONDS * 2)  # what earlier tests left is returned first
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    resting = _status_kib(pid, "VmRSS") * 1024
+
+    def read(which: str) -> int:
+        return len(s3.get_object(Bucket=bucket, Key="hot", Range=which)["Body"].read())
+
+    with ThreadPoolExecutor(96) as pool:
+        assert sum(pool.map(read, ranges * 16)) == 16 * 64 * MIB
+    grown = _status_kib(pid, "VmHWM") * 1024 - resting
+    assert grown > 64 * MIB, f"the burst grew the gateway by {grown / MIB:.0f} MiB only"
+    deadline = time.monotonic() + RETURN_EVERY_SECONDS * 4
+    while (held := _status_kib(pid, "VmRSS") * 1024 - resting) > 32 * MIB:
+        assert time.monotonic() < deadline, (
+            f"{held / MIB:.0f} MiB of a {grown / MIB:.0f} MiB burst still held")
+        time.sleep(0.5)
