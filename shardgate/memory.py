@@ -5,8 +5,8 @@ every encode would page-fault fresh memory; raising the threshold keeps those bu
 the heap (docs/performance.md). The price is that a burst (64 ranged GETs in flight) grows
 the heap by hundreds of MiB that malloc keeps after the burst: long-lived small blocks pin
 the heap's top, so the trim on free never happens, and each thread's arena keeps its own
-top. `keep_returning_free_memory` hands free pages back when free memory dwarfs what is in
-use (docs/architecture.md, section "Memory").
+top. `keep_returning_free_memory` hands free pages back when the resident free memory exceeds
+what is in use by a slack (docs/architecture.md, section "Memory").
 """
 
 from __future__ import annotations
@@ -123,10 +123,7 @@ class FreeMemoryReturner:
             return None
         libc = _glibc()
         assert libc is not None
-        libc.malloc_trim(0)
-        use_after = heap_use()
-        if use_after is not None:
-            self.other = min(self.other, resident_bytes() - use_after.in_use)
+        libc.malloc_trim(0)  # the next tick's reading lowers `other` to what is left
         return use
 
 
