@@ -48,6 +48,7 @@ from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from gateway.router import route
 from gateway.unsupported import refuse_unsupported
 from gateway.xml import error_document
+from shardgate.collector import settle_after_startup
 from shardgate.config import ClusterConfig
 from shardgate.fault_routes import fault_routes
 from shardgate.mapstore import MapUnavailable
@@ -225,6 +226,7 @@ class GatewayApp:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.objects.start()
         returning = asyncio.create_task(keep_returning_free_memory())
+        settle_after_startup()
         self.ready = True
         try:
             yield

@@ -11,6 +11,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from shardgate.collector import settle_after_startup
 from shardgate.config import ClusterConfig
 from shardgate.mapstore import MapUnavailable
 from shardgate.mapview import MapView, update_map, with_url
@@ -57,6 +58,7 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         scrubbing = asyncio.create_task(scrub.run_forever(
             scrubber, config.durability.scrub_interval_seconds))
         returning = asyncio.create_task(keep_returning_free_memory())
+        settle_after_startup()
         try:
             yield
         finally:
