@@ -8,6 +8,13 @@ every few seconds under load, a stall every request in flight waits out
 (docs/performance.md, section "Garbage-collector pauses"). Freezing what is alive once
 startup is done moves those objects to the permanent generation, which no collection
 scans; what requests create is collected as before.
+
+Young collections are also made rarer. A collection starts when 700 more container objects
+were made than freed; a request in flight holds dozens (coroutines, futures, frames,
+headers), so under load a gateway ran a young collection every few milliseconds, each
+rescanning every request still in flight: 1.4 s of a KV run's 40 were spent collecting.
+Nearly all of those objects are freed by reference counting, not by the collector, so a
+threshold of 10,000 costs at most that many objects' worth of cyclic garbage.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import time
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
+
+YOUNG_THRESHOLD = 10_000  # Python's default is 700; the older generations keep theirs
 
 PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, float("inf"))
 
@@ -57,8 +66,16 @@ def time_collections() -> None:
         gc.callbacks.append(_PauseTimer())
 
 
+def collect_young_less_often(threshold: int = YOUNG_THRESHOLD) -> None:
+    """Raise the first generation's threshold, leaving the older generations' alone."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(threshold, middle, old)
+
+
 def settle_after_startup() -> int:
-    """What a server calls once its startup is done: freeze, then time what follows."""
+    """What a server calls once its startup is done: freeze, collect the young less often,
+    then time what follows."""
     frozen = freeze_startup_objects()
+    collect_young_less_often()
     time_collections()
     return frozen

@@ -41,6 +41,6 @@ def test_each_collection_pause_is_recorded_by_generation_once() -> None:
                 s.value for m in PAUSES.collect() for s in m.samples
                 if s.name.endswith("_count") and s.labels["generation"] == generation][0]
         gc.collect(0); gc.collect(0); gc.collect(2)
-        print(count("0")[1], count("2")[1], count("2")[0] > 0)
+        print(count("0")[1], count("2")[1], count("2")[0] > 0, gc.get_threshold())
     """)
-    assert out == "2.0 1.0 True"
+    assert out == "2.0 1.0 True (10000, 10, 10)"
