@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -47,6 +48,12 @@ def freeze_startup_objects() -> int:
     return frozen
 
 
+# Pauses measured but not yet in PAUSES. A collection can start inside any allocation,
+# including one made while prometheus_client holds a metric's lock (its locks are not
+# reentrant), so the callback only appends here and `record_pauses` observes later.
+_pending: deque[tuple[str, float]] = deque(maxlen=10_000)
+
+
 class _PauseTimer:
     """A `gc.callbacks` entry: the time from a collection's start to its stop."""
 
@@ -57,12 +64,26 @@ class _PauseTimer:
         if phase == "start":
             self.started = time.perf_counter()
         else:
-            PAUSES.labels(str(info["generation"])).observe(time.perf_counter() - self.started)
+            _pending.append((str(info["generation"]), time.perf_counter() - self.started))
+
+
+def record_pauses() -> None:
+    """Move the pauses measured since the last call into PAUSES. Called where no metric
+    lock is held: after each request, and before each scrape."""
+    while _pending:
+        try:
+            generation, seconds = _pending.popleft()
+        except IndexError:  # another thread took the last one
+            return
+        PAUSES.labels(generation).observe(seconds)
 
 
 def time_collections() -> None:
-    """Record every collection's pause in PAUSES (once per process; later calls do nothing)."""
+    """Measure every collection's pause for PAUSES (once per process; later calls do
+    nothing)."""
     if not any(isinstance(callback, _PauseTimer) for callback in gc.callbacks):
+        for generation in range(3):  # every series from the start, at zero until used
+            PAUSES.labels(str(generation))
         gc.callbacks.append(_PauseTimer())
 
 

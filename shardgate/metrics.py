@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as _multiprocess
 
+from shardgate.collector import record_pauses
 from shardgate.metrics_dir import MULTIPROC_ENV
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -64,6 +65,7 @@ def multiprocess_dir() -> str | None:
 def exposition(extra: CollectorRegistry | None = None) -> bytes:
     """This process's metrics in the Prometheus text format (every worker's, summed, in
     multiprocess mode), followed by `extra` (gauges read at scrape time)."""
+    record_pauses()
     if multiprocess_dir():
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
@@ -131,3 +133,4 @@ class RequestMetrics:
             operation = self._operation(scope)
             REQUESTS.labels(operation, status).inc()
             DURATION.labels(operation).observe(time.perf_counter() - start)
+            record_pauses()

@@ -10,7 +10,7 @@ import textwrap
 def _run(code: str) -> str:
     """In a fresh interpreter: freezing would otherwise freeze pytest's own objects."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=120, check=True)
+                          text=True, timeout=30, check=True)
     return done.stdout.strip()
 
 
@@ -33,7 +33,8 @@ def test_objects_alive_at_startup_leave_every_generation() -> None:
 def test_each_collection_pause_is_recorded_by_generation_once() -> None:
     out = _run("""
         import gc
-        from shardgate.collector import PAUSES, settle_after_startup, time_collections
+        from shardgate.collector import (PAUSES, record_pauses, settle_after_startup,
+                                         time_collections)
         settle_after_startup()
         time_collections()
         def count(generation):
@@ -41,6 +42,24 @@ def test_each_collection_pause_is_recorded_by_generation_once() -> None:
                 s.value for m in PAUSES.collect() for s in m.samples
                 if s.name.endswith("_count") and s.labels["generation"] == generation][0]
         gc.collect(0); gc.collect(0); gc.collect(2)
+        record_pauses()
         print(count("0")[1], count("2")[1], count("2")[0] > 0, gc.get_threshold())
     """)
     assert out == "2.0 1.0 True (10000, 10, 10)"
+
+
+def test_a_collection_while_a_metric_lock_is_held_does_not_wait_for_it() -> None:
+    """prometheus_client's locks are not reentrant, and a collection can start inside any
+    allocation, such as one made while the histogram's own lock is held (a scrape copying
+    its children): the pause must be kept for later, not observed there."""
+    out = _run("""
+        import gc
+        from shardgate.collector import PAUSES, record_pauses, time_collections
+        time_collections()
+        with PAUSES._lock:
+            gc.collect(0)
+        record_pauses()
+        print([s.value for m in PAUSES.collect() for s in m.samples
+               if s.name.endswith("_count") and s.labels["generation"] == "0"])
+    """)
+    assert out == "[1.0]"
