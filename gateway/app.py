@@ -119,7 +119,9 @@ def _error_response(error: S3Error, request_id: str, method: str,
 
 
 class GatewayApp:
-    def __init__(self, config: ClusterConfig, cluster: Cluster | None = None) -> None:
+    def __init__(self, config: ClusterConfig, cluster: Cluster | None = None,
+                 settle_collector: bool = False) -> None:
+        self.settle_collector = settle_collector
         self.config = config
         self.objects = ObjectLayer(config, cluster)
         self.ready = False  # set by the lifespan once the volume client has started
@@ -226,7 +228,8 @@ class GatewayApp:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         await self.objects.start()
         returning = asyncio.create_task(keep_returning_free_memory())
-        settle_after_startup()
+        if self.settle_collector:
+            settle_after_startup()
         self.ready = True
         try:
             yield
@@ -238,9 +241,13 @@ class GatewayApp:
             await self.objects.close()
 
 
-def create_app(config: ClusterConfig, cluster: Cluster | None = None
-               ) -> Callable[..., Awaitable[None]]:
+def create_app(config: ClusterConfig, cluster: Cluster | None = None,
+               settle_collector: bool = False) -> Callable[..., Awaitable[None]]:
     """The gateway as a pure ASGI app (the serving layer is swappable).
+
+    `settle_collector`: once started, freeze the process's objects and tune its garbage
+    collector (shardgate/collector.py): for a server process, not for a test that builds
+    apps inside its own interpreter.
 
     Outermost first: request metrics (so every answer counts, SlowDown included), the
     body idle timeout (it also stops the drain waiting on a silent client), the drain of
@@ -250,7 +257,7 @@ def create_app(config: ClusterConfig, cluster: Cluster | None = None
     from gateway.body_idle import BodyIdleTimeout
     from gateway.limits import ConcurrencyLimit
 
-    gateway = GatewayApp(config, cluster)
+    gateway = GatewayApp(config, cluster, settle_collector)
     app = Starlette(routes=[Route(HEALTH_PATH, gateway.health, methods=["GET"]),
                             Route(READY_PATH, gateway.readiness, methods=["GET"]),
                             Route(METRICS_PATH, gateway.metrics, methods=["GET"]),

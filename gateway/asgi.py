@@ -22,4 +22,4 @@ def create():  # noqa: ANN201 - the ASGI app type is Starlette's, wrapped
     tune_allocator()
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s")
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    return create_app(load_config(os.environ[CONFIG_ENV]), settle_collector=True)

@@ -26,7 +26,7 @@ def run(config: ClusterConfig, config_path: Path) -> None:
     hconfig = hypercorn_config(gw.host, gw.port, certfile=gw.tls_cert, keyfile=gw.tls_key,
                                keep_alive_timeout=gw.keep_alive_timeout_seconds)
     if gw.workers <= 1:
-        run_app(create_app(config), hconfig, config.gateway_server)
+        run_app(create_app(config, settle_collector=True), hconfig, config.gateway_server)
         return
     os.environ[CONFIG_ENV] = str(Path(config_path).resolve())
     own_dir = None

@@ -32,12 +32,14 @@ log = logging.getLogger("shardgate.volume")
 
 def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
                layout: Layout | None = None, url: str = "",
-               follow_map: bool = False) -> Starlette:
+               follow_map: bool = False, settle_collector: bool = False) -> Starlette:
     """The app for one volume; its lifespan opens the store and closes it on shutdown.
 
     `layout` may already hold the data directory's lock (taken before serving starts).
     With `follow_map`, the volume follows the cluster map (its persisted copy in the data
-    directory) and records its `url` there when the map has another.
+    directory) and records its `url` there when the map has another. With
+    `settle_collector`, a started volume freezes its objects and tunes its garbage
+    collector (shardgate/collector.py): for a server process, not for a test's interpreter.
     """
     store = Store(data_dir, volume_id, layout)
     scrubber = scrub.Scrubber(store, config.durability.scrub_bytes_per_second)
@@ -58,7 +60,8 @@ def create_app(config: ClusterConfig, volume_id: str, data_dir: str | Path,
         scrubbing = asyncio.create_task(scrub.run_forever(
             scrubber, config.durability.scrub_interval_seconds))
         returning = asyncio.create_task(keep_returning_free_memory())
-        settle_after_startup()
+        if settle_collector:
+            settle_after_startup()
         try:
             yield
         finally:

@@ -69,7 +69,8 @@ def run(config: ClusterConfig, volume_id: str, url: str = "", data_dir: str = ""
     layout.lock()
     try:
         check_index(layout.index_path)
-        app = create_app(config, volume_id, data_dir, layout, url=url, follow_map=True)
+        app = create_app(config, volume_id, data_dir, layout, url=url, follow_map=True,
+                         settle_collector=True)
         # HTTP/1.1 only (the volume client speaks nothing else): under Granian that is
         # also what starts the header timeout when a connection opens (serving.py).
         run_app(app, hypercorn_config(host, port, graceful_timeout=10), config.volume_server,

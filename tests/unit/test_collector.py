@@ -63,3 +63,38 @@ def test_a_collection_while_a_metric_lock_is_held_does_not_wait_for_it() -> None
                if s.name.endswith("_count") and s.labels["generation"] == "0"])
     """)
     assert out == "[1.0]"
+
+
+def test_pauses_reach_the_scrape() -> None:
+    out = _run("""
+        import gc
+        from shardgate.collector import time_collections
+        from shardgate.metrics import exposition
+        time_collections()
+        gc.collect(1)
+        print([line for line in exposition().decode().splitlines()
+               if line.startswith("shardgate_gc_pause_seconds_count")])
+    """)
+    assert "'shardgate_gc_pause_seconds_count{generation=\"1\"} 1.0'" in out
+    assert "'shardgate_gc_pause_seconds_count{generation=\"0\"} 0.0'" in out
+
+
+def test_a_collection_while_a_new_child_is_made_in_multiprocess_mode_does_not_hang(
+        tmp_path) -> None:
+    """With several gateway workers every metric shares one lock, held while a new label
+    child is built: a collection started there must not wait for it."""
+    out = _run(f"""
+        import os
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = {str(tmp_path)!r}
+        import gc
+        from prometheus_client import Counter
+        from shardgate.collector import record_pauses, time_collections
+        time_collections()
+        gc.set_threshold(1)
+        counter = Counter("made_under_the_lock_total", "", ["n"])
+        for n in range(50):
+            counter.labels(str(n)).inc()
+        record_pauses()
+        print("done")
+    """)
+    assert out == "done"
