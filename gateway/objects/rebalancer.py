@@ -97,14 +97,15 @@ class Rebalancer:
         view.listeners.append(lambda _new: self._changed.set())
 
     async def run_forever(self) -> None:
-        """Lead, and move while leading. A lost lease (a refresh that came too late:
-        another rebalancer may lead now) stops the move at once; a move that stopped by
-        itself (only something that is not an Exception can end it) lets the lease run
-        out rather than hold it idle. Either way, lead again."""
+        """Lead, and move while leading. A lost lease (a refresh refused, or none
+        confirmed for a whole lease term: another rebalancer may lead now) stops the move
+        at once; a move that stopped by itself (only something that is not an Exception
+        can end it) lets the lease run out rather than hold it idle. Either way, lead
+        again."""
         while True:
-            lease = await self._lead()
+            lease, granted = await self._lead()
             moving = asyncio.create_task(self._move_forever())
-            keeping = asyncio.create_task(self._keep(lease))
+            keeping = asyncio.create_task(self._keep(lease, granted))
             try:
                 await asyncio.wait({moving, keeping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -133,30 +134,47 @@ class Rebalancer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), RETRY_SECONDS)
 
-    async def _lead(self) -> int:
-        """Hold the leader key (leased: a dead leader's lease runs out); wait for it."""
+    async def _lead(self) -> tuple[int, float]:
+        """Hold the leader key (leased: a dead leader's lease runs out); wait for it.
+        Returns the lease and the loop time its grant was asked for."""
         store, spec = self.view.store, self.config.map
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                asked = loop.time()
                 lease = await store.grant_lease(spec.lease_seconds)
                 if await store.put(spec.prefix + LEADER, jsonio.dumps({"id": self.ident}),
                                    if_revision=0,
                                    lease=lease):
                     log.info("rebalancer %s leads", self.ident)
-                    return lease
+                    return lease, asked
             except MapUnavailable as exc:
                 log.info("waiting for the map store: %s", exc)
             await asyncio.sleep(RETRY_SECONDS)
 
-    async def _keep(self, lease: int) -> None:
-        """Refresh the leader's lease; return once it has run out."""
+    async def _keep(self, lease: int, confirmed: float) -> None:
+        """Refresh the leader's lease; return once it has run out, or once a whole lease
+        term has passed since the last refresh the store confirmed (counted from when
+        that refresh was asked for). A store that cannot be reached, or answers late,
+        may already have let the lease expire and another rebalancer lead: this one
+        stops rather than move beside it."""
+        loop = asyncio.get_running_loop()
+        term = self.config.map.lease_seconds
         while True:
-            await asyncio.sleep(self.config.map.lease_seconds / 4)
+            await asyncio.sleep(term / 4)
+            asked = loop.time()
+            left = confirmed + term - asked
+            if left <= 0:
+                return
             try:
-                if not await self.view.store.refresh_lease(lease):
-                    return
+                async with asyncio.timeout(left):
+                    if not await self.view.store.refresh_lease(lease):
+                        return
             except MapUnavailable:
                 continue
+            except TimeoutError:
+                return
+            confirmed = asked
 
     async def move(self, target: ClusterMap) -> None:
         """Move everything to `target`'s placement; end the move in the map."""

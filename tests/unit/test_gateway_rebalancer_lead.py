@@ -1,6 +1,7 @@
 """The rebalancer's leadership (Rebalancer.run_forever) over a real embedded map store:
 a move that stops by itself does not keep the lease idle; the lease runs out and the
-same process leads again and moves."""
+same process leads again and moves. A leader whose refreshes go unconfirmed for a lease
+term stops moving."""
 
 from __future__ import annotations
 
@@ -14,22 +15,40 @@ import pytest
 from gateway.objects.cluster import Cluster
 from gateway.objects.rebalancer import LEADER, Rebalancer
 from shardgate.config import ClusterConfig, VolumeSpec
+from shardgate.mapstore import MapUnavailable
 from shardgate.mapstore.embedded import EmbeddedStore
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_move_that_stopped_by_itself_lets_the_lease_go_and_leads_again(
-        tmp_path: Path) -> None:
+class FlakyStore(EmbeddedStore):
+    """An embedded store whose lease refreshes can be made to hang or fail."""
+    refreshes = "answer"
+
+    async def refresh_lease(self, lease: int) -> bool:
+        if self.refreshes == "hang":
+            await asyncio.Event().wait()
+        if self.refreshes == "fail":
+            raise MapUnavailable("store unreachable")
+        return await super().refresh_lease(lease)
+
+
+def one_second_leases(tmp_path: Path) -> tuple[Rebalancer, FlakyStore]:
     config = ClusterConfig(
         volumes=tuple(VolumeSpec(id=f"v{i}", url=f"http://127.0.0.1:{9100 + i}")
                       for i in range(1, 7)), jwt_secret="x" * 32)
     config = replace(config, map=replace(config.map, path=str(tmp_path / "map.sqlite"),
                                          lease_seconds=1))
-    store = EmbeddedStore(config.map.path)
+    store = FlakyStore(config.map.path)
     cluster = Cluster.build(config)
     view = SimpleNamespace(store=store, current=cluster.map, listeners=[])
-    rebalancer = Rebalancer(cluster, view)  # type: ignore[arg-type]
+    return Rebalancer(cluster, view), store  # type: ignore[arg-type]
+
+
+async def test_a_move_that_stopped_by_itself_lets_the_lease_go_and_leads_again(
+        tmp_path: Path) -> None:
+    rebalancer, store = one_second_leases(tmp_path)
+    config = rebalancer.config
     leads: list[int] = []  # the leader key's revision as each move began
     moved_again = asyncio.Event()
 
@@ -51,3 +70,40 @@ async def test_a_move_that_stopped_by_itself_lets_the_lease_go_and_leads_again(
             await leading
         await store.close()
     assert len(leads) == 2 and leads[0] < leads[1]  # the key written anew: a new lease
+
+
+@pytest.mark.parametrize("refreshes", ["hang", "fail"])
+async def test_a_leader_whose_refreshes_go_unconfirmed_stops_within_a_lease_term(
+        tmp_path: Path, refreshes: str) -> None:
+    rebalancer, store = one_second_leases(tmp_path)
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    stopped: list[float] = []
+    silent_since = 0.0
+
+    async def move_until_stopped() -> None:
+        nonlocal silent_since
+        started.set()
+        store.refreshes = refreshes
+        silent_since = loop.time()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.append(loop.time())
+
+    rebalancer._move_forever = move_until_stopped  # type: ignore[method-assign]
+    leading = asyncio.create_task(rebalancer.run_forever())
+    try:
+        await asyncio.wait_for(started.wait(), 30)
+        for _ in range(50):
+            if stopped:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        leading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leading
+        await store.close()
+    # The lease was granted before the move began, so the move stops within one term
+    # of its start (plus a refresh interval of slack for the loop's timers).
+    assert stopped and stopped[0] - silent_since <= 1.5
