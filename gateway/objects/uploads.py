@@ -133,10 +133,12 @@ async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
                 if not isinstance(r, BaseException)]
     if len(accepted) < cluster.write_quorum:
         # Nobody learns this upload id: its records would only be listed until aborted.
+        # Every volume is told, not only those that said yes: one that answered too late
+        # for this request may have written the record all the same.
         dropped = await asyncio.gather(*(cluster.volumes.abort_upload(vid, upload_id)
-                                         for vid in accepted), return_exceptions=True)
-        for vid, outcome in zip(accepted, dropped, strict=True):
-            if isinstance(outcome, BaseException):
+                                         for vid in placement), return_exceptions=True)
+        for vid, outcome in zip(placement, dropped, strict=True):
+            if vid in accepted and isinstance(outcome, BaseException):
                 log.warning("upload %s missed its quorum; its record on %s stays: %r",
                             upload_id, vid, outcome)
         raise quorum_lost("Too few storage volumes accepted the upload record.")
