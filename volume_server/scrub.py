@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from erasure import Codec, FragmentCorrupt
 from shardgate.manifest import ObjectManifest
-from volume_server import catalog
+from volume_server import row_reads
 from volume_server.fileio import LockedFd
 from volume_server.store import Store
 
@@ -61,7 +61,7 @@ class Scrubber:
         report = self.progress = ScrubReport(started=time.time())
         after = 0
         while True:
-            rows = await self.store.index.read(catalog.scan_rows, after, ROWS_PER_PAGE)
+            rows = await self.store.index.read(row_reads.scan_rows, after, ROWS_PER_PAGE)
             if not rows:
                 break
             for row in rows:

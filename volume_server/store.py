@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from shardgate.faults import kill_point
-from volume_server import catalog, claims, listing, records, staging, tombstones, uploads
+from volume_server import catalog, claims, listing, records, row_reads, staging, tombstones, uploads
 from volume_server.catalog import ObjectCommit
 from volume_server.fileio import LockedFd, owning_opened
 from volume_server.index import Index
@@ -49,7 +49,7 @@ class Store:
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open)
-        self.clock = await self.index.read(catalog.highest_version_id)
+        self.clock = await self.index.read(row_reads.highest_version_id)
         if self.layout.created:
             # A new data directory holds nothing: until it is rebuilt its answers must
             # not count ("no such version" from it could resurrect a deleted object).
@@ -251,7 +251,7 @@ class Store:
         try:
             return LockedFd.open(self.layout.archive_path(archive_id), os.O_RDONLY)
         except FileNotFoundError:
-            return catalog.inline_archive(conn, archive_id)
+            return row_reads.inline_archive(conn, archive_id)
 
     async def delete_archive(self, archive_id: str) -> None:
         await self.index.write(catalog.drop_inline, archive_id)
@@ -261,12 +261,12 @@ class Store:
 
     async def latest(self, incarnation: str, key: str, with_inline: bool = False
                      ) -> list[dict[str, Any]]:
-        return await self.index.read(catalog.latest, incarnation, key, with_inline)
+        return await self.index.read(row_reads.latest, incarnation, key, with_inline)
 
     async def latest_many(self, keys: list[tuple[str, str, bool]]
                           ) -> list[list[dict[str, Any]]]:
         """`latest` of many keys in one reader-thread job (a gateway's batch)."""
-        return await self.index.read(catalog.latest_many, keys)
+        return await self.index.read(row_reads.latest_many, keys)
 
     async def latest_and_archive(self, incarnation: str, key: str, with_inline: bool,
                                  version_id: str, archive_id: str
@@ -280,7 +280,7 @@ class Store:
     def _latest_and_archive(self, conn: sqlite3.Connection, incarnation: str, key: str,
                             with_inline: bool, version_id: str, archive_id: str
                             ) -> tuple[list[dict[str, Any]], LockedFd | bytes | None]:
-        versions = catalog.latest(conn, incarnation, key, with_inline)
+        versions = row_reads.latest(conn, incarnation, key, with_inline)
         newest = next((v for v in versions if not v.get("forgotten")), None)
         if newest is None or newest["version_id"] != version_id:
             return versions, None
@@ -288,7 +288,7 @@ class Store:
 
     async def version(self, incarnation: str, key: str,
                       version_id: str) -> dict[str, Any] | None:
-        return await self.index.read(catalog.version, incarnation, key, version_id)
+        return await self.index.read(row_reads.version, incarnation, key, version_id)
 
     async def mark_durable(self, incarnation: str, key: str, version_id: str,
                            heal: tuple[catalog.HealEntry, ...], grace: float) -> bool:

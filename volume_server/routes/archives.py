@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from erasure import SliceSpec
 from shardgate.jsonio import JSONResponse
-from volume_server import catalog
+from volume_server import row_reads
 from volume_server.archives import bytes_response, file_response, sliced_response
 from volume_server.errors import ApiError
 from volume_server.layout import check_archive_id
@@ -63,7 +63,7 @@ async def owned_archives(request: Request) -> Response:
     """A page of owned archive ids in id order after `after`; `next` for the next page."""
     after = request.query_params.get("after", "")
     limit = query_int(request, "limit", 1000, 1, 10_000)
-    ids = await store_of(request).index.read(catalog.owned_archives, after, limit)
+    ids = await store_of(request).index.read(row_reads.owned_archives, after, limit)
     return JSONResponse({"archives": ids, "next": ids[-1] if len(ids) == limit else None})
 
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from shardgate import jsonio
 from shardgate.jsonio import JSONResponse
-from volume_server import attributes, catalog, claims, version_listing
+from volume_server import attributes, claims, row_reads, version_listing
 from volume_server.archives import FRAGMENT_BYTES, prefixed_response
 from volume_server.catalog import HealEntry, ObjectCommit, ObjectRow
 from volume_server.errors import ApiError, error_status
@@ -303,7 +303,7 @@ async def durable(request: Request) -> JSONResponse:
 async def scan(request: Request) -> JSONResponse:
     """A page of (incarnation, key, version_id) in row order, after row id `after`."""
     rows = await store_of(request).index.read(
-        catalog.scan_keys, query_int(request, "after", 0, 0, 1 << 62),
+        row_reads.scan_keys, query_int(request, "after", 0, 0, 1 << 62),
         query_int(request, "limit", 1000, 1, 10_000))
     return JSONResponse({"rows": rows, "next": rows[-1]["id"] if rows else None})
 
@@ -327,7 +327,7 @@ async def digests(request: Request) -> JSONResponse:
     if len(raw) > 1000 or not all(isinstance(k, list) and len(k) == 2
                                   and all(isinstance(p, str) for p in k) for k in raw):
         raise ApiError(400, "keys: at most 1000 [incarnation, key] pairs")
-    found = await store_of(request).index.read(catalog.newest_durable,
+    found = await store_of(request).index.read(row_reads.newest_durable,
                                                [(a, b) for a, b in raw])
     return JSONResponse({"versions": found})
 
@@ -361,7 +361,7 @@ async def forget(request: Request) -> JSONResponse:
 async def nulls(request: Request) -> JSONResponse:
     """Like /objects/latest, over the key's null rows only (GET ?versionId=null)."""
     store = store_of(request)
-    versions = await store.index.read(catalog.nulls,
+    versions = await store.index.read(row_reads.nulls,
                                       query_text(request, "incarnation", required=True),
                                       query_text(request, "key", required=True))
     return JSONResponse({"versions": versions, "clock": store.clock,
