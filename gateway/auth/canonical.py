@@ -77,11 +77,35 @@ def headers_from_asgi(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return out
 
 
+def as_signed(value: str) -> str:
+    """A header value as its client signed it. Values arrive one character per byte
+    (latin-1), but a signature covers the bytes themselves: clients sign the text whose
+    UTF-8 is what they sent (botocore sends a non-ASCII value as UTF-8). So the bytes are
+    read again as UTF-8, and those that are not UTF-8 kept as escapes that `signed_bytes`
+    turns back into the same bytes. A value that did not come off the wire (a character
+    past U+00FF) is used as it is."""
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def signed_bytes(text: str) -> bytes:
+    """The bytes of a canonical request or string to sign (see `as_signed`)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
+def shown(text: str) -> str:
+    """A canonical request or string to sign as an error body can carry it."""
+    return signed_bytes(text).decode("utf-8", "replace")
+
+
 def canonical_headers(headers: Mapping[str, str], signed: Iterable[str]) -> str:
     """`name:value\\n` for every signed header, in the order given (already sorted)."""
     lines = []
     for name in signed:
-        lines.append(f"{name}:{trim_value(headers.get(name, ''))}\n")
+        lines.append(f"{name}:{trim_value(as_signed(headers.get(name, '')))}\n")
     return "".join(lines)
 
 
@@ -92,7 +116,7 @@ def canonical_request(method: str, uri: str, query: str, headers: Mapping[str, s
 
 
 def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(signed_bytes(canonical)).hexdigest()
     return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
 
 

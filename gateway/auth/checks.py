@@ -109,4 +109,4 @@ def verify_signature(method: str, raw_path: str, query: str, headers: Mapping[st
     creq, sts = tried[0]
     raise S3Error("SignatureDoesNotMatch", extra={
         "AWSAccessKeyId": access_key, "StringToSign": sts, "SignatureProvided": provided,
-        "CanonicalRequest": creq})
+        "CanonicalRequest": canonical.shown(creq)})

@@ -62,7 +62,8 @@ def authenticate_header(method: str, raw_path: str, raw_query: str, header: str,
     if "x-amz-date" in headers and dates[0]:
         dates.append("")
     candidates = [string_to_sign(method, headers.get("content-md5", ""),
-                                 headers.get("content-type", ""), date, amz, resource)
+                                 canonical.as_signed(headers.get("content-type", "")), date,
+                                 amz, resource)
                   for date in dates for resource in resources(raw_path, raw_query)]
     signature = _verify(secret, candidates, provided.strip(), access_key)
     return AuthContext(access_key, b"", "", when.strftime(checks.AMZ_DATE_FORMAT), signature,
@@ -102,7 +103,8 @@ def authenticate_query(method: str, raw_path: str, raw_query: str,
     in_query = {k.lower(): v for k, v in params.items() if k.lower().startswith("x-amz-")}
     amz = _amz_headers(headers, sorted(in_query.items()))
     md5 = headers.get("content-md5", params.get("content-md5", ""))
-    ctype = headers.get("content-type", params.get("content-type", ""))
+    ctype = (canonical.as_signed(headers["content-type"]) if "content-type" in headers
+             else params.get("content-type", ""))
     candidates = [string_to_sign(method, md5, ctype, expires_raw, amz, resource)
                   for resource in resources(raw_path, raw_query)]
     signature = _verify(secret, candidates, provided, access_key)
@@ -150,7 +152,8 @@ def sub_resources(raw_query: str) -> str:
 
 def sign(secret: str, string: str) -> str:
     """Base64 HMAC-SHA1 of a string to sign."""
-    digest = hmac.new(secret.encode("utf-8"), string.encode("utf-8"), hashlib.sha1).digest()
+    digest = hmac.new(secret.encode("utf-8"), canonical.signed_bytes(string),
+                      hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
@@ -161,7 +164,7 @@ def _verify(secret: str, candidates: list[str], provided: str, access_key: str) 
         if hmac.compare_digest(sign(secret, sts).encode("ascii"), given):
             return provided
     raise S3Error("SignatureDoesNotMatch", extra={
-        "AWSAccessKeyId": access_key, "StringToSign": candidates[0],
+        "AWSAccessKeyId": access_key, "StringToSign": canonical.shown(candidates[0]),
         "SignatureProvided": provided})
 
 
@@ -169,7 +172,7 @@ def _amz_headers(headers: Mapping[str, str],
                  from_query: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Sorted (name, value) of every x-amz-* header; repeats are already joined by ','."""
     amz = {name: value.strip() for name, value in from_query}
-    amz.update((name, value.strip()) for name, value in headers.items()
+    amz.update((name, canonical.as_signed(value).strip()) for name, value in headers.items()
                if name.startswith("x-amz-"))
     return sorted(amz.items())
 
