@@ -1,6 +1,6 @@
 """Header values that are not ASCII, end to end: boto3 sends them as UTF-8 and signs
 those bytes (SigV4 and SigV2); the write is accepted, and the same bytes come back on
-HEAD and GET (as S3 and Ceph do: http.client reads them one character per byte)."""
+HEAD and GET (http.client reads them one character per byte)."""
 
 from __future__ import annotations
 
