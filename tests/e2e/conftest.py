@@ -104,6 +104,13 @@ def s3_bob(cluster: DevCluster):
     return cluster.client(*USERS["bob"])
 
 
+@pytest.fixture(scope="session")
+def s3x(cluster: DevCluster):
+    """A client that never retries: every failure the gateway gives is seen as it is."""
+    return cluster.client(*USERS["alice"], retries={"total_max_attempts": 1},
+                          read_timeout=60)
+
+
 @pytest.fixture
 def bucket(s3) -> str:
     name = f"t-{uuid.uuid4().hex[:12]}"

@@ -1,10 +1,13 @@
-"""Small helpers shared by end-to-end tests: raw signed requests and volume look-ups."""
+"""Small helpers shared by end-to-end tests: raw signed requests, volume look-ups, and
+what the volumes hold for a key."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from botocore.auth import S3SigV4Auth
@@ -14,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from gateway.objects.cluster import Cluster
 from shardgate.admin import bucket_incarnation
+from shardgate.manifest import ObjectManifest
 from tests.e2e.cluster import REGION, DevCluster
 
 
@@ -124,3 +128,40 @@ def counter_at(url: str, sample: str, labels: dict[str, str]) -> float:
                    for found in family.samples
                    if found.name == sample
                    and all(found.labels.get(k) == v for k, v in labels.items()))
+
+
+# --- what the volumes hold ------------------------------------------------------------
+
+
+def latest_rows(cluster, volume_id: str, bucket: str, key: str) -> list[dict]:
+    """The rows a volume lists for the read rule: newest down to its newest durable one."""
+    inc = incarnation(cluster, bucket)
+    return volume_json(cluster, volume_id,
+                       f"/objects/latest?incarnation={quote(inc)}&key={quote(key)}")["versions"]
+
+
+def current_manifest(cluster, bucket: str, key: str) -> ObjectManifest:
+    """The newest manifest any volume of the placement holds for the key."""
+    rows = [row for vid in placement(cluster, bucket, key)
+            for row in latest_rows(cluster, vid, bucket, key)]
+    return ObjectManifest.from_dict(max(rows, key=lambda r: r["version_id"])["manifest"])
+
+
+def archive_path(cluster, volume_id: str, archive_id: str) -> Path:
+    data_dir = Path(cluster.config.volume(volume_id).data_dir)
+    return data_dir / "fragments" / archive_id[:2] / archive_id[2:4] / archive_id
+
+
+def wait_until_only(cluster, bucket: str, key: str, version_id: str,
+                    timeout: float = 15) -> None:
+    """Wait until every volume of the placement lists just `version_id`, durable: the
+    durable notice arrived and the older rows were superseded."""
+    deadline = time.monotonic() + timeout
+    volumes = placement(cluster, bucket, key)
+    while True:
+        listed = {vid: [(r["version_id"], r["durable"])
+                        for r in latest_rows(cluster, vid, bucket, key)] for vid in volumes}
+        if all(rows == [(version_id, True)] for rows in listed.values()):
+            return
+        assert time.monotonic() < deadline, f"older rows of {key} not superseded: {listed}"
+        time.sleep(0.1)

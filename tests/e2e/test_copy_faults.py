@@ -13,11 +13,11 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued, s3x
+from tests.e2e.corruption import codec_of, corrupt, heal_queued
+from tests.e2e.helpers import current_manifest
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
-__all__ = ["s3x"]  # the fixture, used by name
 
 
 def test_copy_decodes_around_corrupt_source_fragments(cluster, s3x, bucket):  # noqa: F811

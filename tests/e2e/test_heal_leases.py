@@ -27,9 +27,9 @@ import pytest
 
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import placement, volume_json
+from tests.e2e.corruption import codec_of, corrupt
+from tests.e2e.helpers import current_manifest, placement, volume_json
 from tests.e2e.rebalance_helpers import gateway_gauges
-from tests.e2e.test_faults import codec_of, corrupt, current_manifest
 from tests.e2e.test_healing import assert_fully_redundant, scrub, wait_healed
 from tests.e2e.test_kill_points import db_rows, post
 

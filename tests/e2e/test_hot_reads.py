@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import volume_counter
-from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
+from tests.e2e.corruption import codec_of, corrupt, heal_queued
+from tests.e2e.helpers import current_manifest, volume_counter
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20

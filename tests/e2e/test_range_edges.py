@@ -13,7 +13,8 @@ import os
 import pytest
 
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
+from tests.e2e.corruption import codec_of, corrupt, heal_queued
+from tests.e2e.helpers import current_manifest
 from tests.e2e.test_hot_reads import fragment_bytes_sent
 
 pytestmark = pytest.mark.e2e

@@ -29,9 +29,9 @@ from botocore.exceptions import ClientError
 from erasure import FragmentCorrupt
 from shardgate.faults import ENV
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import volume_counter, volume_json, volume_requests
+from tests.e2e.corruption import codec_of, corrupt, heal_queued
+from tests.e2e.helpers import current_manifest, volume_counter, volume_json, volume_requests
 from tests.e2e.rebalance_helpers import gateway_gauges
-from tests.e2e.test_faults import codec_of, corrupt, current_manifest, heal_queued
 from tests.e2e.test_healing import archive_bytes, assert_fully_redundant, scrub
 from tests.e2e.test_kill_points import arm_volume, disarm_live
 

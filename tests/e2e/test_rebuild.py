@@ -20,8 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import incarnation, volume_json
-from tests.e2e.test_faults import archive_path
+from tests.e2e.helpers import archive_path, incarnation, volume_json
 from tests.e2e.test_heal_leases import healed_fragments
 from tests.e2e.test_healing import assert_fully_redundant
 

@@ -21,8 +21,8 @@ from urllib.parse import quote
 import pytest
 
 from tests.e2e.conftest import USERS, own_cluster
-from tests.e2e.helpers import incarnation, placement, volume_json, volume_requests
-from tests.e2e.test_faults import boto_get_fails, current_manifest
+from tests.e2e.corruption import boto_get_fails
+from tests.e2e.helpers import current_manifest, incarnation, placement, volume_json, volume_requests
 
 pytestmark = pytest.mark.e2e
 KIB = 1 << 10
