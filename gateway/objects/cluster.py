@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from erasure import Codec
 from gateway.objects.notices import DurableNotices
@@ -95,7 +96,12 @@ class Cluster:
         entry = {"incarnation": manifest.incarnation, "key": manifest.key,
                  "version_id": manifest.version_id, "archive_id": archive_id,
                  "index": index, "reason": reason}
-        task = asyncio.create_task(self._queue_heal(volume_id, entry))
+        self.in_background(self._queue_heal(volume_id, entry))
+
+    def in_background(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run `job` without anyone awaiting it (held here until it ends, so it is not
+        collected half way)."""
+        task = asyncio.create_task(job)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

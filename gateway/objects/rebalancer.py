@@ -116,6 +116,9 @@ class Rebalancer:
             if keeping.cancelled():
                 log.error("rebalancer's move stopped by itself: its lease is let run out; "
                           "it leads again when it can")
+            elif keeping.exception() is not None:
+                log.error("rebalancer could not refresh its lease: stopped; it leads again "
+                          "when it can", exc_info=keeping.exception())
             else:
                 log.error("rebalancer lost its lease: stopped; it leads again when it can")
 
@@ -161,7 +164,8 @@ class Rebalancer:
         loop = asyncio.get_running_loop()
         term = self.config.map.lease_seconds
         while True:
-            await asyncio.sleep(term / 4)
+            # Never past the deadline: a refresh that failed late must not buy time.
+            await asyncio.sleep(min(term / 4, max(0.0, confirmed + term - loop.time())))
             asked = loop.time()
             left = confirmed + term - asked
             if left <= 0:

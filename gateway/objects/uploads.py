@@ -134,15 +134,25 @@ async def create(cluster: Cluster, bucket: BucketRecord, key: str, owner: str,
     if len(accepted) < cluster.write_quorum:
         # Nobody learns this upload id: its records would only be listed until aborted.
         # Every volume is told, not only those that said yes: one that answered too late
-        # for this request may have written the record all the same.
+        # for this request may have written the record all the same. Those are told in
+        # the background, so a volume that is down does not hold the 503 for another
+        # timeout.
+        silent = [vid for vid in placement if vid not in accepted]
+        cluster.in_background(_drop_quietly(cluster, silent, upload_id))
         dropped = await asyncio.gather(*(cluster.volumes.abort_upload(vid, upload_id)
-                                         for vid in placement), return_exceptions=True)
-        for vid, outcome in zip(placement, dropped, strict=True):
-            if vid in accepted and isinstance(outcome, BaseException):
+                                         for vid in accepted), return_exceptions=True)
+        for vid, outcome in zip(accepted, dropped, strict=True):
+            if isinstance(outcome, BaseException):
                 log.warning("upload %s missed its quorum; its record on %s stays: %r",
                             upload_id, vid, outcome)
         raise quorum_lost("Too few storage volumes accepted the upload record.")
     return upload_id
+
+
+async def _drop_quietly(cluster: Cluster, volume_ids: list[str], upload_id: str) -> None:
+    """Abort an upload on volumes that may or may not hold it; their answers do not matter."""
+    await asyncio.gather(*(cluster.volumes.abort_upload(vid, upload_id) for vid in volume_ids),
+                         return_exceptions=True)
 
 
 async def find(cluster: Cluster, incarnation: str, key: str, upload_id: str,
