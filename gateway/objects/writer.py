@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from starlette.requests import ClientDisconnect
@@ -166,7 +166,7 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
             staged.failed[lane.index] = lane.error
             log.warning("stage on %s failed: %s", lane.volume_id, lane.error)
             # It may still have finished staging; volumes also empty staging at restart.
-            _in_background(_quiet_abort(cluster, lane.volume_id, lane.stage_id))
+            cluster.in_background(_quiet_abort(cluster, lane.volume_id, lane.stage_id))
     if len(staged.stage_ids) < quorum:
         await abort_staged(cluster, staged)
         raise quorum_lost("Too few storage volumes accepted the write.")
@@ -201,15 +201,6 @@ async def _await_stages(lanes: list[_Lane], quorum: int) -> None:
         task.cancel()
     if pending:
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-_BACKGROUND: set[asyncio.Task] = set()
-
-
-def _in_background(coro: Coroutine) -> None:
-    task = asyncio.create_task(coro)
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
 
 
 async def _abort_lanes(cluster: Cluster, lanes: list[_Lane]) -> None:
