@@ -11,7 +11,6 @@ is measured from the volumes' own counters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -22,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from erasure import SliceSpec, cut_slice
 from shardgate.faults import kill_point
-from volume_server.fileio import LockedFd
+from volume_server.fileio import LockedFd, read_off_loop
 
 log = logging.getLogger("shardgate.volume")
 
@@ -135,8 +134,8 @@ class _FileStream(StreamingResponse):
                 count += 1
             if len(frames) < len(spec.frames):
                 kill_point("slices.after_first")
-            yield await asyncio.to_thread(_read_slices, self._fd, offset, frames[:count],
-                                          spec.seed)
+            yield await read_off_loop(_cached_slices, _read_slices, self._fd, offset,
+                                      frames[:count], spec.seed)
             del frames[:count]
             offset += span
 
@@ -157,6 +156,13 @@ def _read_slices(fd: LockedFd, offset: int, frames: list[tuple[int, int, int]],
     if len(data) != span:
         raise OSError("archive shrank while being read")
     return _cut_slices(data, 0, frames, seed, offset)
+
+
+def _cached_slices(fd: LockedFd, offset: int, frames: list[tuple[int, int, int]],
+                   seed: int) -> bytes | None:
+    """As `_read_slices` when the page cache holds the whole span, else None."""
+    data = fd.pread_cached(sum(n for n, _, _ in frames), offset)
+    return None if data is None else _cut_slices(data, 0, frames, seed, offset)
 
 
 def sliced_headers(spec: SliceSpec) -> dict[str, str]:

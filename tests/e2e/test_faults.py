@@ -2,7 +2,9 @@
 
 Corrupt fragments spread over segments and archives are decoded around (and queued for
 healing on their volumes); a segment with fewer than k good fragments cuts the response
-short, so a client never mistakes a truncated body for the object. Overwrites, deletes
+short, so a client never mistakes a truncated body for the object. Either holds whether a
+volume reads a fragment from the page cache on its event loop or from disk in a thread.
+Overwrites, deletes
 and failed writes under readers are in test_overwrite_faults.py.
 """
 
@@ -14,7 +16,9 @@ import pytest
 
 from tests.e2e.corruption import boto_get_fails, codec_of, corrupt, heal_queued, raw_get
 from tests.e2e.helpers import (
+    archive_path,
     current_manifest,
+    volume_counter,
 )
 
 pytestmark = pytest.mark.e2e
@@ -96,3 +100,47 @@ def test_undecodable_segment_cuts_the_response(cluster, s3x, bucket):
     assert got["Body"].read() == data[:broken * seg]
     got = s3x.get_object(Bucket=bucket, Key=key, Range=f"bytes={(broken + 1) * seg}-")
     assert got["Body"].read() == data[(broken + 1) * seg:]
+
+
+def _reads(cluster, where: str) -> float:
+    return volume_counter(cluster, "shardgate_archive_reads_total", {"where": where})
+
+
+def _evict(cluster, manifest) -> None:
+    """Drop every archive of the object from the page cache: the next reads go to disk."""
+    part = manifest.parts[0]
+    for index, volume_id in enumerate(part.placement):
+        path = archive_path(cluster, volume_id,
+                            part.archive_id(manifest.incarnation, manifest.key, index))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["page-cache", "disk"])
+def test_rot_is_caught_however_the_volume_reads(cluster, s3x, bucket, cached):
+    """Volumes read a fragment on their event loop when the page cache holds it all, else
+    in a thread: rotten bytes are found on both paths, for whole reads and sliced ones."""
+    key = f"rot-{'cached' if cached else 'disk'}"
+    data = os.urandom(3 * MIB + 4321)
+    s3x.put_object(Bucket=bucket, Key=key, Body=data)
+    manifest = current_manifest(cluster, bucket, key)
+    codec = codec_of(manifest)
+    seg = codec.segment_size
+    flips = [corrupt(cluster, manifest, codec, 0, 0), corrupt(cluster, manifest, codec, 2, 1)]
+    where = "cached" if cached else "thread"
+    before = _reads(cluster, where)
+    for byte_range in (None, f"bytes={seg + seg // 2 + 3}-{seg + seg // 2 + 5000}",
+                       f"bytes=100-{2 * seg + 17}"):
+        if not cached:
+            _evict(cluster, manifest)
+        kwargs = {"Range": byte_range} if byte_range else {}
+        got = s3x.get_object(Bucket=bucket, Key=key, **kwargs)["Body"].read()
+        lo, hi = (0, len(data) - 1) if byte_range is None else map(
+            int, byte_range.removeprefix("bytes=").split("-"))
+        assert got == data[lo:hi + 1], byte_range
+    assert _reads(cluster, where) > before, f"no archive read ran as {where!r}"
+    assert heal_queued(cluster, flips) == []

@@ -1,15 +1,20 @@
-"""volume_server.fileio.owning_opened: a request cancelled while its thread job opens a
-file does not leak the descriptor; an answered job hands it over open."""
+"""volume_server.fileio: a request cancelled while its thread job opens a file does not
+leak the descriptor (owning_opened); a read runs on the event loop only when the page
+cache holds all of it and no thread holds the descriptor, and answers the same bytes
+either way (pread_cached, aread)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from volume_server import fileio
 from volume_server.fileio import LockedFd, owning_opened
 
 
@@ -39,3 +44,73 @@ def test_a_file_opened_for_a_cancelled_request_is_closed(tmp_path: Path) -> None
     assert len(opened) == 2
     with pytest.raises(ValueError, match="closed"):
         opened[0].pread(1, 0)  # the cancelled request's file was closed
+
+
+def _reads(where: str) -> float:
+    return fileio.READS.labels(where)._value.get()
+
+
+def _file(tmp_path: Path, size: int = 3 << 20) -> tuple[bytes, LockedFd]:
+    data = os.urandom(size)
+    path = tmp_path / "archive"
+    path.write_bytes(data)
+    return data, LockedFd.open(path, os.O_RDONLY)
+
+
+def _evict(fd: LockedFd) -> None:
+    os.fsync(fd._fd)
+    os.posix_fadvise(fd._fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def test_a_cached_read_runs_on_the_loop_and_an_uncached_one_in_a_thread(tmp_path):
+    data, fd = _file(tmp_path)
+    assert fd.pread_cached(1 << 20, 5) == data[5:5 + (1 << 20)]  # just written: cached
+    cached, thread = _reads("cached"), _reads("thread")
+    assert asyncio.run(fd.aread(1000, 77)) == data[77:1077]
+    assert (_reads("cached"), _reads("thread")) == (cached + 1, thread)
+
+    _evict(fd)
+    assert fd.pread_cached(1 << 20, 1 << 20) is None  # would wait for the disk
+    assert asyncio.run(fd.aread(1 << 20, 1 << 20)) == data[1 << 20:2 << 20]
+    assert _reads("thread") == thread + 1
+    fd.close()
+
+
+def test_a_partly_cached_or_short_read_is_left_to_the_thread(tmp_path):
+    data, fd = _file(tmp_path, 100_000)
+    assert fd.pread_cached(1000, 99_500) is None  # runs past the end
+    assert asyncio.run(fd.aread(1000, 99_500)) == data[99_500:]  # the thread's short read
+    assert asyncio.run(fd.aread(10, 200_000)) == b""
+    fd.close()
+
+
+def test_a_descriptor_a_thread_holds_is_not_waited_for_on_the_loop(tmp_path):
+    data, fd = _file(tmp_path, 4096)
+    fd._lock.acquire()
+    released = threading.Timer(0.2, fd._lock.release)
+    released.start()
+    started = time.monotonic()
+    assert fd.pread_cached(10, 0) is None
+    assert time.monotonic() - started < 0.1
+    assert asyncio.run(fd.aread(10, 0)) == data[:10]  # the thread waits instead
+    released.join()
+    fd.close()
+    with pytest.raises(ValueError, match="closed"):
+        fd.pread_cached(10, 0)
+
+
+def test_a_filesystem_without_nowait_reads_turns_them_off(tmp_path, monkeypatch):
+    data, fd = _file(tmp_path, 4096)
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise OSError(errno.EOPNOTSUPP, "not here")
+
+    monkeypatch.setattr(fileio, "_nowait", True)
+    monkeypatch.setattr(os, "preadv", refuse)
+    assert fd.pread_cached(10, 0) is None
+    assert fd.pread_cached(10, 0) is None
+    assert len(calls) == 1  # asked once, then never again
+    assert asyncio.run(fd.aread(10, 0)) == data[:10]
+    fd.close()
