@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -18,12 +19,26 @@ from prometheus_client import Counter
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 READS = Counter("shardgate_archive_reads_total",
                 "Archive reads, by where they ran: on the event loop from the page cache "
                 "(cached), or in a worker thread (thread: not all cached, or the "
                 "descriptor busy).", ["where"])
 
+CACHED_READ_MAX = 1 << 20  # longer reads always go to a thread
+
 _nowait = hasattr(os, "RWF_NOWAIT")  # Linux 4.14+; off for good once a filesystem refuses it
+# tmpfs, for one, answers EOPNOTSUPP; a seccomp filter may answer EPERM or ENOSYS.
+_NOWAIT_REFUSED = (errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM, errno.ENOSYS)
+
+
+def _turn_off_nowait(exc: OSError) -> None:
+    global _nowait
+    if _nowait:
+        _nowait = False
+        log.warning("reads without waiting refused here (%s): every archive read now runs "
+                    "in a thread", exc)
 
 
 class LockedFd:
@@ -35,6 +50,15 @@ class LockedFd:
     @classmethod
     def open(cls, path: os.PathLike[str] | str, flags: int, mode: int = 0o644) -> LockedFd:
         return cls(os.open(path, flags | os.O_CLOEXEC, mode))
+
+    @classmethod
+    def open_for_reading(cls, path: os.PathLike[str] | str) -> LockedFd:
+        """Read-only, without access-time updates where allowed (an update goes through
+        the filesystem's journal, which a read from the page cache must not wait for)."""
+        try:
+            return cls.open(path, os.O_RDONLY | os.O_NOATIME)
+        except PermissionError:  # O_NOATIME needs the file's owner
+            return cls.open(path, os.O_RDONLY)
 
     def _check(self) -> None:
         if self._closed:
@@ -72,9 +96,9 @@ class LockedFd:
     def pread_cached(self, length: int, offset: int) -> bytes | None:
         """The bytes if the page cache holds all of them and no thread is using the
         descriptor, else None: a read that cannot block, for the event loop's own thread.
-        A thread hop costs more than copying a cached MiB, so this is tried first."""
-        global _nowait
-        if not _nowait or not self._lock.acquire(blocking=False):
+        A thread hop costs more than copying a cached MiB, so this is tried first; longer
+        reads go to the thread, so the loop is never held for long."""
+        if not _nowait or length > CACHED_READ_MAX or not self._lock.acquire(blocking=False):
             return None
         try:
             self._check()
@@ -83,10 +107,9 @@ class LockedFd:
                 got = os.preadv(self._fd, [buffer], offset, os.RWF_NOWAIT)
             except BlockingIOError:
                 return None
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    raise
-                _nowait = False
+            except OSError as exc:  # the thread's plain read reports real errors
+                if exc.errno in _NOWAIT_REFUSED:
+                    _turn_off_nowait(exc)
                 return None
         finally:
             self._lock.release()
@@ -109,6 +132,7 @@ async def read_off_loop(cached: Callable[..., T | None], blocking: Callable[...,
     done = cached(*args)
     if done is not None:
         READS.labels("cached").inc()
+        await asyncio.sleep(0)  # other requests get their turn between reads
         return done
     READS.labels("thread").inc()
     return await asyncio.to_thread(blocking, *args)

@@ -249,7 +249,7 @@ class Store:
     def _open_archive(self, conn: sqlite3.Connection, archive_id: str
                       ) -> LockedFd | bytes | None:
         try:
-            return LockedFd.open(self.layout.archive_path(archive_id), os.O_RDONLY)
+            return LockedFd.open_for_reading(self.layout.archive_path(archive_id))
         except FileNotFoundError:
             return row_reads.inline_archive(conn, archive_id)
 

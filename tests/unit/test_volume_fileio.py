@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.nowait import nowait_reads_work
 from volume_server import fileio
 from volume_server.fileio import LockedFd, owning_opened
 
@@ -63,6 +65,8 @@ def _evict(fd: LockedFd) -> None:
 
 
 def test_a_cached_read_runs_on_the_loop_and_an_uncached_one_in_a_thread(tmp_path):
+    if not nowait_reads_work(tmp_path):
+        pytest.skip("this filesystem refuses reads without waiting")
     data, fd = _file(tmp_path)
     assert fd.pread_cached(1 << 20, 5) == data[5:5 + (1 << 20)]  # just written: cached
     cached, thread = _reads("cached"), _reads("thread")
@@ -76,9 +80,16 @@ def test_a_cached_read_runs_on_the_loop_and_an_uncached_one_in_a_thread(tmp_path
     fd.close()
 
 
-def test_a_partly_cached_or_short_read_is_left_to_the_thread(tmp_path):
+def test_a_long_partly_cached_or_short_read_is_left_to_the_thread(tmp_path):
     data, fd = _file(tmp_path, 100_000)
     assert fd.pread_cached(1000, 99_500) is None  # runs past the end
+    (tmp_path / "big").mkdir()
+    big, fd_big = _file(tmp_path / "big", fileio.CACHED_READ_MAX + 1)
+    assert fd_big.pread_cached(fileio.CACHED_READ_MAX + 1, 0) is None  # would hold the loop
+    thread = _reads("thread")
+    assert asyncio.run(fd_big.aread(fileio.CACHED_READ_MAX + 1, 0)) == big
+    assert _reads("thread") == thread + 1
+    fd_big.close()
     assert asyncio.run(fd.aread(1000, 99_500)) == data[99_500:]  # the thread's short read
     assert asyncio.run(fd.aread(10, 200_000)) == b""
     fd.close()
@@ -97,6 +108,32 @@ def test_a_descriptor_a_thread_holds_is_not_waited_for_on_the_loop(tmp_path):
     fd.close()
     with pytest.raises(ValueError, match="closed"):
         fd.pread_cached(10, 0)
+
+
+def test_another_error_leaves_the_read_to_the_thread_and_nowait_on(tmp_path, monkeypatch):
+    data, fd = _file(tmp_path, 4096)
+
+    def fail(*args):
+        raise OSError(errno.EIO, "bad sector")
+
+    monkeypatch.setattr(fileio, "_nowait", True)
+    monkeypatch.setattr(os, "preadv", fail)
+    assert fd.pread_cached(10, 0) is None
+    assert fileio._nowait  # one failed read says nothing of the filesystem
+    assert asyncio.run(fd.aread(10, 0)) == data[:10]  # the thread's read decides
+    fd.close()
+
+
+def test_archives_are_read_without_access_time_updates(tmp_path):
+    path = tmp_path / "archive"
+    path.write_bytes(b"x" * 10)
+    fd = LockedFd.open_for_reading(path)
+    try:
+        flags = fcntl.fcntl(fd._fd, fcntl.F_GETFL)
+        assert flags & os.O_NOATIME
+        assert fd.pread(3, 0) == b"xxx"
+    finally:
+        fd.close()
 
 
 def test_a_filesystem_without_nowait_reads_turns_them_off(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """Sliced reads on a real volume app: only the asked slice of each fragment is sent,
 between the running CRCs that tie it to the fragment's stored CRC, which the volume
-checks over the whole fragment; a fragment that fails there is sent marked bad; a
-malformed or mismatched request is a 400."""
+checks over the whole fragment; a fragment that fails there is sent marked bad, whether
+the volume read it from the page cache on its event loop or in a thread; a malformed or
+mismatched request is a 400."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import httpx
 import pytest
 
 from erasure import Codec, FragmentCorrupt, SliceSpec, archive_seed, check_slice
+from tests.nowait import nowait_reads_work
 from tests.unit.test_volume_objects import aid, commit_body, vid
 from tests.unit.volume_support import INC, running
+from volume_server import fileio
 
 pytestmark = pytest.mark.anyio
 SEG = 8192
@@ -59,7 +62,24 @@ def pieces(body: bytes, spec: SliceSpec) -> list[bytes]:
     return out
 
 
-async def test_only_the_slices_are_sent_and_they_check(client) -> None:
+@pytest.fixture(params=["cached", "thread"])
+def read_path(request, data_dir: Path, monkeypatch) -> str:
+    """Where the volume's archive reads run: on its event loop from the page cache, or
+    in a worker thread (reads without waiting turned off)."""
+    if request.param == "cached":
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not nowait_reads_work(data_dir):
+            pytest.skip("this filesystem refuses reads without waiting")
+    else:
+        monkeypatch.setattr(fileio, "_nowait", False)
+    return request.param
+
+
+def reads(where: str) -> float:
+    return fileio.READS.labels(where)._value.get()
+
+
+async def test_only_the_slices_are_sent_and_they_check(client, read_path) -> None:
     archive, stored, segments = await store_fragments(client, "k")
     spec = spec_for(archive, 100, 900)
     r = await client.get(f"/archives/{archive}", params={"slices": spec.encode()},
@@ -68,12 +88,15 @@ async def test_only_the_slices_are_sent_and_they_check(client) -> None:
     assert r.headers["x-slices"] == "3"
     assert pieces(r.content, spec) == [s[100:900] for s in segments]
     assert spec.sent == 3 * (800 + 8) < len(stored) / 2
+    r = await client.get(f"/archives/{archive}", headers={"Range": "bytes=5-20000"})
+    assert r.status_code == 206 and r.content == stored[5:20001]
 
 
-async def test_rot_the_volume_does_not_send_still_fails_the_slice(client) -> None:
+async def test_rot_the_volume_does_not_send_still_fails_the_slice(client, read_path) -> None:
     framed = CODEC.framed_size(SEG)
     archive, stored, _ = await store_fragments(client, "rot", rot_at=framed + framed - 10)
     spec = spec_for(archive, 100, 900)
+    before = reads(read_path)
     r = await client.get(f"/archives/{archive}", params={"slices": spec.encode()},
                          headers={"Range": f"bytes=0-{len(stored) - 1}"})
     assert r.status_code == 200
@@ -82,6 +105,7 @@ async def test_rot_the_volume_does_not_send_still_fails_the_slice(client) -> Non
     with pytest.raises(FragmentCorrupt):  # segment 1's rot lies past its slice
         check_slice(r.content[first:first + second], 0)
     assert check_slice(r.content[first + second:], 0)
+    assert reads(read_path) == before + 1
 
 
 async def test_read_along_with_latest_sends_slices(client) -> None:
