@@ -54,13 +54,15 @@ def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
 
 def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
                 down: list[str]) -> dict[int, str]:
-    """The indexes a move changes, each with the volume to copy it from; empty (rebuild
-    them all) if any of those is down or unnamed."""
+    """The indexes a move changes that a volume held, each with the volume to copy it
+    from; empty (rebuild them all) if any of those is down. An index no volume held (its
+    stage failed at the write) has nothing to copy: it is rebuilt after the copies, which
+    may be the very fragments its rebuild needs."""
     moved = {i: old for i, (old, new) in enumerate(zip(named, target, strict=True))
-             if old != new}
-    if any(old is None or old in down for old in moved.values()):
+             if old != new and old is not None}
+    if any(old in down for old in moved.values()):
         return {}
-    return moved  # type: ignore[return-value]
+    return moved
 
 
 class Healer:
@@ -293,14 +295,18 @@ class Healer:
         """Verify every fragment archive of a part on its volume; rebuild the bad ones,
         each installed with `manifest` (which already names every holder). With
         `copy_from` (index: the volume leaving it), those are copied, verified, instead."""
-        staged = await self.stage_fragments(
-            self.cluster.codec_for(manifest.erasure), part, manifest.incarnation,
-            manifest.key, placement, down, copy_from,
-            f"{manifest.incarnation}/{manifest.key} {manifest.version_id}")
-        if staged:
-            archives = [part.archive_id(manifest.incarnation, manifest.key, i)
-                        for i in range(len(placement))]
-            await self._install(manifest, part, placement, staged, archives)
+        passes = [copy_from]
+        if copy_from and None in part.placement:
+            passes.append({})  # then rebuild what no volume held, from the copies too
+        archives = [part.archive_id(manifest.incarnation, manifest.key, i)
+                    for i in range(len(placement))]
+        for copies in passes:
+            staged = await self.stage_fragments(
+                self.cluster.codec_for(manifest.erasure), part, manifest.incarnation,
+                manifest.key, placement, down, copies,
+                f"{manifest.incarnation}/{manifest.key} {manifest.version_id}")
+            if staged:
+                await self._install(manifest, part, placement, staged, archives)
 
     async def stage_fragments(self, codec: Codec, part: PartManifest, incarnation: str,
                               key: str, placement: tuple[str, ...], down: list[str],
