@@ -54,10 +54,20 @@ def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
 
 def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
                 down: list[str]) -> dict[int, str]:
-    """The indexes a move changes that a volume held, each with the volume to copy it
-    from; empty (rebuild them all) if any of those is down. An index no volume held (its
-    stage failed at the write) has nothing to copy: it is rebuilt after the copies, which
-    may be the very fragments its rebuild needs."""
+    """The indexes a move changes, each with the volume to copy it from; empty (rebuild
+    them all) if any of those is down or unnamed."""
+    moved = copyable_moves(named, target, down)
+    if any(old is None and new != old for old, new in zip(named, target, strict=True)):
+        return {}
+    return moved
+
+
+def copyable_moves(named: tuple[str | None, ...], target: tuple[str, ...],
+                   down: list[str]) -> dict[int, str]:
+    """As `moved_from`, but an index no volume held (its stage failed at the write) is
+    left out rather than making all be rebuilt: the others are copied, and it is rebuilt
+    after them, from them too (a version on exactly k volumes, one of them leaving, has
+    only k - 1 fragments on the volumes that stay)."""
     moved = {i: old for i, (old, new) in enumerate(zip(named, target, strict=True))
              if old != new and old is not None}
     if any(old in down for old in moved.values()):
@@ -240,7 +250,7 @@ class Healer:
         try:
             for part, target in zip(manifest.parts, targets, strict=True):
                 await self._heal_part(healed, part, target, down,
-                                      moved_from(part.placement, target, down)
+                                      copyable_moves(part.placement, target, down)
                                       if copy_moved else {})
         except NotEnoughFragments as exc:
             # Keep the version's row on every volume, as it was: a volume that lacks it
