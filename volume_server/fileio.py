@@ -2,7 +2,9 @@
 
 A request can be cancelled while a thread is still inside `os.pread`/`os.write`; closing
 the descriptor then could hit a number the kernel has already reused. Every operation
-and `close` take the same lock, so close waits for the call in flight.
+and `close` take the same lock, so close waits for the call in flight. A read the page
+cache can answer whole runs on the event loop instead (`pread_cached`, `read_off_loop`):
+it cannot block, and it skips two thread hand-offs.
 """
 
 from __future__ import annotations

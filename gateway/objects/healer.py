@@ -304,7 +304,9 @@ class Healer:
                          copy_from: dict[int, str]) -> None:
         """Verify every fragment archive of a part on its volume; rebuild the bad ones,
         each installed with `manifest` (which already names every holder). With
-        `copy_from` (index: the volume leaving it), those are copied, verified, instead."""
+        `copy_from` (index: the volume leaving it), those are copied, verified, instead;
+        an index no volume held is then rebuilt in a second pass, the copies among its
+        sources."""
         passes = [copy_from]
         if copy_from and None in part.placement:
             passes.append({})  # then rebuild what no volume held, from the copies too
