@@ -52,22 +52,13 @@ def _healed_holders(named: tuple[str | None, ...], placement: tuple[str, ...],
     return tuple(named[i] if vid in down else vid for i, vid in enumerate(placement))
 
 
-def moved_from(named: tuple[str | None, ...], target: tuple[str, ...],
-                down: list[str]) -> dict[int, str]:
-    """The indexes a move changes, each with the volume to copy it from; empty (rebuild
-    them all) if any of those is down or unnamed."""
-    moved = copyable_moves(named, target, down)
-    if any(old is None and new != old for old, new in zip(named, target, strict=True)):
-        return {}
-    return moved
-
-
 def copyable_moves(named: tuple[str | None, ...], target: tuple[str, ...],
                    down: list[str]) -> dict[int, str]:
-    """As `moved_from`, but an index no volume held (its stage failed at the write) is
-    left out rather than making all be rebuilt: the others are copied, and it is rebuilt
-    after them, from them too (a version on exactly k volumes, one of them leaving, has
-    only k - 1 fragments on the volumes that stay)."""
+    """The indexes a move changes, each with the volume to copy it from; empty (rebuild
+    them all) if one of those is down. An index no volume held (its stage failed at the
+    write) is left out: the others are copied, and it is rebuilt after them, from them
+    too (data on exactly k volumes, one of them leaving, has only k - 1 fragments on the
+    volumes that stay)."""
     moved = {i: old for i, (old, new) in enumerate(zip(named, target, strict=True))
              if old != new and old is not None}
     if any(old in down for old in moved.values()):

@@ -6,7 +6,8 @@ holders). When a volume leaves the key's placement while the upload is open, the
 rebalancer moves the upload as it moves versions: the record to the volumes that joined
 the placement, then every fragment whose volume left to the volume that takes its index
 (copied and verified segment by segment; rebuilt from the other fragments when the
-source is down or corrupt), each committed there as a part row naming its new holder.
+source is down or corrupt), each committed there as a part row naming its new holder;
+an index no volume held (its stage failed) is rebuilt after those, from them too.
 Only then does a leaving volume drop its copy of the upload and free its archives.
 
 While it works the rebalancer holds the upload's claim (op "move") on a claim quorum of
@@ -29,7 +30,7 @@ from dataclasses import replace
 from gateway.errors import S3Error
 from gateway.objects.cluster import Cluster
 from gateway.objects.heal_refs import HealDeferred, VersionRef
-from gateway.objects.healer import Healer, moved_from
+from gateway.objects.healer import Healer, copyable_moves
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
 from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import find_latest
@@ -116,26 +117,41 @@ async def _move_parts(cluster: Cluster, healer: Healer, record: dict,
     asked = [vid for vid in dict.fromkeys([*placement, *before]) if vid in alive]
     parts, listed = await _parts_held(cluster, upload_id, asked)
     down = [vid for vid in dict.fromkeys([*placement, *before]) if vid not in alive]
-    codec = cluster.codec
     for tag, part in sorted(parts.items()):
         target = stable_placement(part.placement, cluster.ring, f"{incarnation}/{key}")
         moved = {i for i, (old, new) in enumerate(zip(part.placement, target, strict=True))
                  if old != new and new not in listed[tag]}
         if not moved:
             continue
-        copy_from = {i: old for i, old in moved_from(part.placement, target, down).items()
-                     if i in moved}
-        staged = await healer.stage_fragments(
-            codec, part, incarnation, key, target, down, copy_from,
-            f"upload {upload_id} of {incarnation}/{key}")
-        holders = tuple(target[i] if i in staged else old
-                        for i, old in enumerate(part.placement))
-        manifest = {**part.__dict__, "placement": list(holders)}
-        await asyncio.gather(*(cluster.volumes.commit_part(target[i], {
-            "upload_id": upload_id, "part_number": part.number, "stage_id": stage_id,
-            "archive_id": part.archive_id(incarnation, key, i), "manifest": manifest})
-            for i, stage_id in staged.items()))
-        kill_point("rebalance.after_part_moved")
+        copies = {i: old for i, old in copyable_moves(part.placement, target, down).items()
+                  if i in moved}
+        passes = [copies]
+        if copies and any(part.placement[i] is None for i in moved):
+            passes.append({})  # then rebuild what no volume held, from the copies too
+        for copy_from in passes:
+            part = await _move_part(cluster, healer, record, part, target, down, copy_from)
+            kill_point("rebalance.after_part_moved")
+
+
+async def _move_part(cluster: Cluster, healer: Healer, record: dict, part: PartManifest,
+                     target: tuple[str, ...], down: list[str], copy_from: dict[int, str]
+                     ) -> PartManifest:
+    """One pass of a part's move: the indexes of `copy_from` copied from the volumes
+    named, or (empty) every missing or bad index on `target` rebuilt from the good ones;
+    each committed on its new holder as a part row naming it. The part as it is now."""
+    incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
+    staged = await healer.stage_fragments(
+        cluster.codec, part, incarnation, key, target, down, copy_from,
+        f"upload {upload_id} of {incarnation}/{key}")
+    holders = tuple(target[i] if i in staged else old
+                    for i, old in enumerate(part.placement))
+    manifest = {**part.__dict__, "placement": list(holders)}
+    await asyncio.gather(*(cluster.volumes.commit_part(target[i], {
+        "upload_id": upload_id, "part_number": part.number, "stage_id": stage_id,
+        "archive_id": part.archive_id(incarnation, key, i), "manifest": manifest})
+        for i, stage_id in staged.items()))
+    if staged:
         log.info("upload %s of %s/%s part %d: fragments %s moved to %s", upload_id,
                  incarnation, key, part.number, sorted(staged),
                  [target[i] for i in sorted(staged)])
+    return replace(part, placement=holders)

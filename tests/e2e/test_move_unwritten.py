@@ -1,8 +1,9 @@
-"""A move of a version written with only k fragments: two of its volumes were down at
-the write (their indexes unnamed in its manifest), and the new ring takes a third holder
-out of its placement. The fragment on the leaving volume must be copied, not forgotten:
-rebuilding from the volumes that stay finds k - 1 fragments, and the move would wait
-forever while the version keeps no redundancy at all."""
+"""A move of a version, or of an open upload's part, written with only k fragments: two
+of its volumes were down at the write (their indexes unnamed), and the new ring takes a
+third holder out of its placement. The fragment on the leaving volume must be copied,
+not forgotten: rebuilding from the volumes that stay finds k - 1 fragments, and the move
+would wait forever while the data keeps no redundancy at all. The two unwritten indexes
+are then rebuilt from the copies too, so the data ends on all six volumes."""
 
 from __future__ import annotations
 
@@ -27,19 +28,22 @@ from tests.e2e.rebalance_helpers import admin, start_volume, wait_moved
 pytestmark = pytest.mark.e2e
 
 
-def _key_that_loses_a_holder(inc: str, volume_ids: list[str]
-                             ) -> tuple[str, str, tuple[str, ...]]:
-    """A key whose placement on the grown ring drops one of its volumes; (key, that one,
-    the placement after the move)."""
+def _thin_key(inc: str, volume_ids: list[str]
+              ) -> tuple[str, list[str], tuple[str, ...]]:
+    """A key whose placement on the grown ring drops one of its volumes: (the key, two
+    other volumes of its placement to be down at the write, the placement after the move
+    of what the four others hold). The unwritten indexes take the volumes the new ring
+    places in ring order, so they may change places."""
     old = Ring([RingNode(v) for v in volume_ids])
     new = Ring([RingNode(v) for v in [*volume_ids, "v7"]])
     for n in range(1000):
         key = f"thin-{n}"
         before = old.placement(f"{inc}/{key}", 6)
-        after = stable_placement(before, new, f"{inc}/{key}")
-        leaving = [v for v in before if v not in after]
+        leaving = [v for v in before if v not in new.placement(f"{inc}/{key}", 6)]
         if len(leaving) == 1:
-            return key, leaving[0], after
+            down = [v for v in before if v not in leaving][:2]
+            written = tuple(None if v in down else v for v in before)
+            return key, down, stable_placement(written, new, f"{inc}/{key}")
     raise AssertionError("no key loses a holder")
 
 
@@ -50,8 +54,7 @@ def test_a_version_on_k_volumes_moves_whole(tmp_path_factory):
         bucket = f"thin-{uuid.uuid4().hex[:8]}"
         s3.create_bucket(Bucket=bucket)
         inc = incarnation(dev, bucket)
-        key, leaving, after = _key_that_loses_a_holder(inc, dev.volume_ids)
-        down = [v for v in placement(dev, bucket, key) if v != leaving][:2]
+        key, down, after = _thin_key(inc, dev.volume_ids)
         for vid in down:
             dev.kill_volume(vid)
         data = os.urandom(150_000)
@@ -77,4 +80,36 @@ def test_a_version_on_k_volumes_moves_whole(tmp_path_factory):
             path = (dev.data / "v7" / "fragments" / archive[:2] / archive[2:4] / archive
                     if vid == "v7" else archive_path(dev, vid, archive))
             assert path.exists(), (index, vid)
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+
+
+def test_an_upload_part_on_k_volumes_moves_whole(tmp_path_factory):
+    with own_cluster(tmp_path_factory, "thinpart", ("heal_interval_seconds=3600",)) as dev:
+        s3 = dev.client(*USERS["alice"])
+        bucket = f"thinpart-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        inc = incarnation(dev, bucket)
+        key, down, after = _thin_key(inc, dev.volume_ids)
+        for vid in down:
+            dev.kill_volume(vid)
+        data = os.urandom(1_500_000)  # two segments
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1,
+                              Body=data)["ETag"]  # on 4 of 6
+        for vid in down:
+            dev.restart_volume(vid)
+
+        added = admin(dev, "volume", "add", "v7", "--url", start_volume(dev, "v7"))
+        assert added.returncode == 0, added.stderr
+        wait_moved(dev, timeout=120)
+
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                     MultipartUpload={"Parts": [{"PartNumber": 1,
+                                                                 "ETag": etag}]})
+        part = current_manifest(dev, bucket, key).parts[0]
+        assert part.placement == after  # every index has a holder on the new placement
+        # No heal runs: two volumes that held the part from the start may fail, and the
+        # four left (the copy on v7, the rebuilt ones on the volumes once down) suffice.
+        for vid in [v for v in after if v not in down and v != "v7"][:2]:
+            dev.kill_volume(vid)
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data

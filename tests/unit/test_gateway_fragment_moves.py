@@ -1,27 +1,26 @@
-"""gateway.objects.healer.moved_from and copyable_moves: which fragments a move copies,
+"""gateway.objects.healer.copyable_moves: which fragments a move copies,
 and from where."""
 
 from __future__ import annotations
 
-from gateway.objects.healer import copyable_moves, moved_from
+from gateway.objects.healer import copyable_moves
 
 
 def test_only_changed_indexes_are_copied_from_their_old_holder() -> None:
     named = ("v1", "v2", "v3", "v4", "v5", "v6")
     target = ("v1", "v2", "v7", "v4", "v5", "v6")
-    assert moved_from(named, target, down=[]) == {2: "v3"}
+    assert copyable_moves(named, target, down=[]) == {2: "v3"}
 
 
 def test_nothing_moves_when_the_placement_is_the_same() -> None:
     named = ("v1", "v2", "v3")
-    assert moved_from(named, named, down=["v9"]) == {}
+    assert copyable_moves(named, named, down=["v9"]) == {}
 
 
-def test_a_down_or_unnamed_source_means_rebuilding_all() -> None:
+def test_a_down_source_means_rebuilding_all() -> None:
     target = ("v1", "v7", "v8")
-    assert moved_from(("v1", "v2", "v3"), target, down=["v3"]) == {}
-    assert moved_from(("v1", None, "v3"), target, down=[]) == {}
     assert copyable_moves(("v1", "v2", "v3"), target, down=["v3"]) == {}
+    assert copyable_moves(("v1", None, "v3"), target, down=["v3"]) == {}
 
 
 def test_an_index_nobody_held_is_left_to_rebuild_and_the_others_copied() -> None:
