@@ -175,6 +175,15 @@ def to_json(head: list[str], plan: Plan, rec: Recorder, cols: Columns) -> dict[s
             "rows": rows, "errors": rec.errors, "notes": rec.notes}
 
 
+def _store_costs(rec: Recorder, name: str, workdir: Path) -> None:
+    """The CPU of storing fragment bytes, through the page cache and around it: the part
+    of a PUT's volume CPU that no server code can remove, and what O_DIRECT would take."""
+    rec.add("1.store.cached", name, disk.store_cost(workdir, direct=False))
+    direct = disk.store_cost(workdir, direct=True)
+    if direct is not None:
+        rec.add("1.store.direct", name, direct)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = make_plan(args)
@@ -192,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                     for t, real, cluster in targets]
             for w in sorted(args.workloads & set(WORKLOADS)):
                 for repeat in range(plan.repeats_for(w)):
+                    if w == 1:
+                        _store_costs(rec, ctxs[0].name, workdir)
                     if w == 4:
                         rec.add("4.fsync", ctxs[0].name, disk.fsyncs_per_second(workdir))
                     for ctx in ctxs:

@@ -14,18 +14,25 @@ TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 FRONT_ROLES = ("gateway", "forwarder", "store")
 
 
-def _process_seconds(pid: int | str, children: bool = False) -> float:
-    """utime + stime (+ reaped children's) of a process, in seconds; 0 if it is gone."""
+def process_times(pid: int | str, children: bool = False) -> tuple[float, float]:
+    """User and system seconds (+ reaped children's) of a process; zeros if it is gone.
+    System time is the kernel's work on the process's behalf: socket and file copies,
+    page-cache pages it fills, fsync."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rpartition(")")[2].split()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     # after the command: state=0 ... utime=11, stime=12, cutime=13, cstime=14
-    ticks = int(fields[11]) + int(fields[12])
+    user, system = int(fields[11]), int(fields[12])
     if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / TICKS
+        user, system = user + int(fields[13]), system + int(fields[14])
+    return user / TICKS, system / TICKS
+
+
+def _process_seconds(pid: int | str, children: bool = False) -> float:
+    """utime + stime (+ reaped children's) of a process, in seconds; 0 if it is gone."""
+    return sum(process_times(pid, children))
 
 
 def _tree_seconds(pid: int) -> float:

@@ -30,6 +30,10 @@ def rows(plan: Plan) -> list[Row]:
         Row("1.put.boto3", 1, f"PUT {big}", "boto3 put_object", "MB/s", False),
         Row("1.put.curl", 1, f"PUT {big}", "curl -T", "MB/s"),
         Row("1.put.crt", 1, f"PUT {big}", "crt, 1 request", "MB/s"),
+        Row("1.store.cached", 1, "  data disk: 1.5 bytes written + fsync per byte stored",
+            "page cache", "core-s/GB", False),
+        Row("1.store.direct", 1, "  same, bypassing the page cache", "O_DIRECT", "core-s/GB",
+            False),
         Row("1.get.boto3", 1, f"GET {big}", "boto3 get_object", "MB/s", False),
         Row("1.get.curl", 1, f"GET {big}", "curl -o /dev/null", "MB/s"),
         Row("1.get.crt", 1, f"GET {big}", "crt, 1 request", "MB/s"),
@@ -118,7 +122,8 @@ PROCESS_ROWS = ("1.put.boto3", "1.put.curl", "1.put.crt", "1.get.boto3", "1.get.
 
 
 def process_table(plan: Plan, rec: Recorder, ours: str) -> str:
-    """Workload 9: peak RSS (max over repeats) and CPU s/GB (median) per process kind."""
+    """Workload 9: peak RSS (max over repeats) and CPU s/GB (median) per process kind, and
+    the part of it the kernel spent on the processes' behalf (system time)."""
     names = {r.id: (r.operation, r.client) for r in rows(plan)}
     lines = []
     for row in PROCESS_ROWS:
@@ -129,8 +134,12 @@ def process_table(plan: Plan, rec: Recorder, ours: str) -> str:
         for kind in kinds:
             rss = max(d["peak_rss_mib"].get(kind, 0.0) for d in details)
             cpu = [d["cpu_s_per_gb"][kind] for d in details if kind in d["cpu_s_per_gb"]]
-            lines.append([*names[row], kind, fmt(rss), fmt(median(cpu)) if cpu else "-"])
+            kernel = [d["kernel_s_per_gb"][kind] for d in details
+                      if kind in d.get("kernel_s_per_gb", {})]
+            lines.append([*names[row], kind, fmt(rss), fmt(median(cpu)) if cpu else "-",
+                          fmt(median(kernel)) if kernel else "-"])
     if not lines:
         return ""
     return table(lines, ("operation", "client", "process kind", "peak RSS MiB (one process)",
-                         "CPU s/GB (all of the kind)"), frozenset({3, 4}))
+                         "CPU s/GB (all of the kind)", "of which in the kernel"),
+                 frozenset({3, 4, 5}))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.cpu import _process_seconds
+from bench.cpu import process_times
 from shardgate.procs import descendants
 
 FRAGMENT_BYTES = "shardgate_fragment_sent_bytes_total"  # a volume's fragment bytes, any route
@@ -103,10 +103,15 @@ class ProcessUse:
 
     peak_rss_mib: dict[str, float] = field(default_factory=dict)  # kind -> max over processes
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # kind -> summed CPU seconds
+    kernel_seconds: dict[str, float] = field(default_factory=dict)  # the system part of it
 
     def cpu_per_gb(self, nbytes: float) -> dict[str, float]:
         gb = nbytes / 1e9
         return {k: v / gb for k, v in self.cpu_seconds.items()} if gb else {}
+
+    def kernel_per_gb(self, nbytes: float) -> dict[str, float]:
+        gb = nbytes / 1e9
+        return {k: v / gb for k, v in self.kernel_seconds.items()} if gb else {}
 
 
 class _Sampler(threading.Thread):
@@ -137,7 +142,7 @@ def process_use(cluster: Cluster | None) -> Iterator[ProcessUse]:
         return
     sampler = _Sampler(cluster)
     sampler.kinds.update(cluster.process_kinds())
-    cpu_before = {pid: _process_seconds(pid) for pid in sampler.kinds}
+    cpu_before = {pid: process_times(pid) for pid in sampler.kinds}
     sampler.start()
     try:
         yield use
@@ -147,5 +152,8 @@ def process_use(cluster: Cluster | None) -> Iterator[ProcessUse]:
         for pid, kind in sampler.kinds.items():
             use.peak_rss_mib[kind] = max(use.peak_rss_mib.get(kind, 0.0),
                                          sampler.peaks.get(pid, 0) / 1024)
-            spent = _process_seconds(pid) - cpu_before.get(pid, 0.0)
-            use.cpu_seconds[kind] = use.cpu_seconds.get(kind, 0.0) + max(spent, 0.0)
+            (user, system), (user0, system0) = process_times(pid), cpu_before.get(pid, (0, 0))
+            use.cpu_seconds[kind] = (use.cpu_seconds.get(kind, 0.0)
+                                     + max(user + system - user0 - system0, 0.0))
+            use.kernel_seconds[kind] = (use.kernel_seconds.get(kind, 0.0)
+                                        + max(system - system0, 0.0))

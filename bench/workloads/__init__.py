@@ -16,4 +16,5 @@ def use_details(use: ProcessUse, nbytes: float) -> dict[str, Any]:
     """Peak RSS and CPU per GB of each process kind, for the processes table."""
     if not use.peak_rss_mib:
         return {}
-    return {"peak_rss_mib": use.peak_rss_mib, "cpu_s_per_gb": use.cpu_per_gb(nbytes)}
+    return {"peak_rss_mib": use.peak_rss_mib, "cpu_s_per_gb": use.cpu_per_gb(nbytes),
+            "kernel_s_per_gb": use.kernel_per_gb(nbytes)}
