@@ -161,6 +161,11 @@ class ClusterConfig:
     # docs/decisions.md says why these defaults).
     gateway_server: str = "hypercorn"
     volume_server: str = "granian"
+    # Which fragments the volumes write around their page cache (O_DIRECT; see
+    # volume_server/direct_writes.py and docs/performance.md): "auto" (parity, which is
+    # read only while a data fragment is missing, and every fragment of a bulk write: a
+    # multipart part, or a PUT of 64 MiB or more), "parity", "all", or "none".
+    volume_direct_writes: str = "auto"
     map: MapSpec = field(default_factory=MapSpec)
     rebalance: RebalanceSpec = field(default_factory=RebalanceSpec)
 
@@ -169,6 +174,13 @@ class ClusterConfig:
             if v.id == volume_id:
                 return v
         raise ConfigError(f"unknown volume id {volume_id!r}")
+
+    def written_around_cache(self, index: int, bulk: bool = False) -> bool:
+        """Whether fragment `index` is staged around its volume's page cache; `bulk`: it
+        is part of a bulk write (what "auto" sends around the cache whole)."""
+        policy = self.volume_direct_writes
+        return policy == "all" or (policy != "none" and index >= self.erasure.k) \
+            or (policy == "auto" and bulk)
 
     def user_by_access_key(self, access_key: str) -> User | None:
         for u in self.users:
@@ -192,10 +204,12 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secret",
-              "token_ttl_seconds", "server", "gateway_server", "volume_server", "map",
+              "token_ttl_seconds", "server", "gateway_server", "volume_server",
+              "volume_direct_writes", "map",
               "rebalance"}
 MAP_STORES = ("embedded", "etcd")
 SERVERS = ("hypercorn", "granian")
+DIRECT_WRITES = ("auto", "parity", "all", "none")
 
 
 def role_servers(server: str | None, gateway: str | None = None,
@@ -301,8 +315,17 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
         users=users,
         jwt_secret=secret,
         token_ttl_seconds=_positive_int(raw.get("token_ttl_seconds", 120), "token_ttl_seconds"),
+        volume_direct_writes=_choice(
+            raw.get("volume_direct_writes", ClusterConfig.volume_direct_writes),
+            "volume_direct_writes", DIRECT_WRITES),
         **servers,
     )
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def load_config(path: str | Path) -> ClusterConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import logging
 import os
 import threading
@@ -83,6 +84,14 @@ class LockedFd:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+
+    def drop_direct(self) -> None:
+        """Write through the page cache from here on (O_DIRECT off): for a tail shorter
+        than a block, or a filesystem that refused a direct write. It cannot block."""
+        with self._lock:
+            self._check()
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
 
     def fsync(self) -> None:
         with self._lock:

@@ -18,10 +18,10 @@ import time
 from collections.abc import AsyncIterable, Callable
 
 from shardgate.faults import kill_point
+from volume_server.direct_writes import StageWriter, open_stage_file
 from volume_server.fileio import LockedFd
 from volume_server.layout import Layout
 
-FLUSH_BYTES = 1 << 20
 MAX_MEMORY_STAGE = 1 << 20
 MAX_MEMORY_TOTAL = 64 << 20
 MEMORY_STAGE_SECONDS = 300.0
@@ -135,38 +135,34 @@ class MemoryStages:
 
 
 async def write_stage(layout: Layout, stage_id: str, body: AsyncIterable[bytes],
-                      expected: int | None = None) -> int:
-    """Stream `body` into the staging area; return the byte count once it is durable."""
+                      expected: int | None = None, direct: bool = True) -> int:
+    """Stream `body` into the staging area; return the byte count once it is durable.
+    With `direct`, whole blocks bypass the page cache (volume_server/direct_writes.py)."""
     part = layout.partial_path(stage_id)
     final = layout.staged_path(stage_id)
     try:
-        fd = LockedFd.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        fd, direct = open_stage_file(part, direct)
     except FileExistsError as exc:
         raise StageBusy(f"stage {stage_id!r} is being written") from exc
-    size = 0
+    writer = StageWriter(fd, direct)
     done = False
     try:
-        buf = bytearray()
         async for chunk in body:
-            if expected is not None and size + len(buf) + len(chunk) > expected:
+            if expected is not None and writer.size + len(chunk) > expected:
                 raise StageError(f"body longer than size={expected}")
-            buf += chunk
-            if len(buf) >= FLUSH_BYTES:
-                data, buf = buf, bytearray()
-                await fd.awrite(data)
-                size += len(data)
-        if buf:
-            await fd.awrite(buf)
-            size += len(buf)
-        if expected is not None and size != expected:
-            raise StageError(f"body has {size} bytes, size={expected}")
+            await writer.feed(chunk)
+        if expected is not None and writer.size != expected:
+            raise StageError(f"body has {writer.size} bytes, size={expected}")
+        kill_point("stage.after_blocks")
+        await writer.finish()
         await asyncio.to_thread(fd.fsync)
         kill_point("stage.after_fsync")
         await asyncio.to_thread(os.replace, part, final)
         done = True
-        return size
+        return writer.size
     finally:
         await asyncio.to_thread(_close_and_clean, fd, part, done)
+        writer.release()  # after the close, which waited for any write in flight
 
 
 def _close_and_clean(fd: LockedFd, part: os.PathLike[str], keep: bool) -> None:

@@ -92,14 +92,17 @@ class Store:
     # staging and commits
 
     async def stage(self, stage_id: str, body: AsyncIterable[bytes],
-                    expected: int | None, inline: bool = False) -> int:
-        """Stage an archive: in memory when it will be kept inline, else as a file."""
+                    expected: int | None, inline: bool = False,
+                    around_cache: bool = False) -> int:
+        """Stage an archive: in memory when it will be kept inline, else as a file (with
+        `around_cache`, its whole blocks written with O_DIRECT)."""
         if inline:
             size = await self.memory.receive(stage_id, body, expected)
             if self.layout.staged_path(stage_id).exists():  # replaced a staged file
                 await asyncio.to_thread(staging.discard_stage, self.layout, stage_id)
             return size
-        size = await staging.write_stage(self.layout, stage_id, body, expected)
+        size = await staging.write_stage(self.layout, stage_id, body, expected,
+                                         around_cache)
         self.memory.discard(stage_id)
         return size
 

@@ -53,7 +53,8 @@ async def copy_fragments(cluster: Cluster, codec: Codec, layout: ArchiveLayout,
         cluster.volumes.stage(placement[i], stage_ids[i],
                               _verified(cluster, codec, layout, source, archives[i], i,
                                         seeds.get(i, 0)),
-                              layout.archive_size, inline=inline)
+                              layout.archive_size, inline=inline,
+                              around_cache=cluster.config.written_around_cache(i))
         for i, source in sources.items()), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:

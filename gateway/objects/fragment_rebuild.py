@@ -36,8 +36,8 @@ async def rebuild_fragments(cluster: Cluster, codec: Codec, layout,  # noqa: ANN
             yield item
 
     uploads = {i: asyncio.create_task(cluster.volumes.stage(
-        placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline))
-        for i in rebuild}
+        placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline,
+        around_cache=cluster.config.written_around_cache(i))) for i in rebuild}
     try:
         for segment in segments:
             size = layout.framed_length(segment)

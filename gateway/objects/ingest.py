@@ -52,14 +52,16 @@ class Verified:
 
 
 async def stage_verified(cluster: Cluster, placement: tuple[str, ...], body: Payload,
-                         expect: Expectations, seeds: list[int] | None = None) -> Verified:
+                         expect: Expectations, seeds: list[int] | None = None,
+                         part: bool = False) -> Verified:
     """Stage `body` on `placement`; abort unless it is what the client declared. `seeds`
-    start each fragment archive's CRCs from its identity (erasure.archive_seed)."""
+    start each fragment archive's CRCs from its identity (erasure.archive_seed); `part`:
+    a multipart upload's part."""
     if expect.size is not None and expect.size > expect.max_size:
         raise S3Error("EntityTooLarge", extra={"ProposedSize": str(expect.size),
                                                "MaxSizeAllowed": str(expect.max_size)})
     digests = new_digests(expect)
-    staged = await stage_body(cluster, placement, body, digests, expect.size, seeds)
+    staged = await stage_body(cluster, placement, body, digests, expect.size, seeds, part)
     try:
         actual = verify_body(digests, expect, body.trailers)
     except BaseException:

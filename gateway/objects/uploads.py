@@ -190,7 +190,8 @@ async def _upload_part(cluster: Cluster, bucket: BucketRecord, upload: Upload, k
     tag = f"{upload.upload_id}.{number:05d}.{new_version_id()}"
     seeds = [archive_seed(archive_id(bucket.incarnation, key, tag, i))
              for i in range(cluster.width)]
-    verified = await stage_verified(cluster, upload.placement, body, expect, seeds)
+    verified = await stage_verified(cluster, upload.placement, body, expect, seeds,
+                                    part=True)
     staged = verified.staged
     part = PartManifest(number, staged.size, staged.digests.md5_hex, tag,
                         staged.staged_placement(), False,

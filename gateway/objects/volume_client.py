@@ -45,12 +45,16 @@ class VolumeClient(VolumeTransport):
         self._commit_batches: dict[int, VolumeBatches[dict, dict]] = {}
 
     async def stage(self, volume_id: str, stage_id: str, body: AsyncIterator[bytes],
-                    size: int | None = None, inline: bool = False) -> dict:
+                    size: int | None = None, inline: bool = False,
+                    around_cache: bool = False) -> dict:
         """Stage one archive; `inline` lets the volume hold it in memory until the commit
-        (the object is below the inline threshold, so its archive goes into SQLite)."""
+        (the object is below the inline threshold, so its archive goes into SQLite), and
+        `around_cache` has it written around the volume's page cache (not read soon)."""
         params = {"size": str(size)} if size is not None else {}
         if inline:
             params["inline"] = "1"
+        if around_cache:
+            params["cache"] = "0"
         return await self._request(volume_id, "PUT", f"/stage/{stage_id}", params=params or None,
                                    data=body)
 

@@ -36,6 +36,10 @@ STAGE_GRACE_SECONDS = 2.0
 FSYNC_GRACE_SECONDS = 15.0
 FINISH_SECONDS = 60.0
 THREAD_THRESHOLD = 64 * 1024
+# A PUT this large is a bulk write (a checkpoint, a dataset file): seldom read back from
+# the same volumes' page cache soon, so by default its data fragments are written around
+# it too, as parity always is (ClusterConfig.volume_direct_writes).
+BULK_BYTES = 64 << 20
 
 
 @dataclass
@@ -97,8 +101,10 @@ class _Lane:
 async def stage_body(cluster: Cluster, placement: tuple[str, ...],
                      body: AsyncIterator[bytes], digests: BodyDigests,
                      expected_size: int | None = None,
-                     seeds: list[int] | None = None) -> Staged:
+                     seeds: list[int] | None = None, part: bool = False) -> Staged:
     """Encode `body` onto `placement` and stage it; raise 503 if the quorum is lost.
+    `part`: the body is a multipart upload's part (a bulk write, as a PUT of at least
+    BULK_BYTES is: written around the volumes' page cache by default).
 
     On any exception from `body` (client gone, bad digest, bad signature) every staged
     file is removed before the exception propagates.
@@ -110,10 +116,13 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     archive_size = codec.layout(expected_size).archive_size if expected_size is not None else None
     # The same rule as the commit's inline choice: a volume may then hold the stage in memory.
     inline = expected_size is not None and expected_size < cluster.config.gateway.inline_threshold
+    bulk = part or (expected_size is not None and expected_size >= BULK_BYTES)
     for lane in lanes:
         lane.task = asyncio.create_task(
             cluster.volumes.stage(lane.volume_id, lane.stage_id, lane.body(), archive_size,
-                                  inline=inline))
+                                  inline=inline,
+                                  around_cache=cluster.config.written_around_cache(
+                                      lane.index, bulk)))
         lane.task.add_done_callback(lane.on_done)
 
     async def push(fragments: list[bytes]) -> None:

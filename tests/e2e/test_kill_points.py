@@ -39,12 +39,16 @@ from tests.e2e.helpers import placement, volume_requests
 
 pytestmark = pytest.mark.e2e
 MIB = 1 << 20
-VOLUME_POINTS = ["stage.after_fsync", "commit.before_txn", "commit.mid_txn",
+VOLUME_POINTS = ["stage.after_blocks", "stage.after_fsync", "commit.before_txn", "commit.mid_txn",
                  "commit.after_txn", "durable.before_txn", "durable.after_txn"]
 GATEWAY_POINTS = ["gateway.after_stage", "gateway.after_commit", "gateway.after_notice"]
 SETTLE_SECONDS = 90.0
 OPS = ["put", "put-small", "copy", "delete"]
 STAGE_FREE = ("delete", "put-small")
+STAGE_POINTS = ("stage.after_blocks", "stage.after_fsync")
+# At this point a stage has written its whole blocks (around the page cache for parity,
+# by default): the new version is big enough that each fragment archive has some.
+BLOCKS_POINT = "stage.after_blocks"
 
 
 @pytest.fixture(scope="module")
@@ -195,15 +199,17 @@ def check_list_agrees(s3, bucket: str, key: str) -> None:
     assert [o["Key"] for o in listed if o["Key"] == key] == ([key] if found else [])
 
 
-def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_back) -> None:
+def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_back,
+             big: bool = False) -> None:
     """Write v1, arm, overwrite (or delete) through the armed path, bring the dead back,
-    let healing run, then check the outcome."""
+    let healing run, then check the outcome. `big`: a new version of 9 MiB (each
+    fragment archive over 2 MiB), else of 1 MiB."""
     s3 = client(cluster.endpoint)
     before = {vid: orphans(cluster, vid)[1] for vid in cluster.volume_ids}
     small = op == "put-small"  # written in one round trip, fragments in the commits
     old = os.urandom(3000 if small else 2 * MIB + 1234)
     s3.put_object(Bucket=bucket, Key=key, Body=old)
-    new = os.urandom(5000 if small else MIB + 4321)
+    new = os.urandom(5000 if small else (9 if big else 1) * MIB + 4321)
     if op == "copy":  # the new version comes from another key, streamed server-side
         s3.put_object(Bucket=bucket, Key=key + ".src", Body=new)
     wait_noticed(cluster, [key, key + ".src"])
@@ -232,10 +238,12 @@ def run_case(cluster: DevCluster, bucket: str, key: str, op: str, arm, victims_b
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("point", VOLUME_POINTS)
 def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
-    if op in STAGE_FREE and point == "stage.after_fsync":
+    if op in STAGE_FREE and point in STAGE_POINTS:
         pytest.skip(f"a {op} stages nothing")
     key = f"kp/{point}/{op}/{count}"
     victims = list(placement(fcluster, fbucket, key)[:count])
+    if point == BLOCKS_POINT:  # parity first: by default only parity is written direct
+        victims = list(placement(fcluster, fbucket, key)[::-1][:count])
 
     def arm() -> str:
         for vid in victims:
@@ -252,9 +260,11 @@ def test_volumes_killed_at_point(fcluster, fbucket, point, op, count):
         dead = [vid for vid in fcluster.volume_ids if not fcluster.volume_alive(vid)]
         for vid in dead:
             fcluster.restart_volume(vid)
+        if point == BLOCKS_POINT:  # every victim stages, so every one reached the point
+            assert set(victims) <= set(dead), (victims, dead)
         return dead
 
-    run_case(fcluster, fbucket, key, op, arm, back)
+    run_case(fcluster, fbucket, key, op, arm, back, big=point == BLOCKS_POINT)
 
 
 GATEWAY_CASES = [(p, 1) for p in GATEWAY_POINTS] + [

@@ -15,7 +15,9 @@ from gateway.objects import fragment_rebuild
 from gateway.objects.fragment_checks import verify_fragments
 from gateway.objects.fragment_rebuild import rebuild_fragments
 from gateway.objects.volume_errors import VolumeUnavailable
+from shardgate.config import parse_config
 from shardgate.manifest import PartManifest
+from tests.unit.test_core_config import raw_config
 from tests.unit.test_gateway_shared_reads import Stream
 
 PLACEMENT = ("v0", "v1", "v2", "v3", "v4", "v5")
@@ -87,7 +89,7 @@ class Volumes:
         return self.streams[-1]
 
     async def stage(self, volume_id: str, stage_id: str, body, size: int,  # noqa: ANN001
-                    inline: bool = False) -> None:
+                    inline: bool = False, around_cache: bool = False) -> None:
         data = b"".join([chunk async for chunk in body])
         assert len(data) == size
         self.staged[volume_id] = data
@@ -122,7 +124,7 @@ def test_rebuilt_archives_are_the_ones_written(seeded: bool, rot: dict[int, int]
     stored = [flipped(f, codec, size, rot[i]) if i in rot else f
               for i, f in enumerate(framed)]
     volumes = Volumes(dict(zip(archives, stored, strict=True)))
-    cluster = SimpleNamespace(volumes=volumes)
+    cluster = SimpleNamespace(volumes=volumes, config=parse_config(raw_config()))
     layout = codec.layout(size)
 
     async def main() -> list[int]:

@@ -23,8 +23,12 @@ async def put_stage(request: Request) -> Response:
     inline = request.query_params.get("inline", "0")
     if inline not in ("0", "1"):
         raise ApiError(400, "inline must be 0 or 1")
+    cache = request.query_params.get("cache", "1")
+    if cache not in ("0", "1"):
+        raise ApiError(400, "cache must be 0 or 1")
     store = store_of(request)
-    size = await store.stage(stage_id, request.stream(), expected, inline == "1")
+    size = await store.stage(stage_id, request.stream(), expected, inline == "1",
+                             around_cache=cache == "0")
     return JSONResponse({"stage_id": stage_id, "size": size, "clock": store.clock})
 
 
