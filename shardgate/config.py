@@ -177,10 +177,15 @@ class ClusterConfig:
 
     def written_around_cache(self, index: int, bulk: bool = False) -> bool:
         """Whether fragment `index` is staged around its volume's page cache; `bulk`: it
-        is part of a bulk write (what "auto" sends around the cache whole)."""
+        is part of a bulk write (`is_bulk`; what "auto" sends around the cache whole)."""
         policy = self.volume_direct_writes
         return policy == "all" or (policy != "none" and index >= self.erasure.k) \
             or (policy == "auto" and bulk)
+
+    @staticmethod
+    def is_bulk(size: int | None, multipart: bool) -> bool:
+        """A multipart part, or a body of at least BULK_WRITE_BYTES."""
+        return multipart or (size is not None and size >= BULK_WRITE_BYTES)
 
     def user_by_access_key(self, access_key: str) -> User | None:
         for u in self.users:
@@ -210,6 +215,10 @@ _TOP_LEVEL = {"volumes", "erasure", "gateway", "durability", "users", "jwt_secre
 MAP_STORES = ("embedded", "etcd")
 SERVERS = ("hypercorn", "granian")
 DIRECT_WRITES = ("auto", "parity", "all", "none")
+# A PUT this large is a bulk write (a checkpoint, a dataset file), as a multipart part is:
+# seldom read back from the same volumes' page cache soon, so "auto" writes its data
+# fragments around the cache too.
+BULK_WRITE_BYTES = 64 << 20
 
 
 def role_servers(server: str | None, gateway: str | None = None,

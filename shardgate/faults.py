@@ -19,8 +19,8 @@ ENV = "SHARDGATE_FAULT_POINTS"
 ARM_ENV = "SHARDGATE_FAULT_ARM"  # "point@N,...": armed at start (a process with no port)
 
 POINTS = (
-    "stage.after_blocks",     # volume: a stage's whole blocks written (O_DIRECT), its
-                              # tail and fsync not yet
+    "stage.after_blocks",     # volume: a stage's whole blocks written (around the page
+                              # cache where asked), its tail and fsync not yet
     "stage.after_fsync",      # volume: staged file fsynced, not yet renamed into staging
     "commit.before_txn",      # volume: archive renamed into place, row not yet written
     "commit.mid_txn",         # volume: inside the SQLite transaction of the commit

@@ -10,9 +10,9 @@ O_DIRECT wants the buffer, the file offset and the length in whole blocks. The b
 gathered into page-aligned 1 MiB blocks, each written whole in a worker thread; the
 blocks come from a small pool, so their pages stay mapped from one stage to the next.
 The tail, shorter than a block, goes through the cache. A filesystem that refuses
-O_DIRECT (EINVAL at the open or at a write; tmpfs on older kernels) turns it off for the
-process, logged once: every write then goes through the cache, as with
-`volume_direct_writes = false`.
+O_DIRECT (EINVAL or EOPNOTSUPP when it is asked for, or at a write; tmpfs on older
+kernels) turns it off for the process, logged once: every write then goes through the
+cache, as with `volume_direct_writes = "none"`.
 
 Durability does not change: a stage is fsynced before its rename either way, and
 O_DIRECT alone would not flush the device's own write cache.
@@ -33,6 +33,7 @@ BLOCK = 1 << 20  # also how much a stage written through the cache gathers per w
 POOL_KEEP = 16  # blocks kept mapped between stages (16 MiB)
 
 _direct = hasattr(os, "O_DIRECT")  # off for good once a filesystem refuses it
+_REFUSED = (errno.EINVAL, errno.EOPNOTSUPP)
 
 
 def _turn_off(exc: OSError) -> None:
@@ -73,16 +74,20 @@ POOL = BlockPool()
 
 def open_stage_file(path: os.PathLike[str] | str, direct: bool) -> tuple[LockedFd, bool]:
     """A new file to stage into (O_EXCL), with O_DIRECT when asked for and allowed;
-    whether it has it."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    if direct and _direct:
-        try:
-            return LockedFd.open(path, flags | os.O_DIRECT), True
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            _turn_off(exc)
-    return LockedFd.open(path, flags), False
+    whether it has it. O_DIRECT is set after the open: asked for at the open, a refusing
+    filesystem may create the file and then fail, and O_EXCL would refuse the retry."""
+    fd = LockedFd.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    if not (direct and _direct):
+        return fd, False
+    try:
+        fd.set_direct()
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            fd.close()
+            raise
+        _turn_off(exc)
+        return fd, False
+    return fd, True
 
 
 class StageWriter:
@@ -120,10 +125,11 @@ class StageWriter:
         try:
             await self.fd.awrite(self.block)
         except OSError as exc:
-            if exc.errno != errno.EINVAL:
+            if exc.errno not in _REFUSED:
                 raise
-            _turn_off(exc)  # refused at the first write: this file goes through the cache
+            _turn_off(exc)  # refused at a write: this file goes through the cache
             self.fd.drop_direct()
+            self.fd.seek(self.written)  # where this block starts, whatever got written
             await self.fd.awrite(self.block)
         self.written += BLOCK
         self.filled = 0

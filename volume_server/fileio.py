@@ -85,13 +85,27 @@ class LockedFd:
                 written = os.write(self._fd, view)
                 view = view[written:]
 
+    def set_direct(self) -> None:
+        """Write around the page cache from here on (O_DIRECT on); OSError (EINVAL) if
+        the filesystem refuses it. It cannot block."""
+        self._set_flags(os.O_DIRECT, 0)
+
     def drop_direct(self) -> None:
         """Write through the page cache from here on (O_DIRECT off): for a tail shorter
         than a block, or a filesystem that refused a direct write. It cannot block."""
+        self._set_flags(0, os.O_DIRECT)
+
+    def _set_flags(self, on: int, off: int) -> None:
         with self._lock:
             self._check()
             flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, (flags | on) & ~off)
+
+    def seek(self, offset: int) -> None:
+        """Where the next write goes (a write retried from its start)."""
+        with self._lock:
+            self._check()
+            os.lseek(self._fd, offset, os.SEEK_SET)
 
     def fsync(self) -> None:
         with self._lock:

@@ -44,7 +44,7 @@ async def _verified(cluster: Cluster, codec: Codec, layout: ArchiveLayout, sourc
 async def copy_fragments(cluster: Cluster, codec: Codec, layout: ArchiveLayout,
                          sources: dict[int, str], placement: tuple[str, ...],
                          archives: list[str], seeds: dict[int, int],
-                         inline: bool) -> dict[int, str]:
+                         inline: bool, bulk: bool = False) -> dict[int, str]:
     """Stage each index's archive from `sources[index]` on `placement[index]`; the stage
     ids (installed by a repair). Raises CopyFailed, with nothing left staged."""
     batch = uuid.uuid4().hex
@@ -54,7 +54,7 @@ async def copy_fragments(cluster: Cluster, codec: Codec, layout: ArchiveLayout,
                               _verified(cluster, codec, layout, source, archives[i], i,
                                         seeds.get(i, 0)),
                               layout.archive_size, inline=inline,
-                              around_cache=cluster.config.written_around_cache(i))
+                              around_cache=cluster.config.written_around_cache(i, bulk))
         for i, source in sources.items()), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:

@@ -20,7 +20,8 @@ from gateway.objects.volume_transport import ArchiveStream
 async def rebuild_fragments(cluster: Cluster, codec: Codec, layout,  # noqa: ANN001
                             placement: tuple[str, ...], archives: list[str],
                             bad: dict[int, set[int]], rebuild: list[int],
-                            seeds: dict[int, int], inline: bool) -> dict[int, str]:
+                            seeds: dict[int, int], inline: bool,
+                            bulk: bool = False) -> dict[int, str]:
     """Stage rebuilt archives for `rebuild` on their volumes; their stage ids.
 
     Every segment is rebuilt from the good fragments of that segment, wherever they
@@ -37,7 +38,7 @@ async def rebuild_fragments(cluster: Cluster, codec: Codec, layout,  # noqa: ANN
 
     uploads = {i: asyncio.create_task(cluster.volumes.stage(
         placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline,
-        around_cache=cluster.config.written_around_cache(i))) for i in rebuild}
+        around_cache=cluster.config.written_around_cache(i, bulk))) for i in rebuild}
     try:
         for segment in segments:
             size = layout.framed_length(segment)

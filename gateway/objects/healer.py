@@ -307,16 +307,20 @@ class Healer:
             staged = await self.stage_fragments(
                 self.cluster.codec_for(manifest.erasure), part, manifest.incarnation,
                 manifest.key, placement, down, copies,
-                f"{manifest.incarnation}/{manifest.key} {manifest.version_id}")
+                f"{manifest.incarnation}/{manifest.key} {manifest.version_id}",
+                multipart=bool(manifest.upload_id))
             if staged:
                 await self._install(manifest, part, placement, staged, archives)
 
     async def stage_fragments(self, codec: Codec, part: PartManifest, incarnation: str,
                               key: str, placement: tuple[str, ...], down: list[str],
-                              copy_from: dict[int, str], what: str) -> dict[int, str]:
+                              copy_from: dict[int, str], what: str,
+                              multipart: bool) -> dict[int, str]:
         """Stage on `placement` the part's fragments that are missing or bad there: those
         of `copy_from` copied from the volume named (verified), the rest rebuilt from any
-        k good ones. The stage ids by index, for the caller to install."""
+        k good ones. The stage ids by index, for the caller to install. `multipart`: the
+        part is a multipart upload's (written around the page cache as it was at first)."""
+        bulk = self.cluster.config.is_bulk(part.size, multipart)
         layout = codec.layout(part.size)
         if part.size == 0:
             return {}
@@ -325,7 +329,7 @@ class Healer:
         if copy_from:
             try:
                 return await copy_fragments(self.cluster, codec, layout, copy_from,
-                                            placement, archives, seeds, part.inline)
+                                            placement, archives, seeds, part.inline, bulk)
             except CopyFailed as exc:
                 log.info("copy of %s part %d failed, rebuilding instead: %s", what,
                          part.number, exc)
@@ -336,7 +340,7 @@ class Healer:
         if not rebuild:
             return {}
         return await rebuild_fragments(self.cluster, codec, layout, placement, archives,
-                                       bad, rebuild, seeds, part.inline)
+                                       bad, rebuild, seeds, part.inline, bulk)
 
     async def _install(self, manifest: ObjectManifest, part: PartManifest,
                        placement: tuple[str, ...], staged: dict[int, str],

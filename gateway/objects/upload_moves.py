@@ -142,7 +142,7 @@ async def _move_part(cluster: Cluster, healer: Healer, record: dict, part: PartM
     incarnation, key, upload_id = record["incarnation"], record["key"], record["upload_id"]
     staged = await healer.stage_fragments(
         cluster.codec, part, incarnation, key, target, down, copy_from,
-        f"upload {upload_id} of {incarnation}/{key}")
+        f"upload {upload_id} of {incarnation}/{key}", multipart=True)
     holders = tuple(target[i] if i in staged else old
                     for i, old in enumerate(part.placement))
     manifest = {**part.__dict__, "placement": list(holders)}

@@ -36,10 +36,6 @@ STAGE_GRACE_SECONDS = 2.0
 FSYNC_GRACE_SECONDS = 15.0
 FINISH_SECONDS = 60.0
 THREAD_THRESHOLD = 64 * 1024
-# A PUT this large is a bulk write (a checkpoint, a dataset file): seldom read back from
-# the same volumes' page cache soon, so by default its data fragments are written around
-# it too, as parity always is (ClusterConfig.volume_direct_writes).
-BULK_BYTES = 64 << 20
 
 
 @dataclass
@@ -103,8 +99,8 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
                      expected_size: int | None = None,
                      seeds: list[int] | None = None, part: bool = False) -> Staged:
     """Encode `body` onto `placement` and stage it; raise 503 if the quorum is lost.
-    `part`: the body is a multipart upload's part (a bulk write, as a PUT of at least
-    BULK_BYTES is: written around the volumes' page cache by default).
+    `part`: the body is a multipart upload's part (a bulk write, as a large PUT is:
+    written around the volumes' page cache by default; ClusterConfig.is_bulk).
 
     On any exception from `body` (client gone, bad digest, bad signature) every staged
     file is removed before the exception propagates.
@@ -116,7 +112,7 @@ async def stage_body(cluster: Cluster, placement: tuple[str, ...],
     archive_size = codec.layout(expected_size).archive_size if expected_size is not None else None
     # The same rule as the commit's inline choice: a volume may then hold the stage in memory.
     inline = expected_size is not None and expected_size < cluster.config.gateway.inline_threshold
-    bulk = part or (expected_size is not None and expected_size >= BULK_BYTES)
+    bulk = cluster.config.is_bulk(expected_size, part)
     for lane in lanes:
         lane.task = asyncio.create_task(
             cluster.volumes.stage(lane.volume_id, lane.stage_id, lane.body(), archive_size,

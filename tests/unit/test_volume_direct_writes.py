@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from shardgate.config import ConfigError, parse_config
+from shardgate.config import BULK_WRITE_BYTES, ClusterConfig, ConfigError, parse_config
 from tests.nowait import direct_writes_work, first_page_cached, nowait_reads_work
 from tests.unit.test_core_config import raw_config
 from tests.unit.volume_support import running_app
-from volume_server import direct_writes, staging
+from volume_server import direct_writes, fileio, staging
 from volume_server.direct_writes import BLOCK, BlockPool
 from volume_server.layout import Layout
 
@@ -73,33 +74,37 @@ def test_whole_blocks_skip_the_page_cache_and_the_tail_does_not(layout: Layout) 
     assert first_page_cached(layout.staged_path("s2"))
 
 
-def test_a_refused_open_writes_through_the_cache(layout: Layout,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    real_open = os.open
+@pytest.mark.parametrize("answer", [errno.EINVAL, errno.EOPNOTSUPP])
+def test_a_refused_o_direct_writes_through_the_cache(layout: Layout, answer: int,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    real_fcntl = fcntl.fcntl
 
-    def refusing(path, flags, *args):  # noqa: ANN001, ANN002
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(path, flags, *args)
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(answer, os.strerror(answer))
+        return real_fcntl(fd, cmd, arg)
 
-    monkeypatch.setattr(os, "open", refusing)
+    monkeypatch.setattr(fileio.fcntl, "fcntl", refusing)
     data = os.urandom(2 * BLOCK + 3)
     assert stage(layout, data, 65536, direct=True) == data
     assert stage(layout, data, 65536, direct=True, stage_id="s2") == data
     assert not direct_writes.direct_available()
     assert caplog.text.count("O_DIRECT refused") == 1  # logged once
+    assert sorted(p.name for p in layout.staging.iterdir()) == ["s1", "s2"]  # no leftovers
 
 
-def test_a_refused_first_write_drops_o_direct_and_goes_on(layout: Layout,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+@pytest.mark.parametrize("short_first", [False, True])
+def test_a_refused_write_drops_o_direct_and_goes_on(layout: Layout, short_first: bool,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = os.write
     refused = []
 
     def refusing(fd: int, data) -> int:  # noqa: ANN001
-        import fcntl
         if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            if short_first and not refused:  # half the block lands, then the refusal
+                refused.append("short")
+                return real_write(fd, memoryview(data)[:len(data) // 2])
             refused.append(fd)
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_write(fd, data)
@@ -107,7 +112,19 @@ def test_a_refused_first_write_drops_o_direct_and_goes_on(layout: Layout,
     monkeypatch.setattr(os, "write", refusing)
     data = os.urandom(3 * BLOCK + 10)
     assert stage(layout, data, 100_000, direct=True) == data
-    assert len(refused) == 1 and not direct_writes.direct_available()
+    assert len(refused) == 1 + short_first and not direct_writes.direct_available()
+
+
+def test_other_errors_are_not_taken_for_a_refusal(layout: Layout,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(fd: int, data) -> int:  # noqa: ANN001
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "write", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        stage(layout, os.urandom(BLOCK), 65536, direct=True)
+    assert direct_writes.direct_available()
+    assert list(layout.staging.iterdir()) == []
 
 
 def test_a_body_that_ends_short_leaves_nothing_and_returns_its_block(layout: Layout) -> None:
@@ -166,3 +183,10 @@ def test_an_unknown_policy_is_refused() -> None:
     assert parse_config(raw_config()).volume_direct_writes == "auto"
     with pytest.raises(ConfigError, match="volume_direct_writes"):
         parse_config(raw_config(volume_direct_writes=True))
+
+
+def test_a_bulk_write_is_a_part_or_a_large_body() -> None:
+    assert ClusterConfig.is_bulk(BULK_WRITE_BYTES, multipart=False)
+    assert not ClusterConfig.is_bulk(BULK_WRITE_BYTES - 1, multipart=False)
+    assert not ClusterConfig.is_bulk(None, multipart=False)  # length unknown
+    assert ClusterConfig.is_bulk(5, multipart=True)
