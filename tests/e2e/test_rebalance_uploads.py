@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,13 @@ def archive_file(dev: DevCluster, vid: str, archive: str) -> Path:
     return dev.data / vid / "fragments" / archive[:2] / archive[2:4] / archive
 
 
-def open_uploads(s3, bucket: str, count: int) -> dict[str, dict]:
-    """`count` uploads with two parts each, left open: key -> upload id, parts, MD5."""
+def open_uploads(s3, bucket: str, count: int,
+                 keep: Callable[[str], bool] = lambda key: True) -> dict[str, dict]:
+    """`count` uploads with two parts each, left open, on keys `keep` accepts: key ->
+    upload id, parts, MD5."""
     opened = {}
-    for i in range(count):
-        key = f"open/{uuid.uuid4().hex[:6]}-{i}"
+    keys = (f"open/{uuid.uuid4().hex[:6]}-{i}" for i in itertools.count())
+    for key in itertools.islice(filter(keep, keys), count):
         upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
         parts, whole = [], hashlib.md5()
         for number, size in enumerate(PART_SIZES, start=1):
@@ -234,8 +237,9 @@ def test_open_uploads_move_with_their_keys_and_complete_after(tmp_path):
         assert_lagging_ring_refused(dev, inc, bucket, before_add)
 
         # 2. v7 drained, its part fragments corrupted first: those are rebuilt, not copied.
-        before_drain = open_uploads(s3, bucket, 6)
-        assert corrupt_parts(dev, "v7", before_drain) >= 6
+        before_drain = open_uploads(s3, bucket, 6,
+                                    keep=lambda key: "v7" in key_placement(dev, inc, key))
+        assert corrupt_parts(dev, "v7", before_drain) == 12
         drained = admin(dev, "volume", "drain", "v7")
         assert drained.returncode == 0, drained.stderr
         wait_moved(dev)
