@@ -98,8 +98,8 @@ class StageWriter:
         self.fd = fd
         self.pool = pool
         self.block: mmap.mmap | None = pool.take() if direct else None
-        self.filled = 0  # bytes waiting in the block (or in `pending`)
-        self.pending = bytearray()  # the gathering buffer without O_DIRECT
+        self.filled = 0  # bytes waiting in the block
+        self.pending = bytearray()  # bytes waiting, without O_DIRECT
         self.written = 0
 
     async def feed(self, chunk: bytes | bytearray | memoryview) -> None:

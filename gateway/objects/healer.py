@@ -66,6 +66,13 @@ def copyable_moves(named: tuple[str | None, ...], target: tuple[str, ...],
     return moved
 
 
+def copy_passes(copies: dict[int, str], named: tuple[str | None, ...]
+                ) -> list[dict[int, str]]:
+    """The passes of a move: the copies, then (if some index was never written) a
+    rebuild of what is still missing, the copies among its sources."""
+    return [copies, {}] if copies and None in named else [copies]
+
+
 class Healer:
     def __init__(self, cluster: Cluster, spec: DurabilitySpec) -> None:
         self.cluster = cluster
@@ -298,12 +305,9 @@ class Healer:
         `copy_from` (index: the volume leaving it), those are copied, verified, instead;
         an index no volume held is then rebuilt in a second pass, the copies among its
         sources."""
-        passes = [copy_from]
-        if copy_from and None in part.placement:
-            passes.append({})  # then rebuild what no volume held, from the copies too
         archives = [part.archive_id(manifest.incarnation, manifest.key, i)
                     for i in range(len(placement))]
-        for copies in passes:
+        for copies in copy_passes(copy_from, part.placement):
             staged = await self.stage_fragments(
                 self.cluster.codec_for(manifest.erasure), part, manifest.incarnation,
                 manifest.key, placement, down, copies,

@@ -30,7 +30,7 @@ from dataclasses import replace
 from gateway.errors import S3Error
 from gateway.objects.cluster import Cluster
 from gateway.objects.heal_refs import HealDeferred, VersionRef
-from gateway.objects.healer import Healer, copyable_moves
+from gateway.objects.healer import Healer, copy_passes, copyable_moves
 from gateway.objects.multipart_end import UploadGone, claim_quorum, release
 from gateway.objects.part_rows import held_by, read_part_rows
 from gateway.objects.reader import find_latest
@@ -125,10 +125,7 @@ async def _move_parts(cluster: Cluster, healer: Healer, record: dict,
             continue
         copies = {i: old for i, old in copyable_moves(part.placement, target, down).items()
                   if i in moved}
-        passes = [copies]
-        if copies and any(part.placement[i] is None for i in moved):
-            passes.append({})  # then rebuild what no volume held, from the copies too
-        for copy_from in passes:
+        for copy_from in copy_passes(copies, part.placement):
             part = await _move_part(cluster, healer, record, part, target, down, copy_from)
             kill_point("rebalance.after_part_moved")
 

@@ -1,9 +1,9 @@
-"""gateway.objects.healer.copyable_moves: which fragments a move copies,
+"""gateway.objects.healer.copyable_moves and copy_passes: which fragments a move copies,
 and from where."""
 
 from __future__ import annotations
 
-from gateway.objects.healer import copyable_moves
+from gateway.objects.healer import copy_passes, copyable_moves
 
 
 def test_only_changed_indexes_are_copied_from_their_old_holder() -> None:
@@ -30,3 +30,9 @@ def test_an_index_nobody_held_is_left_to_rebuild_and_the_others_copied() -> None
     target = ("v2", "v5", "v6", "v3", "v7", "v1")
     assert copyable_moves(named, target, down=[]) == {5: "v4"}
     assert copyable_moves(("v1", None, "v3"), ("v1", "v7", "v8"), down=[]) == {2: "v3"}
+
+
+def test_a_second_pass_rebuilds_only_when_an_index_was_never_written() -> None:
+    assert copy_passes({2: "v3"}, ("v1", None, "v3")) == [{2: "v3"}, {}]
+    assert copy_passes({2: "v3"}, ("v1", "v2", "v3")) == [{2: "v3"}]
+    assert copy_passes({}, ("v1", None, "v3")) == [{}]  # rebuilding all already
