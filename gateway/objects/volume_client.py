@@ -36,8 +36,8 @@ class VolumeClient(VolumeTransport):
     """Every request a gateway makes of a volume, by route."""
 
     def __init__(self, config: ClusterConfig, connect_timeout: float = 3.0,
-                 read_timeout: float = 30.0, metadata_timeout: float = 10.0) -> None:
-        super().__init__(config, connect_timeout, read_timeout, metadata_timeout)
+                 metadata_timeout: float = 10.0) -> None:
+        super().__init__(config, connect_timeout, metadata_timeout)
         self._latest_batches: VolumeBatches[tuple[str, str, bool], list[dict]] = (
             VolumeBatches(self._latest_many, LATEST_BATCH))
         # One set of batches per ring epoch: a batch's request carries one epoch, and

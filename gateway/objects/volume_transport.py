@@ -79,26 +79,26 @@ class VolumeTransport:
     """Requests to volumes by id; the routes themselves are VolumeClient's."""
 
     def __init__(self, config: ClusterConfig, connect_timeout: float = 3.0,
-                 read_timeout: float = 30.0, metadata_timeout: float = 10.0) -> None:
+                 metadata_timeout: float = 10.0) -> None:
         self._urls = {v.id: v.url.rstrip("/") for v in config.volumes}
         self.epoch = 1  # the ring epoch every write carries (see follow)
         self.on_stale_epoch: Callable[[], None] | None = None
         self._tokens = TokenCache(config.jwt_secret, config.token_ttl_seconds)
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
-                                              sock_connect=connect_timeout,
-                                              sock_read=read_timeout)
-        # A stage streams for as long as the client sends: no read clock runs while it
-        # does. The writer watches progress instead (a lane that takes no fragment for a
+        # No request sets aiohttp's sock_read. Its timer outlives the response that set
+        # it: a response whose last bytes arrive while reading is paused leaves it
+        # running on the pooled connection, and it then fails whatever request uses that
+        # connection next ("Timeout on reading data from socket"), a stage that sends
+        # for longer than the timer included. Reads are timed here instead: the wait for
+        # an answer's headers (`_open`) and each fragment (`ArchiveStream.read_exactly`).
+        #
+        # A stage streams for as long as the client sends: no clock runs while it does.
+        # The writer watches progress instead (a lane that takes no fragment for a
         # while, or no answer long after its last byte, is dropped).
-        self._upload_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+        self._connect_only = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
                                                      sock_connect=connect_timeout)
         # Metadata calls are small: a volume silent this long is treated as down.
         self._metadata_timeout = aiohttp.ClientTimeout(total=metadata_timeout,
                                                        connect=connect_timeout)
-        # Opening an archive read waits for its headers only; the body is read per fragment.
-        self._open_timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout,
-            sock_read=metadata_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def follow(self, urls: dict[str, str], epoch: int) -> None:
@@ -126,7 +126,7 @@ class VolumeTransport:
     async def start(self) -> None:
         # No per-host cap: every streaming GET holds k connections for its whole life.
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._connect_only,
                                               auto_decompress=False)
 
     async def close(self) -> None:
@@ -170,7 +170,7 @@ class VolumeTransport:
             all_headers.update(headers)
         url = self._url(volume_id) + path
         try:
-            timeout = self._upload_timeout if data is not None else self._metadata_timeout
+            timeout = self._connect_only if data is not None else self._metadata_timeout
             if json_body is not None:
                 data = jsonio.dumps(json_body)
                 all_headers["Content-Type"] = "application/json"
@@ -215,8 +215,9 @@ class VolumeTransport:
         url = self._url(volume_id) + path
         for attempt in (1, 2):
             try:
-                return await self._session.get(url, params=params, headers=headers,
-                                               timeout=self._open_timeout)
+                async with asyncio.timeout(self._metadata_timeout.total):
+                    return await self._session.get(url, params=params, headers=headers,
+                                                   timeout=self._connect_only)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 if attempt == 2 or not _stale_connection(exc):
                     raise VolumeUnavailable(volume_id, repr(exc)) from exc

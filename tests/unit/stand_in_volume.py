@@ -14,12 +14,14 @@ from shardgate.config import ClusterConfig, VolumeSpec
 
 
 @asynccontextmanager
-async def client_of(app: web.Application) -> AsyncIterator[VolumeClient]:
-    """A started VolumeClient whose volume "v1" is `app`; closed afterwards."""
+async def client_of(app: web.Application, **options: float) -> AsyncIterator[VolumeClient]:
+    """A started VolumeClient whose volume "v1" is `app` (`options` are its timeouts);
+    closed afterwards."""
     async with TestServer(app, host="127.0.0.1") as server:
         url = str(server.make_url(""))
         client = VolumeClient(ClusterConfig(volumes=(VolumeSpec(id="v1", url=url),),
-                                            jwt_secret="x" * 32))
+                                            jwt_secret="x" * 32),
+                              **options)
         client.follow({"v1": url}, epoch=1)
         await client.start()
         try:
