@@ -1,7 +1,7 @@
-"""A read's timeout does not outlive it on a pooled connection: after an archive read
+"""A read's timeout does not outlive it on a pooled connection. After an archive read
 whose last bytes arrived while the client was not reading (the response paused the
-socket), the next request on that connection, a stage that sends for longer than the
-read clock, still succeeds."""
+socket), the next request on that connection still succeeds: a stage that sends for
+longer than the read clock, or any request once the connection sat idle that long."""
 
 from __future__ import annotations
 
@@ -52,6 +52,23 @@ async def test_a_stage_after_a_paused_read_is_not_timed_by_it(size_kib: int) -> 
         stream.close()
         answer = await client.stage("v1", "s1", slow_body(4 * READ_CLOCK))
         assert answer["received"] == 16 * 64 * KIB
+
+
+@pytest.mark.parametrize("size_kib", [576, 704])
+async def test_a_request_on_a_connection_idle_after_a_paused_read_succeeds(size_kib: int
+                                                                          ) -> None:
+    app = web.Application()
+    app.router.add_get("/archives/{archive_id}", archive)
+    app.router.add_put("/stage/{stage_id}", stage)
+    size = size_kib * KIB
+    async with client_of(app, metadata_timeout=READ_CLOCK) as client:
+        stream = await client.open_archive("v1", "a", 0, size - 1)
+        await asyncio.sleep(0.05)
+        assert await stream.read_exactly(size) == b"a" * size
+        stream.close()
+        await asyncio.sleep(2 * READ_CLOCK)  # the connection waits in the pool
+        answer = await client.stage("v1", "s2", slow_body(0.05))
+        assert answer["received"] == 64 * KIB
 
 
 async def test_a_volume_silent_before_its_headers_is_down_after_the_read_clock() -> None:
