@@ -168,15 +168,15 @@ class VolumeClient(VolumeTransport):
         resp = await self._open(volume_id, "/objects/latest", params, {})
         try:
             try:
-                if resp.status >= 400:
-                    raise self._failure(volume_id, resp.status, await resp.read())
-                if "x-rows-length" not in resp.headers:  # a volume that reads nothing along
-                    following, prefix = 0, await resp.read()
-                else:
-                    following = int(resp.headers.get("x-archive-bytes", "0"))
-                    prefix = await asyncio.wait_for(
-                        resp.content.readexactly(int(resp.headers["x-rows-length"])),
-                        self._metadata_timeout.total)
+                async with asyncio.timeout(self._metadata_timeout.total):  # the rows' bytes
+                    if resp.status >= 400:
+                        raise self._failure(volume_id, resp.status, await resp.read())
+                    if "x-rows-length" not in resp.headers:  # a volume that reads nothing along
+                        following, prefix = 0, await resp.read()
+                    else:
+                        following = int(resp.headers.get("x-archive-bytes", "0"))
+                        prefix = await resp.content.readexactly(
+                            int(resp.headers["x-rows-length"]))
             except ValueError as exc:
                 raise VolumeUnavailable(volume_id, "latest: bad rows length") from exc
             except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
