@@ -105,6 +105,12 @@ class DurabilitySpec:
     # from a volume of its placement, so two gateway processes do not heal it at once
     # (0: no leases).
     heal_lease_seconds: float = 30.0
+    # A heal's or a move's stage to a volume that stops taking its bytes (a stuck disk or
+    # process, not a dead one) is given up after this long without progress, and one
+    # whose whole body was sent after this long without an answer: the work is retried,
+    # instead of holding its slot for ever. Time spent reading the sources is not counted.
+    stage_stall_seconds: float = 30.0
+    stage_answer_seconds: float = 60.0
     # Refuse to acknowledge a write held by fewer fragments than this (0: the write
     # quorum, k when k > m). Up to k + m: k + m means every volume of the placement.
     min_write_fragments: int = 0
@@ -289,6 +295,9 @@ def parse_config(raw: dict[str, Any]) -> ClusterConfig:
             erasure.k <= durability.min_write_fragments <= erasure.k + erasure.m:
         raise ConfigError(f"[durability] min_write_fragments must be 0 or between k = "
                           f"{erasure.k} and k + m = {erasure.k + erasure.m}")
+    if durability.stage_stall_seconds <= 0 or durability.stage_answer_seconds <= 0:
+        raise ConfigError("[durability] stage_stall_seconds and stage_answer_seconds must "
+                          "be > 0")
     users = tuple(_build(User, u, "[[users]]") for u in raw.get("users", []))
     if len({u.access_key for u in users}) != len(users):
         raise ConfigError("user access keys must be unique")

@@ -58,6 +58,8 @@ HOLDS = (
     "heal.rounds",            # gateway: the healer starts nothing: no membership check,
                               # no heal queue polled (the others heal); a rebuild already
                               # running goes on
+    "stage.body",             # volume: a stage takes none of its body (a stuck disk or
+                              # process: the connection stays open, nothing is read)
 )
 
 _armed: dict[str, int] = {}

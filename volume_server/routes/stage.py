@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shardgate import faults
 from shardgate.jsonio import JSONResponse
 from volume_server.errors import ApiError
 from volume_server.layout import check_stage_id
@@ -26,6 +29,8 @@ async def put_stage(request: Request) -> Response:
     cache = request.query_params.get("cache", "1")
     if cache not in ("0", "1"):
         raise ApiError(400, "cache must be 0 or 1")
+    while faults.held("stage.body"):  # the fault suite's stuck volume
+        await asyncio.sleep(0.05)
     store = store_of(request)
     size = await store.stage(stage_id, request.stream(), expected, inline == "1",
                              around_cache=cache == "0")
