@@ -11,7 +11,8 @@ handed over, and answering once the body has ended. Time spent producing the bod
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from gateway.objects.cluster import Cluster
@@ -35,13 +36,18 @@ class _Progress:
         self.handed_at: float | None = None  # a piece is with the volume's connection
         self.ended_at: float | None = None  # the body ended; the answer is owed
 
-    async def track(self, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def track(self, body: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         loop = asyncio.get_running_loop()
-        async for piece in body:
-            self.handed_at = loop.time()
-            yield piece  # resumed once the connection took it and asks for the next
-            self.handed_at = None
-        self.ended_at = loop.time()
+        try:
+            async for piece in body:
+                self.handed_at = loop.time()
+                yield piece  # resumed once the connection took it and asks for the next
+                self.handed_at = None
+            self.ended_at = loop.time()
+        finally:  # given up mid-body: the source (an open archive read) closes now
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
 
     def overdue(self, now: float, stall: float, answer: float) -> str | None:
         if self.handed_at is not None and now - self.handed_at > stall:
@@ -59,7 +65,8 @@ async def watched_stage(volume_id: str, body: AsyncIterator[bytes],
     the next step for too long: taking a piece for `stall_seconds`, or answering after
     the body for `answer_seconds`."""
     progress = _Progress()
-    task = asyncio.ensure_future(stage(progress.track(body)))
+    tracked = progress.track(body)
+    task = asyncio.ensure_future(stage(tracked))
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -72,4 +79,8 @@ async def watched_stage(volume_id: str, body: AsyncIterator[bytes],
     finally:
         if not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(task, return_exceptions=True)  # its outcome, retrieved
+        # The HTTP client does not close a body it stopped sending; closing it here
+        # closes the source with it (a no-op once the body was sent whole).
+        with contextlib.suppress(RuntimeError):  # still inside the client's writer
+            await tracked.aclose()
