@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from erasure import ArchiveLayout, Codec, FragmentCorrupt
 from gateway.objects.cluster import Cluster
-from gateway.objects.stage_watch import stage_clocks, watched_stage
+from gateway.objects.stage_watch import watched_repair_stage
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 
 
@@ -50,15 +50,12 @@ async def copy_fragments(cluster: Cluster, codec: Codec, layout: ArchiveLayout,
     ids (installed by a repair). Raises CopyFailed, with nothing left staged."""
     batch = uuid.uuid4().hex
     stage_ids = {i: f"{batch}.move.{i}" for i in sources}
-    def stage(i: int) -> Callable[[AsyncIterator[bytes]], Awaitable[dict]]:
-        return lambda body: cluster.volumes.stage(
-            placement[i], stage_ids[i], body, layout.archive_size, inline=inline,
-            around_cache=cluster.config.written_around_cache(i, bulk))
-
     results = await asyncio.gather(*(
-        watched_stage(placement[i], _verified(cluster, codec, layout, source, archives[i],
-                                              i, seeds.get(i, 0)), stage(i),
-                      *stage_clocks(cluster))
+        watched_repair_stage(cluster, placement[i], stage_ids[i],
+                             _verified(cluster, codec, layout, source, archives[i], i,
+                                       seeds.get(i, 0)),
+                             layout.archive_size, inline=inline,
+                             around_cache=cluster.config.written_around_cache(i, bulk))
         for i, source in sources.items()), return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from erasure import Codec
 from gateway.objects.cluster import Cluster
-from gateway.objects.stage_watch import stage_clocks, watched_stage
+from gateway.objects.stage_watch import watched_repair_stage
 from gateway.objects.volume_errors import VolumeRejected, VolumeUnavailable
 from gateway.objects.volume_transport import ArchiveStream
 
@@ -37,14 +37,9 @@ async def rebuild_fragments(cluster: Cluster, codec: Codec, layout,  # noqa: ANN
         while (item := await queues[i].get()) is not None:
             yield item
 
-    def stage(i: int) -> Callable[[AsyncIterator[bytes]], Awaitable[dict]]:
-        return lambda pieces: cluster.volumes.stage(
-            placement[i], stage_ids[i], pieces, layout.archive_size, inline=inline,
-            around_cache=cluster.config.written_around_cache(i, bulk))
-
-    uploads = {i: asyncio.create_task(watched_stage(placement[i], body(i), stage(i),
-                                                    *stage_clocks(cluster)))
-               for i in rebuild}
+    uploads = {i: asyncio.create_task(watched_repair_stage(
+        cluster, placement[i], stage_ids[i], body(i), layout.archive_size, inline=inline,
+        around_cache=cluster.config.written_around_cache(i, bulk))) for i in rebuild}
     try:
         for segment in segments:
             size = layout.framed_length(segment)

@@ -23,12 +23,6 @@ T = TypeVar("T")
 POLL_SECONDS = 1.0
 
 
-def stage_clocks(cluster: Cluster) -> tuple[float, float]:
-    """(stall, answer) seconds: `[durability] stage_stall_seconds`, `stage_answer_seconds`."""
-    durability = cluster.config.durability
-    return durability.stage_stall_seconds, durability.stage_answer_seconds
-
-
 class _Progress:
     """When the volume last became the one we wait for, and for what."""
 
@@ -84,3 +78,16 @@ async def watched_stage(volume_id: str, body: AsyncIterator[bytes],
         # closes the source with it (a no-op once the body was sent whole).
         with contextlib.suppress(RuntimeError):  # still inside the client's writer
             await tracked.aclose()
+
+
+async def watched_repair_stage(cluster: Cluster, volume_id: str, stage_id: str,
+                               body: AsyncIterator[bytes], size: int, *, inline: bool,
+                               around_cache: bool) -> dict:
+    """A heal's or a move's stage of one archive, under the watch with the cluster's
+    clocks (`[durability] stage_stall_seconds`, `stage_answer_seconds`)."""
+    durability = cluster.config.durability
+    return await watched_stage(
+        volume_id, body,
+        lambda pieces: cluster.volumes.stage(volume_id, stage_id, pieces, size,
+                                             inline=inline, around_cache=around_cache),
+        durability.stage_stall_seconds, durability.stage_answer_seconds)

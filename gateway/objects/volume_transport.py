@@ -88,12 +88,14 @@ class VolumeTransport:
         # it: a response whose last bytes arrive while reading is paused leaves it
         # running on the pooled connection, and it then fails whatever request uses that
         # connection next ("Timeout on reading data from socket"), a stage that sends
-        # for longer than the timer included. Reads are timed here instead: the wait for
-        # an answer's headers (`_open`) and each fragment (`ArchiveStream.read_exactly`).
+        # for longer than the timer included. Reads are timed in our code instead: the
+        # wait for an answer's headers (`_open`), `latest`'s rows, and each fragment
+        # (`ArchiveStream.read_exactly`).
         #
-        # A stage streams for as long as the client sends: no clock runs while it does.
-        # The writer watches progress instead (a lane that takes no fragment for a
-        # while, or no answer long after its last byte, is dropped).
+        # A stage streams for as long as its body does: no clock runs while it does.
+        # Progress is watched instead: a client write's by its writer (a lane that takes
+        # no fragment for a while, or no answer long after its last byte, is dropped), a
+        # heal's or a move's by stage_watch.py.
         self._connect_only = aiohttp.ClientTimeout(total=None, connect=connect_timeout,
                                                      sock_connect=connect_timeout)
         # Metadata calls are small: a volume silent this long is treated as down.
